@@ -1,0 +1,134 @@
+//! Readers: newest-frame (mailbox) reads with torn-read detection, and waiting for frames.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::layout::{FrameMeta, RingGeometry};
+use crate::mapping::Mapped;
+use crate::owner::{WriterInfo, writer_info};
+use crate::sync::futex_wait;
+use crate::{RingError, RingName};
+
+/// Outcome of one read attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Read<T> {
+    /// A whole, consistent frame.
+    Frame(T),
+    /// Nothing has been published yet.
+    NoFrame,
+    /// The writer overwrote or was writing the slot during the read; nothing was accepted.
+    /// Counted in [`ReaderStats::torn`].
+    Torn { seq: u64 },
+}
+
+/// A reader's counters, for status reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Frames read successfully.
+    pub frames: u64,
+    /// Reads rejected because the slot changed under them.
+    pub torn: u64,
+    /// Frames published but never read because a newer one was taken instead (mailbox).
+    pub skipped: u64,
+}
+
+/// A read-only attachment to a ring. Any number of readers may attach; none can slow or
+/// block the writer.
+pub struct RingReader {
+    mapped: Mapped,
+    last_seq: u64,
+    stats: ReaderStats,
+}
+
+impl RingReader {
+    /// Attaches read-only; fails clearly if the object is missing, truncated or not a
+    /// ring of this ABI version.
+    pub fn attach(name: RingName) -> Result<Self, RingError> {
+        Ok(Self { mapped: Mapped::attach_ro(name)?, last_seq: 0, stats: ReaderStats::default() })
+    }
+
+    pub fn geometry(&self) -> RingGeometry {
+        self.mapped.geometry()
+    }
+
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    pub fn writer_info(&self) -> WriterInfo {
+        writer_info(&self.mapped)
+    }
+
+    /// Newest published sequence number (0: none yet).
+    pub fn latest_seq(&self) -> u64 {
+        // SYNC POINT: Acquire pairs with the Release store in `publish`.
+        self.mapped.header().latest_seq.load(Ordering::Acquire)
+    }
+
+    /// Blocks until a frame newer than `seq` is published or `timeout` passes; returns the
+    /// newest sequence number, or `None` on timeout. Sleeps on a futex: no polling.
+    pub fn wait_for_newer(&self, seq: u64, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        let word = &self.mapped.header().wake_word;
+        loop {
+            // Read the futex word before the condition, so a publish in between changes the
+            // word and makes the wait return at once.
+            let observed = word.load(Ordering::Acquire);
+            let latest = self.latest_seq();
+            if latest > seq {
+                return Some(latest);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            futex_wait(word, observed, deadline - now);
+        }
+    }
+
+    /// Copies the newest frame into `out` (resized to the payload length).
+    pub fn read_latest_into(&mut self, out: &mut Vec<u8>) -> Result<Read<FrameMeta>, RingError> {
+        let read = self.read_latest_with(|payload| {
+            out.clear();
+            out.extend_from_slice(payload);
+        })?;
+        Ok(match read {
+            Read::Frame((meta, ())) => Read::Frame(meta),
+            Read::NoFrame => Read::NoFrame,
+            Read::Torn { seq } => Read::Torn { seq },
+        })
+    }
+
+    /// Runs `f` on the newest frame's payload in place (zero copy), then checks the seqlock.
+    ///
+    /// `f` may see bytes the writer is changing; its result is returned only if the frame
+    /// stayed intact throughout, otherwise the read is [`Read::Torn`] and the result is
+    /// dropped. `f` must therefore not act on the bytes beyond computing its result.
+    pub fn read_latest_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<Read<(FrameMeta, R)>, RingError> {
+        let seq = self.latest_seq();
+        if seq == 0 {
+            return Ok(Read::NoFrame);
+        }
+        let Some((index, raw)) = self.mapped.begin_read(seq) else {
+            return Ok(self.torn(seq));
+        };
+        let result = f(self.mapped.payload(index, Mapped::raw_payload_len(&raw)));
+        if !self.mapped.verify_read(index, &raw) {
+            return Ok(self.torn(seq));
+        }
+        let meta = self.mapped.validate_meta(index, seq, &raw)?;
+        if seq > self.last_seq {
+            if self.last_seq != 0 {
+                self.stats.skipped += seq - self.last_seq - 1;
+            }
+            self.last_seq = seq;
+        }
+        self.stats.frames += 1;
+        Ok(Read::Frame((meta, result)))
+    }
+
+    fn torn<T>(&mut self, seq: u64) -> Read<T> {
+        self.stats.torn += 1;
+        Read::Torn { seq }
+    }
+}
