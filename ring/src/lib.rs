@@ -22,7 +22,7 @@ mod writer;
 pub use error::RingError;
 pub use layout::{FrameGeometry, FrameMeta, PixelFormat, RingGeometry};
 pub use owner::{RingOwner, WriterInfo};
-pub use reader::{Read, ReaderStats, RingReader};
+pub use reader::{Read, ReaderStats, RingReader, SlotState};
 pub use shm::{RingName, SHM_DIR, shm_free_bytes, unlink};
 pub use sync::{monotonic_ns, realtime_ns};
 pub use writer::{CaptureTime, RingWriter};

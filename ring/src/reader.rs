@@ -32,6 +32,16 @@ pub struct ReaderStats {
     pub skipped: u64,
 }
 
+/// What a slot's seqlock word says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotState {
+    pub index: u32,
+    /// The frame the slot holds (or is being filled with); 0 if never written.
+    pub seq: u64,
+    /// True while a writer is inside the slot, or if a writer died there.
+    pub being_written: bool,
+}
+
 /// A read-only attachment to a ring. Any number of readers may attach; none can slow or
 /// block the writer.
 pub struct RingReader {
@@ -125,6 +135,17 @@ impl RingReader {
         }
         self.stats.frames += 1;
         Ok(Read::Frame((meta, result)))
+    }
+
+    /// A snapshot of every slot's seqlock, for diagnostics (`orion-ring`-style inspection,
+    /// tests that check a writer died mid-write).
+    pub fn slot_states(&self) -> Vec<SlotState> {
+        (0..self.mapped.geometry().slots())
+            .map(|index| {
+                let word = self.mapped.slot(index).seqlock.load(Ordering::Acquire);
+                SlotState { index, seq: word >> 1, being_written: word & 1 == 1 }
+            })
+            .collect()
     }
 
     fn torn<T>(&mut self, seq: u64) -> Read<T> {

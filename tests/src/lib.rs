@@ -1,0 +1,13 @@
+//! Helpers shared by Orion's cross-process tests and benchmarks.
+//!
+//! - [`pattern`]: self-checking frame payloads, so a reader can tell a torn frame from a
+//!   whole one without trusting the ring.
+//! - [`child`]: spawned helper processes that are killed and reaped when dropped, so a
+//!   failing test leaves nothing running.
+//! - [`ring_probe`]: the protocol of the `ring-writer` / `ring-reader` helper programs.
+
+#![forbid(unsafe_code)]
+
+pub mod child;
+pub mod pattern;
+pub mod ring_probe;
