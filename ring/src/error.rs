@@ -20,19 +20,36 @@ pub enum RingError {
         "ring {name} needs {needed} bytes but {dir} has only {free} bytes free; \
          lower [ring] slots or the stream size, or enlarge {dir}"
     )]
-    NoSpace { name: String, needed: u64, free: u64, dir: &'static str },
+    NoSpace {
+        name: String,
+        needed: u64,
+        free: u64,
+        dir: &'static str,
+    },
 
     #[error("shared-memory object {name} does not exist (is the supervisor running?)")]
     NotFound { name: String },
 
     #[error("{name} is not an Orion frame ring (magic {found:#018x}, expected {expected:#018x})")]
-    BadMagic { name: String, found: u64, expected: u64 },
+    BadMagic {
+        name: String,
+        found: u64,
+        expected: u64,
+    },
 
     #[error("{name} uses ring ABI version {found}, this build speaks version {expected}")]
-    AbiVersion { name: String, found: u32, expected: u32 },
+    AbiVersion {
+        name: String,
+        found: u32,
+        expected: u32,
+    },
 
     #[error("{name} is truncated: object is {actual} bytes, its header describes {expected} bytes")]
-    Truncated { name: String, actual: u64, expected: u64 },
+    Truncated {
+        name: String,
+        actual: u64,
+        expected: u64,
+    },
 
     #[error("{name} has an inconsistent header: {reason}")]
     CorruptHeader { name: String, reason: String },
@@ -46,11 +63,23 @@ pub enum RingError {
     #[error("frame geometry: {0}")]
     Geometry(String),
 
-    #[error("frame payload is {len} bytes but {width}x{height} with stride {stride} needs {needed}")]
-    PayloadTooShort { len: u64, width: u32, height: u32, stride: u32, needed: u64 },
+    #[error(
+        "frame payload is {len} bytes but {width}x{height} with stride {stride} needs {needed}"
+    )]
+    PayloadTooShort {
+        len: u64,
+        width: u32,
+        height: u32,
+        stride: u32,
+        needed: u64,
+    },
 
     #[error("slot {slot} of {name} holds a corrupt frame: {reason}")]
-    CorruptSlot { name: String, slot: u32, reason: String },
+    CorruptSlot {
+        name: String,
+        slot: u32,
+        reason: String,
+    },
 
     #[error("{op} on {name}: {source}")]
     Io {
@@ -63,6 +92,10 @@ pub enum RingError {
 
 impl RingError {
     pub(crate) fn io(op: &'static str, name: &str, source: impl Into<io::Error>) -> Self {
-        RingError::Io { op, name: name.to_owned(), source: source.into() }
+        RingError::Io {
+            op,
+            name: name.to_owned(),
+            source: source.into(),
+        }
     }
 }

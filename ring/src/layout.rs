@@ -115,12 +115,21 @@ impl RingGeometry {
     /// Checks `slots` (1..=1024) and `slot_capacity` (1..=256 MiB).
     pub fn new(slots: u32, slot_capacity: u64) -> Result<Self, RingError> {
         if slots == 0 || slots > MAX_SLOTS {
-            return Err(RingError::SlotCount { got: slots, max: MAX_SLOTS });
+            return Err(RingError::SlotCount {
+                got: slots,
+                max: MAX_SLOTS,
+            });
         }
         if slot_capacity == 0 || slot_capacity > MAX_SLOT_CAPACITY {
-            return Err(RingError::SlotCapacity { got: slot_capacity, max: MAX_SLOT_CAPACITY });
+            return Err(RingError::SlotCapacity {
+                got: slot_capacity,
+                max: MAX_SLOT_CAPACITY,
+            });
         }
-        Ok(Self { slots, slot_capacity })
+        Ok(Self {
+            slots,
+            slot_capacity,
+        })
     }
 
     /// Geometry whose slots hold one `width`×`height` frame of `format` with 4-byte row
@@ -223,9 +232,16 @@ pub struct FrameGeometry {
 
 impl FrameGeometry {
     /// Checks that the size is non-zero and each row's pixels fit its stride.
-    pub fn new(width: u32, height: u32, stride: u32, format: PixelFormat) -> Result<Self, RingError> {
+    pub fn new(
+        width: u32,
+        height: u32,
+        stride: u32,
+        format: PixelFormat,
+    ) -> Result<Self, RingError> {
         if width == 0 || height == 0 {
-            return Err(RingError::Geometry(format!("{width}x{height} has no pixels")));
+            return Err(RingError::Geometry(format!(
+                "{width}x{height} has no pixels"
+            )));
         }
         let row = u64::from(width) * format.bytes_per_pixel();
         if u64::from(stride) < row {
@@ -233,7 +249,12 @@ impl FrameGeometry {
                 "stride {stride} is shorter than a row of {width} {format:?} pixels ({row} bytes)"
             )));
         }
-        Ok(Self { width, height, stride, format })
+        Ok(Self {
+            width,
+            height,
+            stride,
+            format,
+        })
     }
 
     /// Tightly packed rows padded to 4 bytes, as GStreamer lays out RGB.
@@ -338,8 +359,14 @@ mod tests {
 
     #[test]
     fn zero_slots_and_capacity_are_rejected() {
-        assert!(matches!(RingGeometry::new(0, 10), Err(RingError::SlotCount { got: 0, .. })));
-        assert!(matches!(RingGeometry::new(2, 0), Err(RingError::SlotCapacity { got: 0, .. })));
+        assert!(matches!(
+            RingGeometry::new(0, 10),
+            Err(RingError::SlotCount { got: 0, .. })
+        ));
+        assert!(matches!(
+            RingGeometry::new(2, 0),
+            Err(RingError::SlotCapacity { got: 0, .. })
+        ));
         let msg = RingGeometry::new(0, 10).unwrap_err().to_string();
         assert!(msg.contains("1..=1024"), "{msg}");
     }

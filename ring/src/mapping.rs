@@ -70,14 +70,21 @@ impl Mapped {
     pub(crate) fn initialize(name: RingName, map: MmapMut, geometry: RingGeometry) -> Self {
         debug_assert!(map.len() as u64 >= geometry.total_size());
         debug_assert!(map.iter().take(HEADER_SIZE as usize).all(|&b| b == 0));
-        let mapped = Self { name, map: Map::ReadWrite(map), geometry };
+        let mapped = Self {
+            name,
+            map: Map::ReadWrite(map),
+            geometry,
+        };
         let h = mapped.header();
         h.abi_version.store(ABI_VERSION, Ordering::Relaxed);
         h.header_size.store(HEADER_SIZE as u32, Ordering::Relaxed);
         h.slot_count.store(geometry.slots(), Ordering::Relaxed);
-        h.slot_header_size.store(SLOT_HEADER_SIZE as u32, Ordering::Relaxed);
-        h.slot_stride.store(geometry.slot_stride(), Ordering::Relaxed);
-        h.slot_capacity.store(geometry.slot_capacity(), Ordering::Relaxed);
+        h.slot_header_size
+            .store(SLOT_HEADER_SIZE as u32, Ordering::Relaxed);
+        h.slot_stride
+            .store(geometry.slot_stride(), Ordering::Relaxed);
+        h.slot_capacity
+            .store(geometry.slot_capacity(), Ordering::Relaxed);
         h.slots_offset.store(SLOTS_OFFSET, Ordering::Relaxed);
         h.total_size.store(geometry.total_size(), Ordering::Relaxed);
         // SYNC POINT: Release pairs with the Acquire load of `magic` in `validate`, so a
@@ -103,31 +110,75 @@ impl Mapped {
         let ring = name.as_str();
         let magic = h.magic.load(Ordering::Acquire);
         if magic != MAGIC {
-            return Err(RingError::BadMagic { name: ring.to_owned(), found: magic, expected: MAGIC });
+            return Err(RingError::BadMagic {
+                name: ring.to_owned(),
+                found: magic,
+                expected: MAGIC,
+            });
         }
         let version = h.abi_version.load(Ordering::Relaxed);
         if version != ABI_VERSION {
-            return Err(RingError::AbiVersion { name: ring.to_owned(), found: version, expected: ABI_VERSION });
+            return Err(RingError::AbiVersion {
+                name: ring.to_owned(),
+                found: version,
+                expected: ABI_VERSION,
+            });
         }
-        let corrupt = |reason: String| RingError::CorruptHeader { name: ring.to_owned(), reason };
-        let geometry = RingGeometry::new(h.slot_count.load(Ordering::Relaxed), h.slot_capacity.load(Ordering::Relaxed))
-            .map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = |reason: String| RingError::CorruptHeader {
+            name: ring.to_owned(),
+            reason,
+        };
+        let geometry = RingGeometry::new(
+            h.slot_count.load(Ordering::Relaxed),
+            h.slot_capacity.load(Ordering::Relaxed),
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
         let checks = [
-            ("header_size", u64::from(h.header_size.load(Ordering::Relaxed)), HEADER_SIZE),
-            ("slot_header_size", u64::from(h.slot_header_size.load(Ordering::Relaxed)), SLOT_HEADER_SIZE),
-            ("slot_stride", h.slot_stride.load(Ordering::Relaxed), geometry.slot_stride()),
-            ("slots_offset", h.slots_offset.load(Ordering::Relaxed), SLOTS_OFFSET),
-            ("total_size", h.total_size.load(Ordering::Relaxed), geometry.total_size()),
+            (
+                "header_size",
+                u64::from(h.header_size.load(Ordering::Relaxed)),
+                HEADER_SIZE,
+            ),
+            (
+                "slot_header_size",
+                u64::from(h.slot_header_size.load(Ordering::Relaxed)),
+                SLOT_HEADER_SIZE,
+            ),
+            (
+                "slot_stride",
+                h.slot_stride.load(Ordering::Relaxed),
+                geometry.slot_stride(),
+            ),
+            (
+                "slots_offset",
+                h.slots_offset.load(Ordering::Relaxed),
+                SLOTS_OFFSET,
+            ),
+            (
+                "total_size",
+                h.total_size.load(Ordering::Relaxed),
+                geometry.total_size(),
+            ),
         ];
         for (field, found, expected) in checks {
             if found != expected {
-                return Err(corrupt(format!("{field} is {found}, the geometry implies {expected}")));
+                return Err(corrupt(format!(
+                    "{field} is {found}, the geometry implies {expected}"
+                )));
             }
         }
         if len < geometry.total_size() {
-            return Err(RingError::Truncated { name: ring.to_owned(), actual: len, expected: geometry.total_size() });
+            return Err(RingError::Truncated {
+                name: ring.to_owned(),
+                actual: len,
+                expected: geometry.total_size(),
+            });
         }
-        Ok(Self { name, map, geometry })
+        Ok(Self {
+            name,
+            map,
+            geometry,
+        })
     }
 
     pub(crate) fn name(&self) -> &RingName {
@@ -151,12 +202,17 @@ impl Mapped {
         // SAFETY: `index < slots` (callers derive it from `slot_for`), and `validate` /
         // `initialize` checked that every slot lies inside the mapping. Slot offsets are
         // page-aligned; SlotHeader is atomics only, so any bit pattern is valid.
-        unsafe { &*(self.base().add(self.geometry.slot_offset(index) as usize) as *const SlotHeader) }
+        unsafe {
+            &*(self.base().add(self.geometry.slot_offset(index) as usize) as *const SlotHeader)
+        }
     }
 
     fn payload_ptr(&self, index: u32) -> *const u8 {
         // SAFETY: as in `slot`: the payload of a valid slot index lies inside the mapping.
-        unsafe { self.base().add(self.geometry.payload_offset(index) as usize) }
+        unsafe {
+            self.base()
+                .add(self.geometry.payload_offset(index) as usize)
+        }
     }
 
     /// The payload of `index` for writing; `None` on a read-only mapping.
@@ -172,7 +228,9 @@ impl Mapped {
     /// Step 1: mark the slot of `seq` as being written. Returns the slot index.
     pub(crate) fn begin_write(&self, seq: u64) -> u32 {
         let index = self.geometry.slot_for(seq);
-        self.slot(index).seqlock.store(seqlock_writing(seq), Ordering::Relaxed);
+        self.slot(index)
+            .seqlock
+            .store(seqlock_writing(seq), Ordering::Relaxed);
         // SYNC POINT: this Release fence keeps the odd word ordered before every payload
         // and metadata store that follows (pairs with the reader's Acquire fence in
         // `verify_read`): a reader that saw any new byte will see the word changed.
@@ -183,7 +241,10 @@ impl Mapped {
     /// Step 2: copy `src` into the slot's payload at `offset`. Callers keep
     /// `offset + src.len()` within the slot capacity.
     pub(crate) fn write_payload(&self, index: u32, offset: u64, src: &[u8]) {
-        assert!(offset + src.len() as u64 <= self.geometry.slot_capacity(), "payload write out of slot");
+        assert!(
+            offset + src.len() as u64 <= self.geometry.slot_capacity(),
+            "payload write out of slot"
+        );
         let Some(dst) = self.payload_mut_ptr(index) else {
             unreachable!("writer steps are only reachable through a read-write mapping");
         };
@@ -203,7 +264,8 @@ impl Mapped {
         s.width.store(meta.geometry.width(), Ordering::Relaxed);
         s.height.store(meta.geometry.height(), Ordering::Relaxed);
         s.stride.store(meta.geometry.stride(), Ordering::Relaxed);
-        s.format.store(meta.geometry.format() as u32, Ordering::Relaxed);
+        s.format
+            .store(meta.geometry.format() as u32, Ordering::Relaxed);
         s.payload_len.store(meta.payload_len, Ordering::Relaxed);
         s.epoch.store(meta.epoch, Ordering::Relaxed);
         // SYNC POINT: Release pairs with the reader's Acquire load of the seqlock in
@@ -216,7 +278,8 @@ impl Mapped {
         let h = self.header();
         // SYNC POINT: Release pairs with the reader's Acquire load of `latest_seq`.
         h.latest_seq.store(seq, Ordering::Release);
-        h.writer_heartbeat_ns.store(now_monotonic_ns, Ordering::Relaxed);
+        h.writer_heartbeat_ns
+            .store(now_monotonic_ns, Ordering::Relaxed);
         // SYNC POINT: bumping the futex word after `latest_seq` means a reader that read
         // the old word before checking `latest_seq` either sees the new seq or has its
         // FUTEX_WAIT fail with EAGAIN / be woken below.
@@ -275,13 +338,27 @@ impl Mapped {
 
     /// Turns verified raw metadata into a [`FrameMeta`], rejecting what a sane writer
     /// could never have written.
-    pub(crate) fn validate_meta(&self, index: u32, seq: u64, raw: &RawMeta) -> Result<FrameMeta, RingError> {
-        let corrupt = |reason: String| RingError::CorruptSlot { name: self.name.to_string(), slot: index, reason };
+    pub(crate) fn validate_meta(
+        &self,
+        index: u32,
+        seq: u64,
+        raw: &RawMeta,
+    ) -> Result<FrameMeta, RingError> {
+        let corrupt = |reason: String| RingError::CorruptSlot {
+            name: self.name.to_string(),
+            slot: index,
+            reason,
+        };
         if raw.frame_seq != seq {
-            return Err(corrupt(format!("frame_seq {} under seqlock of frame {seq}", raw.frame_seq)));
+            return Err(corrupt(format!(
+                "frame_seq {} under seqlock of frame {seq}",
+                raw.frame_seq
+            )));
         }
-        let format = PixelFormat::from_abi(raw.format).ok_or_else(|| corrupt(format!("unknown pixel format {}", raw.format)))?;
-        let geometry = FrameGeometry::new(raw.width, raw.height, raw.stride, format).map_err(|e| corrupt(e.to_string()))?;
+        let format = PixelFormat::from_abi(raw.format)
+            .ok_or_else(|| corrupt(format!("unknown pixel format {}", raw.format)))?;
+        let geometry = FrameGeometry::new(raw.width, raw.height, raw.stride, format)
+            .map_err(|e| corrupt(e.to_string()))?;
         let capacity = self.geometry.slot_capacity();
         if raw.payload_len > capacity || raw.payload_len < geometry.min_payload_len() {
             return Err(corrupt(format!(

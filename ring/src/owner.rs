@@ -40,7 +40,9 @@ impl RingOwner {
     /// crashed run). Fails with [`RingError::NoSpace`] if /dev/shm cannot hold it.
     pub fn create(name: RingName, geometry: RingGeometry) -> Result<Self, RingError> {
         let map = crate::shm::create(&name, geometry.total_size())?;
-        Ok(Self { mapped: Mapped::initialize(name, map, geometry) })
+        Ok(Self {
+            mapped: Mapped::initialize(name, map, geometry),
+        })
     }
 
     pub fn name(&self) -> &RingName {

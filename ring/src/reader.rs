@@ -54,7 +54,11 @@ impl RingReader {
     /// Attaches read-only; fails clearly if the object is missing, truncated or not a
     /// ring of this ABI version.
     pub fn attach(name: RingName) -> Result<Self, RingError> {
-        Ok(Self { mapped: Mapped::attach_ro(name)?, last_seq: 0, stats: ReaderStats::default() })
+        Ok(Self {
+            mapped: Mapped::attach_ro(name)?,
+            last_seq: 0,
+            stats: ReaderStats::default(),
+        })
     }
 
     pub fn geometry(&self) -> RingGeometry {
@@ -114,7 +118,10 @@ impl RingReader {
     /// `f` may see bytes the writer is changing; its result is returned only if the frame
     /// stayed intact throughout, otherwise the read is [`Read::Torn`] and the result is
     /// dropped. `f` must therefore not act on the bytes beyond computing its result.
-    pub fn read_latest_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<Read<(FrameMeta, R)>, RingError> {
+    pub fn read_latest_with<R>(
+        &mut self,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Read<(FrameMeta, R)>, RingError> {
         let seq = self.latest_seq();
         if seq == 0 {
             return Ok(Read::NoFrame);
@@ -143,7 +150,11 @@ impl RingReader {
         (0..self.mapped.geometry().slots())
             .map(|index| {
                 let word = self.mapped.slot(index).seqlock.load(Ordering::Acquire);
-                SlotState { index, seq: word >> 1, being_written: word & 1 == 1 }
+                SlotState {
+                    index,
+                    seq: word >> 1,
+                    being_written: word & 1 == 1,
+                }
             })
             .collect()
     }

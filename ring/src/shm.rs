@@ -20,13 +20,23 @@ pub struct RingName(String);
 
 impl RingName {
     pub fn new(name: &str) -> Result<Self, RingError> {
-        let bad = |reason| RingError::InvalidName { name: name.to_owned(), reason };
-        let rest = name.strip_prefix('/').ok_or_else(|| bad("must start with '/'"))?;
+        let bad = |reason| RingError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        };
+        let rest = name
+            .strip_prefix('/')
+            .ok_or_else(|| bad("must start with '/'"))?;
         if rest.is_empty() || rest.len() > 200 {
             return Err(bad("must have 1..=200 characters after '/'"));
         }
-        if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
-            return Err(bad("may only contain A-Z a-z 0-9 . _ - after the leading '/'"));
+        if !rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(bad(
+                "may only contain A-Z a-z 0-9 . _ - after the leading '/'",
+            ));
         }
         if rest.starts_with('.') {
             return Err(bad("must not start with '.' after the '/'"));
@@ -52,7 +62,8 @@ impl std::fmt::Display for RingName {
 
 /// Free bytes in /dev/shm available to this user.
 pub fn shm_free_bytes() -> Result<u64, RingError> {
-    let st = nix::sys::statvfs::statvfs(SHM_DIR).map_err(|e| RingError::io("statvfs", SHM_DIR, e))?;
+    let st =
+        nix::sys::statvfs::statvfs(SHM_DIR).map_err(|e| RingError::io("statvfs", SHM_DIR, e))?;
     Ok(st.blocks_available() * st.fragment_size())
 }
 
@@ -89,7 +100,8 @@ pub(crate) fn create(name: &RingName, size: u64) -> Result<MmapMut, RingError> {
 
 fn reserve_and_map(name: &RingName, fd: OwnedFd, size: u64) -> Result<MmapMut, RingError> {
     // The umask can only narrow the mode; set it exactly anyway so the intent is explicit.
-    fchmod(&fd, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| RingError::io("fchmod", name.as_str(), e))?;
+    fchmod(&fd, Mode::S_IRUSR | Mode::S_IWUSR)
+        .map_err(|e| RingError::io("fchmod", name.as_str(), e))?;
     let len = i64::try_from(size).map_err(|_| no_space(name, size, 0))?;
     nix::unistd::ftruncate(&fd, len).map_err(|e| RingError::io("ftruncate", name.as_str(), e))?;
     match nix::fcntl::posix_fallocate(&fd, 0, len) {
@@ -108,9 +120,15 @@ fn reserve_and_map(name: &RingName, fd: OwnedFd, size: u64) -> Result<MmapMut, R
 
 /// Opens an existing object; returns its file and size in bytes.
 fn open(name: &RingName, writable: bool) -> Result<(File, u64), RingError> {
-    let (flag, op) = if writable { (OFlag::O_RDWR, "shm_open(rw)") } else { (OFlag::O_RDONLY, "shm_open(ro)") };
+    let (flag, op) = if writable {
+        (OFlag::O_RDWR, "shm_open(rw)")
+    } else {
+        (OFlag::O_RDONLY, "shm_open(ro)")
+    };
     let fd = shm_open(name.as_str(), flag, Mode::empty()).map_err(|e| match e {
-        Errno::ENOENT => RingError::NotFound { name: name.to_string() },
+        Errno::ENOENT => RingError::NotFound {
+            name: name.to_string(),
+        },
         e => RingError::io(op, name.as_str(), e),
     })?;
     let st = fstat(&fd).map_err(|e| RingError::io("fstat", name.as_str(), e))?;
@@ -153,7 +171,12 @@ fn map_len(name: &RingName, size: u64) -> Result<usize, RingError> {
 }
 
 fn no_space(name: &RingName, needed: u64, free: u64) -> RingError {
-    RingError::NoSpace { name: name.to_string(), needed, free, dir: SHM_DIR }
+    RingError::NoSpace {
+        name: name.to_string(),
+        needed,
+        free,
+        dir: SHM_DIR,
+    }
 }
 
 #[cfg(test)]
@@ -165,9 +188,15 @@ mod tests {
         assert!(RingName::new("/orion-room1-frames").is_ok());
         for bad in ["orion", "/", "/a/b", "/a b", "/..", "/.hidden", "/ä"] {
             let err = RingName::new(bad).unwrap_err();
-            assert!(err.to_string().contains("invalid ring name"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("invalid ring name"),
+                "{bad}: {err}"
+            );
         }
         assert!(RingName::new(&format!("/{}", "a".repeat(201))).is_err());
-        assert_eq!(RingName::frames_for_instance("cam-1").unwrap().as_str(), "/orion-cam-1-frames");
+        assert_eq!(
+            RingName::frames_for_instance("cam-1").unwrap().as_str(),
+            "/orion-cam-1-frames"
+        );
     }
 }

@@ -37,7 +37,15 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32 in a mapping the caller holds; FUTEX_WAKE does
     // not access memory besides using the address as a key.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
     }
 }
 
@@ -45,7 +53,11 @@ fn now_ns(clock: ClockId) -> u64 {
     // clock_gettime on these clocks cannot fail on Linux; 0 would only ever show up as an
     // obviously wrong timestamp, never as a crash.
     clock_gettime(clock)
-        .map(|ts| (ts.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec() as u64))
+        .map(|ts| {
+            (ts.tv_sec() as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(ts.tv_nsec() as u64)
+        })
         .unwrap_or(0)
 }
 

@@ -23,7 +23,11 @@ fn shm_path(name: &RingName) -> String {
 }
 
 fn small_ring(tag: &str, slots: u32, capacity: u64) -> RingOwner {
-    RingOwner::create(unique_name(tag), RingGeometry::new(slots, capacity).unwrap()).unwrap()
+    RingOwner::create(
+        unique_name(tag),
+        RingGeometry::new(slots, capacity).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -36,28 +40,46 @@ fn round_trip_keeps_metadata_and_pixels() {
 
     let frame = FrameGeometry::packed(5, 3, PixelFormat::Rgb8).unwrap(); // stride 16
     let payload: Vec<u8> = (0..frame.full_len() as u8).collect();
-    let time = CaptureTime { realtime_ns: 1_700_000_000_000_000_000, monotonic_ns: 42 };
+    let time = CaptureTime {
+        realtime_ns: 1_700_000_000_000_000_000,
+        monotonic_ns: 42,
+    };
     for expected_seq in 1..=5 {
         assert_eq!(writer.write(frame, time, &payload).unwrap(), expected_seq);
     }
-    let Read::Frame(meta) = reader.read_latest_into(&mut buf).unwrap() else { panic!("no frame") };
+    let Read::Frame(meta) = reader.read_latest_into(&mut buf).unwrap() else {
+        panic!("no frame")
+    };
     assert_eq!(meta.seq, 5);
     assert_eq!(meta.epoch, 1);
     assert_eq!(meta.geometry, frame);
     assert_eq!(meta.geometry.stride(), 16);
-    assert_eq!((meta.realtime_ns, meta.monotonic_ns), (time.realtime_ns, time.monotonic_ns));
+    assert_eq!(
+        (meta.realtime_ns, meta.monotonic_ns),
+        (time.realtime_ns, time.monotonic_ns)
+    );
     assert_eq!(buf, payload);
     // The reader took seq 5 first: nothing skipped yet. Two more, read only the last.
     writer.write(frame, time, &payload).unwrap();
     writer.write(frame, time, &payload).unwrap();
     reader.read_latest_into(&mut buf).unwrap();
-    assert_eq!(reader.stats(), ReaderStats { frames: 2, torn: 0, skipped: 1 });
+    assert_eq!(
+        reader.stats(),
+        ReaderStats {
+            frames: 2,
+            torn: 0,
+            skipped: 1
+        }
+    );
 }
 
 #[test]
 fn ring_object_is_private_to_its_user() {
     let owner = small_ring("mode", 1, 16);
-    let mode = std::fs::metadata(shm_path(owner.name())).unwrap().permissions().mode();
+    let mode = std::fs::metadata(shm_path(owner.name()))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -68,20 +90,32 @@ fn owner_drop_unlinks_and_create_replaces_stale_object() {
     let owner = RingOwner::create(name.clone(), RingGeometry::new(2, 64).unwrap()).unwrap();
     assert!(RingReader::attach(name.clone()).is_ok());
     drop(owner);
-    assert!(matches!(RingReader::attach(name), Err(RingError::NotFound { .. })));
+    assert!(matches!(
+        RingReader::attach(name),
+        Err(RingError::NotFound { .. })
+    ));
 }
 
 #[test]
 fn ring_larger_than_dev_shm_is_refused_naming_sizes() {
     let geometry = RingGeometry::new(layout::MAX_SLOTS, layout::MAX_SLOT_CAPACITY).unwrap();
     let free = shm_free_bytes().unwrap();
-    assert!(geometry.total_size() > free, "test assumes /dev/shm smaller than 256 GiB");
+    assert!(
+        geometry.total_size() > free,
+        "test assumes /dev/shm smaller than 256 GiB"
+    );
     let name = unique_name("nospace");
     let err = RingOwner::create(name.clone(), geometry).err().unwrap();
     let msg = err.to_string();
     assert!(matches!(err, RingError::NoSpace { .. }), "{msg}");
-    assert!(msg.contains(&geometry.total_size().to_string()) && msg.contains("/dev/shm"), "{msg}");
-    assert!(!std::path::Path::new(&shm_path(&name)).exists(), "nothing left behind");
+    assert!(
+        msg.contains(&geometry.total_size().to_string()) && msg.contains("/dev/shm"),
+        "{msg}"
+    );
+    assert!(
+        !std::path::Path::new(&shm_path(&name)).exists(),
+        "nothing left behind"
+    );
 }
 
 #[test]
@@ -102,7 +136,17 @@ fn attach_rejects_other_abi_version() {
     bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
     std::fs::write(&path, bytes).unwrap();
     let err = RingWriter::attach(owner.name().clone()).err().unwrap();
-    assert!(matches!(err, RingError::AbiVersion { found: 99, expected: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RingError::AbiVersion {
+                found: 99,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,7 +161,10 @@ fn attach_rejects_truncated_objects() {
     assert!(err.to_string().contains(&full.to_string()), "{err}");
     file.set_len(100).unwrap(); // shorter than the header itself
     let err = RingReader::attach(owner.name().clone()).err().unwrap();
-    assert!(matches!(err, RingError::Truncated { actual: 100, .. }), "{err}");
+    assert!(
+        matches!(err, RingError::Truncated { actual: 100, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,10 +183,26 @@ fn bad_frames_are_refused_and_change_nothing() {
     let owner = small_ring("badframe", 2, 64);
     let mut writer = RingWriter::attach(owner.name().clone()).unwrap();
     let frame = FrameGeometry::packed(4, 4, PixelFormat::Rgb8).unwrap(); // 48 bytes
-    let err = writer.write(frame, CaptureTime::now(), &[0; 65]).unwrap_err();
-    assert!(matches!(err, RingError::FrameTooLarge { len: 65, capacity: 64 }), "{err}");
-    let err = writer.write(frame, CaptureTime::now(), &[0; 40]).unwrap_err();
-    assert!(matches!(err, RingError::PayloadTooShort { needed: 48, .. }), "{err}");
+    let err = writer
+        .write(frame, CaptureTime::now(), &[0; 65])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RingError::FrameTooLarge {
+                len: 65,
+                capacity: 64
+            }
+        ),
+        "{err}"
+    );
+    let err = writer
+        .write(frame, CaptureTime::now(), &[0; 40])
+        .unwrap_err();
+    assert!(
+        matches!(err, RingError::PayloadTooShort { needed: 48, .. }),
+        "{err}"
+    );
     assert_eq!(writer.info().latest_seq, 0);
     assert_eq!(writer.next_seq(), 1);
 }
@@ -175,7 +238,10 @@ fn wait_for_newer_times_out_then_wakes_on_publish() {
     });
     let start = Instant::now();
     assert_eq!(reader.wait_for_newer(0, Duration::from_secs(10)), Some(1));
-    assert!(start.elapsed() < Duration::from_secs(5), "woken by the publish, not the timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "woken by the publish, not the timeout"
+    );
     publisher.join().unwrap();
     // Already newer: returns at once.
     assert_eq!(reader.wait_for_newer(0, Duration::ZERO), Some(1));
@@ -188,7 +254,9 @@ const CHUNK: u64 = 16;
 
 /// The bytes frame `seq` of writer epoch `epoch` carries in this test.
 fn pattern(seq: u64, epoch: u64) -> Vec<u8> {
-    (0..CAP).map(|i| (seq.wrapping_mul(131) ^ epoch.wrapping_mul(29) ^ i.wrapping_mul(7)) as u8).collect()
+    (0..CAP)
+        .map(|i| (seq.wrapping_mul(131) ^ epoch.wrapping_mul(29) ^ i.wrapping_mul(7)) as u8)
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -17,7 +17,10 @@ pub struct CaptureTime {
 
 impl CaptureTime {
     pub fn now() -> Self {
-        Self { realtime_ns: realtime_ns(), monotonic_ns: monotonic_ns() }
+        Self {
+            realtime_ns: realtime_ns(),
+            monotonic_ns: monotonic_ns(),
+        }
     }
 }
 
@@ -44,16 +47,28 @@ impl RingWriter {
             let current = h.writer_pid.load(Ordering::Acquire);
             // Our own pid counts too: one writer handle per process, handed out once.
             if current != 0 && process_alive(current) {
-                return Err(RingError::WriterBusy { name: mapped.name().to_string(), pid: current });
+                return Err(RingError::WriterBusy {
+                    name: mapped.name().to_string(),
+                    pid: current,
+                });
             }
-            if h.writer_pid.compare_exchange(current, pid, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if h.writer_pid
+                .compare_exchange(current, pid, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 break;
             }
         }
         let epoch = h.writer_epoch.fetch_add(1, Ordering::AcqRel) + 1;
         let next_seq = h.latest_seq.load(Ordering::Acquire) + 1;
-        h.writer_heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
-        Ok(Self { mapped, pid, epoch, next_seq })
+        h.writer_heartbeat_ns
+            .store(monotonic_ns(), Ordering::Relaxed);
+        Ok(Self {
+            mapped,
+            pid,
+            epoch,
+            next_seq,
+        })
     }
 
     pub fn epoch(&self) -> u64 {
@@ -77,7 +92,12 @@ impl RingWriter {
     ///
     /// `payload` holds `frame.height()` rows of `frame.stride()` bytes (the last row may
     /// lack its padding). Never blocks on readers.
-    pub fn write(&mut self, frame: FrameGeometry, time: CaptureTime, payload: &[u8]) -> Result<u64, RingError> {
+    pub fn write(
+        &mut self,
+        frame: FrameGeometry,
+        time: CaptureTime,
+        payload: &[u8],
+    ) -> Result<u64, RingError> {
         let len = payload.len() as u64;
         let capacity = self.mapped.geometry().slot_capacity();
         if len > capacity {
@@ -111,20 +131,30 @@ impl RingWriter {
 
     /// Tells readers the writer is alive while no frames flow (e.g. camera reconnecting).
     pub fn heartbeat(&self) {
-        self.mapped.header().writer_heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        self.mapped
+            .header()
+            .writer_heartbeat_ns
+            .store(monotonic_ns(), Ordering::Relaxed);
     }
 }
 
 impl Drop for RingWriter {
     fn drop(&mut self) {
         // A clean exit releases the claim; a killed writer's pid is detected as dead instead.
-        let _ = self.mapped.header().writer_pid.compare_exchange(self.pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = self.mapped.header().writer_pid.compare_exchange(
+            self.pid,
+            0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 }
 
 /// True if `pid` names a running (not zombie) process.
 fn process_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
         Ok(()) => !is_zombie(pid),
         Err(nix::errno::Errno::EPERM) => true,
@@ -134,7 +164,9 @@ fn process_alive(pid: u32) -> bool {
 
 /// A killed child stays a zombie until reaped; it holds no ring state any more.
 fn is_zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
     // The state follows the command name, which is in parentheses and may contain spaces.
     stat.rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next())

@@ -25,7 +25,12 @@ impl ChildGuard {
             .with_context(|| format!("spawn {what}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().context("child stdout")?;
-        Ok(Self { child, stdin, stdout: BufReader::new(stdout).lines(), what })
+        Ok(Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            what,
+        })
     }
 
     pub fn pid(&self) -> u32 {

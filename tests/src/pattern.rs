@@ -30,7 +30,9 @@ fn body_checksum(body: &[u8]) -> u64 {
     body.chunks_exact(WORD).fold(0xCBF2_9CE4_8422_2325, |h, c| {
         let mut w = [0u8; WORD];
         w.copy_from_slice(c);
-        (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29)
+        (h ^ u64::from_le_bytes(w))
+            .wrapping_mul(0x0000_0100_0000_01B3)
+            .rotate_left(29)
     })
 }
 
@@ -47,7 +49,10 @@ pub struct Patterns {
 impl Patterns {
     /// Bodies for payloads of `len` bytes (a multiple of 8, at least [`MIN_LEN`]).
     pub fn new(len: usize) -> Self {
-        assert!(len >= MIN_LEN && len.is_multiple_of(WORD), "pattern length {len}");
+        assert!(
+            len >= MIN_LEN && len.is_multiple_of(WORD),
+            "pattern length {len}"
+        );
         let frames = (0..POOL)
             .map(|k| {
                 let mut buf = vec![0u8; len];

@@ -82,9 +82,17 @@ pub fn run_writer(
 ) -> Result<WriterSummary> {
     let frame = FrameGeometry::packed(width, height, PixelFormat::Gray8)?;
     let mut patterns = pattern::Patterns::new(frame.full_len() as usize);
-    let mut writer = RingWriter::attach(ring.clone()).with_context(|| format!("attach writer to {ring}"))?;
-    print_json(&WriterReady { pid: std::process::id(), epoch: writer.epoch(), next_seq: writer.next_seq() })?;
-    let mut summary = WriterSummary { frames: 0, last_seq: 0 };
+    let mut writer =
+        RingWriter::attach(ring.clone()).with_context(|| format!("attach writer to {ring}"))?;
+    print_json(&WriterReady {
+        pid: std::process::id(),
+        epoch: writer.epoch(),
+        next_seq: writer.next_seq(),
+    })?;
+    let mut summary = WriterSummary {
+        frames: 0,
+        last_seq: 0,
+    };
     while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| summary.frames < m) {
         let payload = patterns.frame(writer.next_seq(), writer.epoch());
         summary.last_seq = writer.write(frame, CaptureTime::now(), payload)?;
@@ -111,14 +119,15 @@ pub fn attach_reader(ring: &RingName, patience: Duration) -> Result<RingReader> 
 
 /// Reads the newest frame whenever one is published and checks every accepted payload,
 /// until `stop` is set.
-pub fn run_reader(ring: RingName, stop: &AtomicBool) -> Result<ReaderSummary> {
-    let mut reader = attach_reader(&ring, Duration::from_secs(10))?;
-    print_json(&serde_json::json!({"attached": ring.as_str()}))?;
+pub fn run_reader(mut reader: RingReader, stop: &AtomicBool) -> Result<ReaderSummary> {
     let mut summary = ReaderSummary::default();
     let mut epochs = BTreeSet::new();
     let mut last_seen = 0;
     while !stop.load(Ordering::Relaxed) {
-        if reader.wait_for_newer(last_seen, Duration::from_millis(20)).is_none() {
+        if reader
+            .wait_for_newer(last_seen, Duration::from_millis(20))
+            .is_none()
+        {
             continue;
         }
         match reader.read_latest_with(pattern::verify)? {
@@ -147,7 +156,13 @@ pub fn run_reader(ring: RingName, stop: &AtomicBool) -> Result<ReaderSummary> {
 }
 
 /// `ring-writer` main body: run until stdin closes, print the summary.
-pub fn writer_main(ring: &str, width: u32, height: u32, interval_us: u64, frames: u64) -> Result<()> {
+pub fn writer_main(
+    ring: &str,
+    width: u32,
+    height: u32,
+    interval_us: u64,
+    frames: u64,
+) -> Result<()> {
     let stop = stop_on_stdin_close();
     let interval = (interval_us > 0).then(|| Duration::from_micros(interval_us));
     let max = (frames > 0).then_some(frames);
@@ -158,6 +173,9 @@ pub fn writer_main(ring: &str, width: u32, height: u32, interval_us: u64, frames
 /// `ring-reader` main body: run until stdin closes, print the summary.
 pub fn reader_main(ring: &str) -> Result<()> {
     let stop = stop_on_stdin_close();
-    let summary = run_reader(RingName::new(ring)?, &stop)?;
+    let ring = RingName::new(ring)?;
+    let reader = attach_reader(&ring, Duration::from_secs(10))?;
+    print_json(&serde_json::json!({"attached": ring.as_str()}))?;
+    let summary = run_reader(reader, &stop)?;
     print_json(&summary)
 }

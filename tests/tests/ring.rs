@@ -3,6 +3,8 @@
 //! - `writer_killed_mid_write_200_times_never_yields_a_torn_frame`: the SIGKILL soak.
 //! - `reader_started_before_the_ring_exists_catches_up`: start-order independence.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -22,7 +24,14 @@ fn unique_ring(tag: &str) -> RingName {
 
 fn writer_cmd(ring: &RingName, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ring-writer"));
-    cmd.args(["--ring", ring.as_str(), "--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()]);
+    cmd.args([
+        "--ring",
+        ring.as_str(),
+        "--width",
+        &WIDTH.to_string(),
+        "--height",
+        &HEIGHT.to_string(),
+    ]);
     cmd.args(extra);
     cmd
 }
@@ -48,8 +57,11 @@ fn writer_killed_mid_write_200_times_never_yields_a_torn_frame() {
     const KILLS: u32 = 200;
     let ring = unique_ring("kill");
     // Two 1 MiB slots: a full-speed writer laps a checksumming reader often.
-    let owner = RingOwner::create(ring.clone(), RingGeometry::for_frames(2, WIDTH, HEIGHT, PixelFormat::Gray8).unwrap())
-        .unwrap();
+    let owner = RingOwner::create(
+        ring.clone(),
+        RingGeometry::for_frames(2, WIDTH, HEIGHT, PixelFormat::Gray8).unwrap(),
+    )
+    .unwrap();
     let probe = RingReader::attach(ring.clone()).unwrap();
 
     let mut early = reader(&ring); // started before any writer
@@ -72,7 +84,10 @@ fn writer_killed_mid_write_200_times_never_yields_a_torn_frame() {
             killed_mid_write += 1;
         }
         let after = probe.writer_info();
-        assert!(after.latest_seq >= before.latest_seq, "sequence went backwards at kill {i}");
+        assert!(
+            after.latest_seq >= before.latest_seq,
+            "sequence went backwards at kill {i}"
+        );
         if i == KILLS / 2 {
             let mut r = reader(&ring); // started while writers come and go
             wait_attached(&mut r);
@@ -81,25 +96,48 @@ fn writer_killed_mid_write_200_times_never_yields_a_torn_frame() {
     }
 
     // A last writer that exits cleanly: readers see its frames too.
-    let last = ChildGuard::spawn(writer_cmd(&ring, &["--frames", "50", "--interval-us", "2000"])).unwrap();
+    let last = ChildGuard::spawn(writer_cmd(
+        &ring,
+        &["--frames", "50", "--interval-us", "2000"],
+    ))
+    .unwrap();
     let last: WriterSummary = serde_json::from_str(&last.join().unwrap()).unwrap();
     assert_eq!(last.frames, 50);
-    assert_eq!(probe.writer_info().pid, 0, "a clean exit releases the writer claim");
+    assert_eq!(
+        probe.writer_info().pid,
+        0,
+        "a clean exit releases the writer claim"
+    );
     std::thread::sleep(Duration::from_millis(100));
 
     let early: ReaderSummary = serde_json::from_str(&early.finish().unwrap()).unwrap();
     let late: ReaderSummary = serde_json::from_str(&late.unwrap().finish().unwrap()).unwrap();
     eprintln!("kills={KILLS} mid_write={killed_mid_write} early={early:?} late={late:?}");
 
-    assert!(killed_mid_write >= KILLS / 2, "only {killed_mid_write} of {KILLS} kills hit a write");
+    assert!(
+        killed_mid_write >= KILLS / 2,
+        "only {killed_mid_write} of {KILLS} kills hit a write"
+    );
     for (who, s) in [("early", &early), ("late", &late)] {
-        assert_eq!(s.torn_accepted, 0, "{who} reader accepted torn frames: {s:?}");
+        assert_eq!(
+            s.torn_accepted, 0,
+            "{who} reader accepted torn frames: {s:?}"
+        );
         assert_eq!(s.seq_regressions, 0, "{who}: {s:?}");
         assert!(s.accepted > 0, "{who} reader read nothing: {s:?}");
-        assert_eq!(s.last_seq, last.last_seq, "{who} reader missed the final frame: {s:?}");
+        assert_eq!(
+            s.last_seq, last.last_seq,
+            "{who} reader missed the final frame: {s:?}"
+        );
     }
-    assert!(early.torn_detected + late.torn_detected > 0, "the readers were never lapped: the race was not exercised");
-    assert!(early.distinct_epochs > u64::from(KILLS) / 2, "early reader followed few writers: {early:?}");
+    assert!(
+        early.torn_detected + late.torn_detected > 0,
+        "the readers were never lapped: the race was not exercised"
+    );
+    assert!(
+        early.distinct_epochs > u64::from(KILLS) / 2,
+        "early reader followed few writers: {early:?}"
+    );
     drop(owner);
 }
 
@@ -108,15 +146,25 @@ fn reader_started_before_the_ring_exists_catches_up() {
     let ring = unique_ring("order");
     let mut r = reader(&ring);
     std::thread::sleep(Duration::from_millis(50));
-    let owner = RingOwner::create(ring.clone(), RingGeometry::for_frames(2, WIDTH, HEIGHT, PixelFormat::Gray8).unwrap())
-        .unwrap();
+    let owner = RingOwner::create(
+        ring.clone(),
+        RingGeometry::for_frames(2, WIDTH, HEIGHT, PixelFormat::Gray8).unwrap(),
+    )
+    .unwrap();
     wait_attached(&mut r);
-    let w = ChildGuard::spawn(writer_cmd(&ring, &["--frames", "20", "--interval-us", "5000"])).unwrap();
+    let w = ChildGuard::spawn(writer_cmd(
+        &ring,
+        &["--frames", "20", "--interval-us", "5000"],
+    ))
+    .unwrap();
     let w: WriterSummary = serde_json::from_str(&w.join().unwrap()).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let s: ReaderSummary = serde_json::from_str(&r.finish().unwrap()).unwrap();
     assert_eq!(s.torn_accepted, 0, "{s:?}");
-    assert!(s.accepted >= 10, "paced frames should nearly all be read: {s:?}");
+    assert!(
+        s.accepted >= 10,
+        "paced frames should nearly all be read: {s:?}"
+    );
     assert_eq!(s.last_seq, w.last_seq);
     drop(owner);
 }
