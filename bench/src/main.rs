@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod capture;
 mod report;
 mod ring;
 mod stats;
@@ -20,14 +21,26 @@ struct Cli {
 enum Suite {
     /// Frame ring: write bandwidth vs memcpy, cross-process wake-up latency, torn-read stress.
     Ring(ring::Options),
+    /// Capture process: first frame from a local RTSP server, rate accuracy.
+    Capture(capture::Options),
     /// Internal: a child process of the ring suite.
     #[command(hide = true)]
     RingChild(ring::ChildArgs),
+    /// Internal: runs `orion-capture`'s code (for the capture suite).
+    #[command(hide = true)]
+    CaptureChild(orion_capture::cli::Args),
+    /// Internal: runs `rtsp-test-server`'s code (for the capture suite).
+    #[command(hide = true)]
+    RtspServer(orion_tests::rtsp_server::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().suite {
-        Suite::Ring(opts) => ring::run(&opts),
-        Suite::RingChild(args) => ring::child(&args),
+        Suite::Ring(opts) => ring::run(&opts)?,
+        Suite::Capture(opts) => capture::run(&opts)?,
+        Suite::RingChild(args) => ring::child(&args)?,
+        Suite::CaptureChild(args) => return Ok(orion_capture::cli::run_with(&args)),
+        Suite::RtspServer(args) => orion_tests::rtsp_server::serve(&args)?,
     }
+    Ok(std::process::ExitCode::SUCCESS)
 }

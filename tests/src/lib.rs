@@ -2,12 +2,16 @@
 //!
 //! - [`pattern`]: self-checking frame payloads, so a reader can tell a torn frame from a
 //!   whole one without trusting the ring.
+//! - [`bins`]: the workspace binaries of other packages, for tests.
 //! - [`child`]: spawned helper processes that are killed and reaped when dropped, so a
 //!   failing test leaves nothing running.
 //! - [`ring_probe`]: the protocol of the `ring-writer` / `ring-reader` helper programs.
+//! - [`rtsp_server`]: the RTSP server standing in for a camera (`rtsp-test-server`).
 
 #![forbid(unsafe_code)]
 
+pub mod bins;
 pub mod child;
 pub mod pattern;
 pub mod ring_probe;
+pub mod rtsp_server;

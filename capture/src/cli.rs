@@ -1,0 +1,161 @@
+//! Command line of `orion-capture`: arguments, their validation, and the process body.
+//! `orion-bench` runs the same body in its capture child processes.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::pipeline::StreamSettings;
+use crate::sink::FrameSink;
+use crate::source::{RtspTransport, Source};
+use crate::status::Reporter;
+use crate::stream::Capture;
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use gstreamer as gst;
+use orion_protocol::{CaptureStatus, FrameSize, RateHz, StreamState};
+use orion_ring::{FrameGeometry, PixelFormat, RingName, RingWriter};
+
+/// Writes one camera's frames, as RGB at a fixed size and rate, into an Orion frame ring.
+///
+/// The ring must exist (oriond creates it). Status goes to stdout as JSON lines, logs to
+/// stderr. Exits 0 on SIGTERM/SIGINT, 2 on bad arguments, 1 if the ring cannot be used.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "orion-capture", version)]
+pub struct Args {
+    /// Frame ring to write, e.g. /orion-room1-frames
+    #[arg(long)]
+    ring: String,
+    /// Camera: rtsp://[user:pass@]host[:port]/path, file:///path (loops), v4l2:///dev/videoN, test://
+    #[arg(long)]
+    source: String,
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    #[arg(long, default_value_t = 480)]
+    height: u32,
+    /// Frames per second written to the ring, 0.1..=30 (fractions such as 0.5 are exact)
+    #[arg(long, default_value_t = 5.0)]
+    rate_hz: f64,
+    /// Seconds without a frame before the stream is rebuilt (at least 2.5 frame intervals)
+    #[arg(long, default_value_t = 5.0)]
+    stall_timeout_s: f64,
+    #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
+    rtsp_transport: RtspTransport,
+    /// Milliseconds between periodic status lines
+    #[arg(long, default_value_t = 1000)]
+    status_interval_ms: u64,
+}
+
+/// Arguments after validation.
+struct Config {
+    ring: RingName,
+    source: Source,
+    settings: StreamSettings,
+    stall_timeout: Duration,
+    status_interval: Duration,
+}
+
+fn validate(args: &Args) -> Result<Config> {
+    let stall = args.stall_timeout_s;
+    if !(stall.is_finite() && (0.5..=3600.0).contains(&stall)) {
+        bail!("stall_timeout_s must be in 0.5..=3600, got {stall}");
+    }
+    if !(100..=60_000).contains(&args.status_interval_ms) {
+        bail!(
+            "status_interval_ms must be in 100..=60000, got {}",
+            args.status_interval_ms
+        );
+    }
+    Ok(Config {
+        ring: RingName::new(&args.ring)?,
+        source: Source::parse(&args.source, args.rtsp_transport)?,
+        settings: StreamSettings {
+            size: FrameSize::new(args.width, args.height)?,
+            rate: RateHz::new(args.rate_hz)?,
+        },
+        stall_timeout: Duration::from_secs_f64(stall),
+        status_interval: Duration::from_millis(args.status_interval_ms),
+    })
+}
+
+/// Installs logging, parses the process arguments, runs.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    run_with(&Args::parse())
+}
+
+/// Validates `args` and runs until SIGTERM/SIGINT; returns the process exit code.
+pub fn run_with(args: &Args) -> ExitCode {
+    let config = match validate(args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("orion-capture: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "capture failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> Result<()> {
+    // Nothing of Orion outlives its supervisor.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .context("prctl(PR_SET_PDEATHSIG)")?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, shutdown.clone()).context("install signal handler")?;
+    }
+    gst::init().context("initialize GStreamer")?;
+
+    let size = config.settings.size;
+    let frame = FrameGeometry::packed(size.width(), size.height(), PixelFormat::Rgb8)?;
+    let writer = RingWriter::attach(config.ring.clone())
+        .with_context(|| format!("attach to ring {}", config.ring))?;
+    let capacity = writer.geometry().slot_capacity();
+    if frame.full_len() > capacity {
+        bail!(
+            "ring {} has {capacity}-byte slots, too small for {size} RGB frames ({} bytes)",
+            config.ring,
+            frame.full_len()
+        );
+    }
+    let sink = Arc::new(FrameSink::new(writer));
+    let status = CaptureStatus {
+        state: StreamState::Connecting,
+        fps: 0.0,
+        frames: 0,
+        reconnects: 0,
+        last_error: None,
+        retry_in_ms: None,
+        source: config.source.to_string(),
+        width: size.width(),
+        height: size.height(),
+        rate_hz: config.settings.rate.hz(),
+        last_seq: 0,
+        epoch: sink.epoch(),
+    };
+    tracing::info!(source = %config.source, %size, rate = %config.settings.rate, ring = %config.ring, "capture starting");
+    let mut capture = Capture {
+        source: config.source,
+        settings: config.settings,
+        stall_timeout: config.stall_timeout,
+        sink,
+        reporter: Reporter::new(status, config.status_interval),
+        shutdown,
+    };
+    capture.run();
+    tracing::info!(frames = capture.sink.frames(), "capture stopped");
+    Ok(())
+}

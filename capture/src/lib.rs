@@ -1,0 +1,18 @@
+//! Orion's capture process: one camera → GStreamer → RGB frames in the shared-memory ring.
+//!
+//! - [`source`]: the camera URI, validated, credentials kept out of logs.
+//! - [`pipeline`]: the GStreamer pipeline, built element by element.
+//! - [`sink`]: each frame into the ring, counted ([`sink::FrameSink`]).
+//! - [`stream`]: the reconnect-forever loop with stall detection ([`stream::Capture`]).
+//! - [`backoff`], [`status`]: reconnect delays and status reports.
+//! - [`cli`]: the process: arguments, validation, signal handling.
+
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod cli;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
+pub mod status;
+pub mod stream;

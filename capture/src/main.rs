@@ -1,0 +1,6 @@
+//! `orion-capture`: writes one camera's frames into an existing frame ring until SIGTERM.
+//! See `orion_capture::cli` for the arguments.
+
+fn main() -> std::process::ExitCode {
+    orion_capture::cli::main()
+}

@@ -1,0 +1,71 @@
+//! Status reports: a JSON line on stdout (`{"type":"capture_status",...}`) on every state
+//! change and every interval, plus a structured log line on state changes. The supervisor
+//! reads the same lines.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use orion_protocol::{CaptureStatus, StreamState};
+
+pub struct Reporter {
+    status: CaptureStatus,
+    interval: Duration,
+    last_report: Option<Instant>,
+}
+
+impl Reporter {
+    pub fn new(initial: CaptureStatus, interval: Duration) -> Self {
+        Self {
+            status: initial,
+            interval,
+            last_report: None,
+        }
+    }
+
+    pub fn status(&self) -> &CaptureStatus {
+        &self.status
+    }
+
+    /// Applies `update`; reports at once if the state changed, else when the interval is due.
+    pub fn update(&mut self, update: impl FnOnce(&mut CaptureStatus)) {
+        let before = self.status.state;
+        update(&mut self.status);
+        let changed = self.status.state != before;
+        if changed {
+            let s = &self.status;
+            tracing::info!(
+                state = ?s.state,
+                from = ?before,
+                frames = s.frames,
+                reconnects = s.reconnects,
+                retry_in_ms = s.retry_in_ms,
+                error = s.last_error.as_deref(),
+                "stream state"
+            );
+        }
+        if changed
+            || self
+                .last_report
+                .is_none_or(|t| t.elapsed() >= self.interval)
+        {
+            self.emit();
+        }
+    }
+
+    pub fn set_state(&mut self, state: StreamState) {
+        self.update(|s| s.state = state);
+    }
+
+    fn emit(&mut self) {
+        self.last_report = Some(Instant::now());
+        let mut line = serde_json::json!({"type": "capture_status"});
+        if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
+            (line.as_object_mut(), serde_json::to_value(&self.status))
+        {
+            obj.extend(fields);
+        }
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (supervisor gone) is not a reason to stop capturing.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
