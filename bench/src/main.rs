@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod capture;
+mod detector;
 mod report;
 mod ring;
 mod stats;
@@ -23,12 +24,17 @@ enum Suite {
     Ring(ring::Options),
     /// Capture process: first frame from a local RTSP server, rate accuracy.
     Capture(capture::Options),
+    /// Detector: pipeline overhead vs bare ONNX Runtime (320, 640), model swap gap.
+    Detector(detector::Options),
     /// Internal: a child process of the ring suite.
     #[command(hide = true)]
     RingChild(ring::ChildArgs),
     /// Internal: runs `orion-capture`'s code (for the capture suite).
     #[command(hide = true)]
     CaptureChild(orion_capture::cli::Args),
+    /// Internal: runs `orion-detector`'s code (for the detector suite).
+    #[command(hide = true)]
+    DetectorChild(orion_detector::cli::Args),
     /// Internal: runs `rtsp-test-server`'s code (for the capture suite).
     #[command(hide = true)]
     RtspServer(orion_tests::rtsp_server::Args),
@@ -38,8 +44,16 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().suite {
         Suite::Ring(opts) => ring::run(&opts)?,
         Suite::Capture(opts) => capture::run(&opts)?,
+        Suite::Detector(opts) => detector::run(&opts)?,
         Suite::RingChild(args) => ring::child(&args)?,
-        Suite::CaptureChild(args) => return Ok(orion_capture::cli::run_with(&args)),
+        Suite::CaptureChild(args) => {
+            orion_capture::cli::init_logging();
+            return Ok(orion_capture::cli::run_with(&args));
+        }
+        Suite::DetectorChild(args) => {
+            orion_detector::cli::init_logging();
+            return Ok(orion_detector::cli::run_with(&args));
+        }
         Suite::RtspServer(args) => orion_tests::rtsp_server::serve(&args)?,
     }
     Ok(std::process::ExitCode::SUCCESS)

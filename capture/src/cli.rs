@@ -81,6 +81,12 @@ fn validate(args: &Args) -> Result<Config> {
 
 /// Installs logging, parses the process arguments, runs.
 pub fn main() -> ExitCode {
+    init_logging();
+    run_with(&Args::parse())
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -88,7 +94,6 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    run_with(&Args::parse())
 }
 
 /// Validates `args` and runs until SIGTERM/SIGINT; returns the process exit code.

@@ -1,13 +1,18 @@
 //! Types Orion's processes share.
 //!
-//! - [`units`]: validated values ([`RateHz`], [`FrameSize`]) so that an out-of-range rate or
+//! - [`units`]: validated values ([`RateHz`], [`FrameSize`], [`ModelSize`], [`NormRect`]) so that an out-of-range rate or
 //!   size cannot exist past the edge that parsed it.
 //! - [`capture`]: what the capture process reports ([`CaptureStatus`], [`StreamState`]).
+//! - [`detection`]: the per-frame detection message ([`DetectionMessage`]).
 
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod detection;
 pub mod units;
 
 pub use capture::{CaptureStatus, StreamState};
-pub use units::{FrameSize, RateHz, UnitError};
+pub use detection::{
+    BBox, Detection, DetectionData, DetectionMessage, DetectionMetadata, RoiSource, Timing,
+};
+pub use units::{FrameSize, ModelSize, NormRect, RateHz, RoiSet, UnitError};

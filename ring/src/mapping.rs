@@ -379,8 +379,4 @@ impl Mapped {
             payload_len: raw.payload_len,
         })
     }
-
-    pub(crate) fn raw_payload_len(raw: &RawMeta) -> u64 {
-        raw.payload_len
-    }
 }

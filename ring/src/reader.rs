@@ -102,7 +102,7 @@ impl RingReader {
 
     /// Copies the newest frame into `out` (resized to the payload length).
     pub fn read_latest_into(&mut self, out: &mut Vec<u8>) -> Result<Read<FrameMeta>, RingError> {
-        let read = self.read_latest_with(|payload| {
+        let read = self.read_latest_with(|_, payload| {
             out.clear();
             out.extend_from_slice(payload);
         })?;
@@ -113,14 +113,17 @@ impl RingReader {
         })
     }
 
-    /// Runs `f` on the newest frame's payload in place (zero copy), then checks the seqlock.
+    /// Runs `f` on the newest frame's metadata and payload in place (zero copy), then
+    /// checks the seqlock.
     ///
-    /// `f` may see bytes the writer is changing; its result is returned only if the frame
-    /// stayed intact throughout, otherwise the read is [`Read::Torn`] and the result is
-    /// dropped. `f` must therefore not act on the bytes beyond computing its result.
+    /// `f` may see bytes the writer is changing (the metadata is already checked to be
+    /// self-consistent and within the slot, so slicing by it cannot go out of bounds); its
+    /// result is returned only if the frame stayed intact throughout, otherwise the read is
+    /// [`Read::Torn`] and the result is dropped. `f` must therefore not act on the bytes
+    /// beyond computing its result.
     pub fn read_latest_with<R>(
         &mut self,
-        f: impl FnOnce(&[u8]) -> R,
+        f: impl FnOnce(&FrameMeta, &[u8]) -> R,
     ) -> Result<Read<(FrameMeta, R)>, RingError> {
         let seq = self.latest_seq();
         if seq == 0 {
@@ -129,11 +132,16 @@ impl RingReader {
         let Some((index, raw)) = self.mapped.begin_read(seq) else {
             return Ok(self.torn(seq));
         };
-        let result = f(self.mapped.payload(index, Mapped::raw_payload_len(&raw)));
+        let meta = match self.mapped.validate_meta(index, seq, &raw) {
+            Ok(meta) => meta,
+            // Garbage metadata is only an error if it was not just a torn read.
+            Err(_) if !self.mapped.verify_read(index, &raw) => return Ok(self.torn(seq)),
+            Err(err) => return Err(err),
+        };
+        let result = f(&meta, self.mapped.payload(index, meta.payload_len));
         if !self.mapped.verify_read(index, &raw) {
             return Ok(self.torn(seq));
         }
-        let meta = self.mapped.validate_meta(index, seq, &raw)?;
         if seq > self.last_seq {
             if self.last_seq != 0 {
                 self.stats.skipped += seq - self.last_seq - 1;

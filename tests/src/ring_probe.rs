@@ -130,7 +130,7 @@ pub fn run_reader(mut reader: RingReader, stop: &AtomicBool) -> Result<ReaderSum
         {
             continue;
         }
-        match reader.read_latest_with(pattern::verify)? {
+        match reader.read_latest_with(|_, payload| pattern::verify(payload))? {
             Read::Frame((meta, verified)) => {
                 let intact = verified.is_some_and(|v| v.seq == meta.seq && v.epoch == meta.epoch);
                 if intact {

@@ -1,0 +1,225 @@
+//! Command line of `orion-detector`: arguments, validation, the process body.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use orion_protocol::ModelSize;
+use orion_ring::{RingName, RingReader};
+
+use crate::bridge::{Bridge, Settings};
+use crate::tensors::TensorBuffer;
+use crate::worker::WorkerConfig;
+
+/// Runs person detection on the newest frames of an Orion frame ring.
+///
+/// Results, acks and status go to stdout as JSON lines; commands (JSON lines:
+/// pause_inference, resume_inference, set_model_size, get_status) come on stdin; logs on
+/// stderr. Exits 0 on SIGTERM/SIGINT, 2 on bad arguments, 1 on a fatal error.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "orion-detector", version)]
+pub struct Args {
+    /// Frame ring to read, e.g. /orion-room1-frames
+    #[arg(long)]
+    pub ring: String,
+    /// Instance id ([a-z0-9-]+): names the tensor buffer and goes into every message
+    #[arg(long)]
+    pub instance_id: String,
+    #[arg(long, default_value = "")]
+    pub room_id: String,
+    /// Directory with yolo11{size}.onnx / yolo11{size}_*_{640,320}.onnx
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    /// Initial model size: n, s, m, l or x
+    #[arg(long, default_value = "n")]
+    pub size: String,
+    /// Python interpreter with onnxruntime, numpy and msgpack
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
+    /// Directory holding the orion_worker package (default: ../lib/orion/python next to
+    /// this binary, else the repository's python/)
+    #[arg(long)]
+    pub worker_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    pub threads: u32,
+    #[arg(long, default_value_t = 0.25)]
+    pub confidence: f32,
+    #[arg(long, default_value_t = 0.45)]
+    pub iou: f32,
+    /// Class names that count as a person, comma-separated
+    #[arg(long, default_value = "person")]
+    pub classes: String,
+    /// Regions of at most this many pixels use the 320 model (if one is loaded)
+    #[arg(long, default_value_t = 102_400)]
+    pub threshold_320: u64,
+    /// Seconds an inference may take before the worker counts as hung and is restarted
+    #[arg(long, default_value_t = 10.0)]
+    pub worker_timeout_s: f64,
+    #[arg(long, default_value_t = 1000)]
+    pub status_interval_ms: u64,
+}
+
+fn validate(a: &Args) -> Result<Settings> {
+    if a.instance_id.is_empty()
+        || a.instance_id.len() > 64
+        || !a
+            .instance_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        bail!(
+            "instance_id must match ^[a-z0-9-]{{1,64}}$, got {:?}",
+            a.instance_id
+        );
+    }
+    if a.room_id.len() > 128 {
+        bail!("room_id must be at most 128 characters");
+    }
+    let size: ModelSize = a.size.parse().context("--size")?;
+    if !(1..=64).contains(&a.threads) {
+        bail!("threads must be in 1..=64, got {}", a.threads);
+    }
+    if !(0.0..=1.0).contains(&a.confidence) {
+        bail!("confidence must be in 0..=1, got {}", a.confidence);
+    }
+    if !(a.iou > 0.0 && a.iou <= 1.0) {
+        bail!("iou must be in (0, 1], got {}", a.iou);
+    }
+    let classes: Vec<String> = a
+        .classes
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    if classes.is_empty()
+        || classes
+            .iter()
+            .any(|c| c.len() > 64 || c.contains(['\n', '\r']))
+    {
+        bail!(
+            "classes must be a comma-separated list of class names, got {:?}",
+            a.classes
+        );
+    }
+    if !(a.worker_timeout_s.is_finite() && (0.5..=600.0).contains(&a.worker_timeout_s)) {
+        bail!(
+            "worker_timeout_s must be in 0.5..=600, got {}",
+            a.worker_timeout_s
+        );
+    }
+    if !(100..=60_000).contains(&a.status_interval_ms) {
+        bail!(
+            "status_interval_ms must be in 100..=60000, got {}",
+            a.status_interval_ms
+        );
+    }
+    if !a.model_dir.is_dir() {
+        bail!(
+            "model_dir {} is not a readable directory",
+            a.model_dir.display()
+        );
+    }
+    let package_dir = match &a.worker_dir {
+        Some(dir) => dir.clone(),
+        None => default_worker_dir()
+            .context("cannot find the orion_worker package; pass --worker-dir")?,
+    };
+    if !package_dir
+        .join("orion_worker")
+        .join("__main__.py")
+        .is_file()
+    {
+        bail!(
+            "{} does not contain the orion_worker package",
+            package_dir.display()
+        );
+    }
+    Ok(Settings {
+        ring: RingName::new(&a.ring)?,
+        instance_id: a.instance_id.clone(),
+        room_id: a.room_id.clone(),
+        model_dir: a.model_dir.clone(),
+        size,
+        threshold_320: a.threshold_320,
+        worker: WorkerConfig {
+            python: a.python.clone(),
+            package_dir,
+            tensors: format!("/orion-{}-tensors", a.instance_id),
+            threads: a.threads,
+            classes,
+            confidence: a.confidence,
+            iou: a.iou,
+        },
+        worker_timeout: Duration::from_secs_f64(a.worker_timeout_s),
+        status_interval: Duration::from_millis(a.status_interval_ms),
+    })
+}
+
+/// The installed layout (/usr/bin/orion-detector → /usr/lib/orion/python), else the
+/// repository's python/ (target/{debug,release}/orion-detector → ../../python).
+fn default_worker_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?;
+    [
+        bin.join("../lib/orion/python"),
+        bin.join("../../python"),
+        bin.join("../../../python"),
+    ]
+    .into_iter()
+    .find(|d| d.join("orion_worker").is_dir())
+}
+
+pub fn main() -> ExitCode {
+    init_logging();
+    run_with(&Args::parse())
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+pub fn run_with(args: &Args) -> ExitCode {
+    let settings = match validate(args) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("orion-detector: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "detector failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: Settings) -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .context("prctl(PR_SET_PDEATHSIG)")?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, shutdown.clone()).context("install signal handler")?;
+    }
+    let reader = RingReader::attach(settings.ring.clone())
+        .with_context(|| format!("attach to ring {}", settings.ring))?;
+    let tensors = TensorBuffer::create(RingName::new(&settings.worker.tensors)?)
+        .context("create the tensor buffer")?;
+    let mut bridge = Bridge::new(settings, reader, tensors)?;
+    bridge.run(&shutdown)?;
+    tracing::info!("detector stopped");
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The Python worker process and its protocol (DESIGN.md section 3): every message is a
+//! 4-byte big-endian length and a MsgPack map with a `type` key. Replies are read on a
+//! thread and delivered as [`Event::Worker`]s tagged with the worker's generation, so
+//! replies of a worker that was replaced are recognised and ignored.
+
+use std::io::{BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Sender;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::events::Event;
+use crate::models::ModelFiles;
+
+/// Largest reply accepted from the worker (a result has at most 100 boxes).
+const MAX_REPLY: usize = 4 << 20;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Infer {
+        id: u64,
+        slot: usize,
+        imgsz: u32,
+        frame_seq: u64,
+    },
+    LoadModel {
+        id: u64,
+        size: String,
+        path_640: String,
+        path_320: Option<String>,
+    },
+    Ping {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerTiming {
+    pub preprocess_ms: f64,
+    pub inference_ms: f64,
+    pub postprocess_ms: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Ready {
+        pid: u32,
+        size: String,
+        sizes: Vec<u32>,
+        names: Vec<String>,
+    },
+    Result {
+        id: u64,
+        imgsz: u32,
+        model_size: String,
+        boxes: Vec<f32>,
+        scores: Vec<f32>,
+        classes: Vec<String>,
+        timing: WorkerTiming,
+    },
+    ModelLoaded {
+        id: u64,
+        size: String,
+        sizes: Vec<u32>,
+        load_ms: f64,
+    },
+    Error {
+        id: Option<u64>,
+        kind: String,
+        message: String,
+    },
+    Pong {
+        id: u64,
+    },
+}
+
+/// How to start a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub python: PathBuf,
+    /// Directory holding the `orion_worker` package.
+    pub package_dir: PathBuf,
+    pub tensors: String,
+    pub threads: u32,
+    pub classes: Vec<String>,
+    pub confidence: f32,
+    pub iou: f32,
+}
+
+pub struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    pub generation: u64,
+}
+
+impl Worker {
+    /// Starts a worker with `models` as its initial model; its replies (starting with
+    /// `ready`, or an `error` if the model does not load) arrive on `events`.
+    pub fn spawn(
+        cfg: &WorkerConfig,
+        models: &ModelFiles,
+        generation: u64,
+        events: Sender<Event>,
+    ) -> Result<Self> {
+        let mut cmd = Command::new(&cfg.python);
+        cmd.args([
+            "-m",
+            "orion_worker",
+            "--tensors",
+            &cfg.tensors,
+            "--size",
+            &models.size.to_string(),
+        ])
+        .arg("--model-640")
+        .arg(&models.path_640)
+        .args([
+            "--threads",
+            &cfg.threads.to_string(),
+            "--classes",
+            &cfg.classes.join(","),
+        ])
+        .args([
+            "--confidence",
+            &cfg.confidence.to_string(),
+            "--iou",
+            &cfg.iou.to_string(),
+        ])
+        .env("PYTHONPATH", &cfg.package_dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        if let Some(p320) = &models.path_320 {
+            cmd.arg("--model-320").arg(p320);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("start the worker with {}", cfg.python.display()))?;
+        let stdin = child.stdin.take().context("worker stdin")?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        std::thread::Builder::new()
+            .name(format!("worker-{generation}"))
+            .spawn(move || read_replies(BufReader::new(stdout), generation, &events))
+            .context("start the worker reader thread")?;
+        Ok(Self {
+            child,
+            stdin,
+            generation,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send(&mut self, request: &Request) -> Result<()> {
+        let body = rmp_serde::to_vec_named(request)?;
+        let len = u32::try_from(body.len())?;
+        self.stdin.write_all(&len.to_be_bytes())?;
+        self.stdin.write_all(&body)?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // No orphans: the worker also dies with us (PR_SET_PDEATHSIG), this is the normal path.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards replies until the worker's output ends (which is reported as an error reply).
+fn read_replies(mut stdout: impl Read, generation: u64, events: &Sender<Event>) {
+    loop {
+        match read_frame(&mut stdout) {
+            Ok(body) => {
+                let reply = rmp_serde::from_slice::<Reply>(&body)
+                    .context("undecodable reply from the worker");
+                if events.send(Event::Worker { generation, reply }).is_err() {
+                    return;
+                }
+            }
+            Err(end) => {
+                let _ = events.send(Event::WorkerGone {
+                    generation,
+                    why: format!("{end:#}"),
+                });
+                return;
+            }
+        }
+    }
+}
+
+fn read_frame(r: &mut impl Read) -> Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    if r.read_exact(&mut len).is_err() {
+        bail!("worker closed its output");
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_REPLY {
+        bail!("worker output closed: a reply of {len} bytes exceeds {MAX_REPLY}");
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)
+        .map_err(|_| anyhow::anyhow!("worker closed its output mid-reply"))?;
+    Ok(body)
+}

@@ -1,0 +1,40 @@
+"""``python -m orion_worker``: see ``orion_worker.worker``."""
+
+import argparse
+import ctypes
+import signal
+import sys
+
+from .worker import serve
+
+
+def _die_with_parent():
+    # PR_SET_PDEATHSIG = 1: the bridge's death takes the worker with it (no orphans).
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="python -m orion_worker", description=__doc__)
+    parser.add_argument("--tensors", required=True, help="shared-memory tensor buffer, e.g. /orion-room1-tensors")
+    parser.add_argument("--size", required=True, help="model size letter of the initial model")
+    parser.add_argument("--model-640", required=True)
+    parser.add_argument("--model-320")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--classes", default="person", help="comma-separated class names that count as a person")
+    parser.add_argument("--confidence", type=float, default=0.25)
+    parser.add_argument("--iou", type=float, default=0.45)
+    parser.add_argument("--max-det", type=int, default=100)
+    args = parser.parse_args()
+    args.classes = [c for c in args.classes.split(",") if c]
+    if not 1 <= args.threads <= 64 or not 0 <= args.confidence <= 1 or not 0 < args.iou <= 1 or not 1 <= args.max_det <= 1000:
+        parser.error("threads 1..64, confidence 0..1, iou (0, 1], max-det 1..1000")
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sys.exit(serve(args))
+
+
+if __name__ == "__main__":
+    main()

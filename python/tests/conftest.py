@@ -1,0 +1,7 @@
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+REPO = os.path.dirname(ROOT)
+SYNTHETIC = os.path.join(REPO, "fixtures", "models", "synthetic")

@@ -1,0 +1,114 @@
+"""The worker as a real process: framing, malformed input, inference on a shared-memory
+tensor, background model swap and its failure."""
+
+import os
+import struct
+import subprocess
+import sys
+
+import msgpack
+import numpy as np
+import pytest
+
+from conftest import ROOT, SYNTHETIC
+from orion_worker.tensors import HEADER, MAGIC, VERSION
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(SYNTHETIC), reason="run models/fetch_fixtures.sh first")
+
+
+def model(letter, size):
+    return os.path.join(SYNTHETIC, f"yolo11{letter}_synthetic_{size}.onnx")
+
+
+@pytest.fixture
+def tensors():
+    name = f"/orion-pytest-{os.getpid()}-tensors"
+    slot_bytes = 3 * 640 * 640 * 4
+    path = "/dev/shm" + name
+    with open(path, "wb") as f:
+        f.write(HEADER.pack(MAGIC, VERSION, 2, slot_bytes, 4096).ljust(4096, b"\0"))
+        f.truncate(4096 + 2 * slot_bytes)
+    yield name, path, slot_bytes
+    os.unlink(path)
+
+
+class Worker:
+    def __init__(self, tensors_name, *extra):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orion_worker", "--tensors", tensors_name, "--size", "n",
+             "--model-640", model("n", 640), "--model-320", model("n", 320), "--threads", "1", *extra],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def send_raw(self, body):
+        self.proc.stdin.write(struct.pack(">I", len(body)) + body)
+        self.proc.stdin.flush()
+
+    def send(self, message):
+        self.send_raw(msgpack.packb(message))
+
+    def recv(self):
+        (n,) = struct.unpack(">I", self.proc.stdout.read(4))
+        return msgpack.unpackb(self.proc.stdout.read(n), raw=False, strict_map_key=False)
+
+    def close(self):
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=10) == 0
+
+
+def test_ready_then_inference_on_a_shared_memory_tensor(tensors):
+    name, path, slot_bytes = tensors
+    image = np.random.default_rng(1).random((1, 3, 640, 640), dtype=np.float32)
+    with open(path, "r+b") as f:
+        f.seek(4096 + slot_bytes)
+        f.write(image.tobytes())
+    w = Worker(name)
+    ready = w.recv()
+    assert ready["type"] == "ready" and ready["sizes"] == [320, 640] and ready["names"][0] == "person"
+    w.send({"type": "infer", "id": 7, "slot": 1, "imgsz": 640, "frame_seq": 42})
+    result = w.recv()
+    assert result["type"] == "result" and result["id"] == 7 and result["frame_seq"] == 42
+    assert len(result["boxes"]) == 4 * len(result["scores"]) > 0
+    assert set(result["classes"]) == {"person"}
+    assert result["timing"]["inference_ms"] > 0
+    w.close()
+
+
+def test_malformed_messages_get_errors_and_the_worker_keeps_serving(tensors):
+    w = Worker(tensors[0])
+    assert w.recv()["type"] == "ready"
+    w.send_raw(b"\xc1not msgpack")
+    assert w.recv()["kind"] == "bad_request"
+    w.send_raw(msgpack.packb([1, 2, 3]))
+    assert "map with a string 'type'" in w.recv()["message"]
+    w.send({"type": "dance", "id": 1})
+    assert "unknown message type" in w.recv()["message"]
+    w.send({"type": "infer", "id": 2, "slot": 9, "imgsz": 640})
+    assert "slot must be 0..1" in w.recv()["message"]
+    w.send({"type": "infer", "id": 3, "slot": 0, "imgsz": 123})
+    assert "imgsz must be 320 or 640" in w.recv()["message"]
+    w.send_raw(b"x" * (2 << 20))  # over the size limit: skipped, answered
+    assert "exceeds" in w.recv()["message"]
+    w.send({"type": "ping", "id": 4})
+    assert w.recv() == {"type": "pong", "id": 4}
+    w.close()
+
+
+def test_model_swap_and_failed_load_keeps_the_old_model(tensors, tmp_path):
+    w = Worker(tensors[0])
+    assert w.recv()["type"] == "ready"
+    w.send({"type": "load_model", "id": 1, "size": "x", "path_640": model("x", 640), "path_320": None})
+    loaded = w.recv()
+    assert loaded["type"] == "model_loaded" and loaded["size"] == "x" and loaded["sizes"] == [640]
+    w.send({"type": "infer", "id": 2, "slot": 0, "imgsz": 640})
+    assert w.recv()["model_size"] == "x"
+
+    corrupt = tmp_path / "yolo11m.onnx"
+    corrupt.write_bytes(b"\x08\x07 this is not a protobuf")
+    for bad, expected in [(str(corrupt), "not a loadable ONNX model"), ("/no/such.onnx", "does not exist"),
+                          (model("s", 320), "is not [1, 3, 640, 640]")]:
+        w.send({"type": "load_model", "id": 3, "size": "m", "path_640": bad, "path_320": None})
+        error = w.recv()
+        assert error["type"] == "error" and error["id"] == 3 and expected in error["message"], error
+    w.send({"type": "infer", "id": 4, "slot": 0, "imgsz": 640})
+    assert w.recv()["model_size"] == "x", "the old model keeps working"
+    w.close()
