@@ -17,6 +17,7 @@ use orion_protocol::{
 use orion_ring::{FrameMeta, Read, RingName, RingReader, monotonic_ns};
 use serde_json::{Value, json};
 
+use crate::autofocus::{AutoFocus, CBox};
 use crate::commands::{self, Action, Command};
 use crate::events::Event;
 use crate::letterbox::{Letterbox, PixelRect, Preparer};
@@ -37,6 +38,9 @@ pub struct Settings {
     /// An infer without a reply for this long means the worker hangs.
     pub worker_timeout: Duration,
     pub status_interval: Duration,
+    /// Auto-focus on at start, with these parameters.
+    pub auto_focus: bool,
+    pub auto_focus_params: crate::autofocus::Params,
 }
 
 /// A frame on its way through a tensor slot.
@@ -96,6 +100,8 @@ pub struct Bridge {
     pending: Option<PendingSwap>,
     paused: bool,
     rois: Option<RoiSet>,
+    autofocus: AutoFocus,
+    auto_focus: bool,
     /// Asks the frame watcher for one wake-up when a frame newer than the given one exists.
     arm: Option<Sender<u64>>,
     armed: bool,
@@ -110,6 +116,7 @@ impl Bridge {
     pub fn new(s: Settings, reader: RingReader, tensors: TensorBuffer) -> Result<Self> {
         let model = discover(&s.model_dir, s.size)?;
         let (events_tx, events) = channel();
+        let (autofocus, auto_focus) = (AutoFocus::new(s.auto_focus_params), s.auto_focus);
         Ok(Self {
             s,
             reader,
@@ -128,6 +135,8 @@ impl Bridge {
             pending: None,
             paused: false,
             rois: None,
+            autofocus,
+            auto_focus,
             arm: None,
             armed: false,
             taken_seq: 0,
@@ -212,9 +221,14 @@ impl Bridge {
     fn prepare(&mut self, index: usize) {
         let started = Instant::now();
         let (threshold, has_320) = (self.s.threshold_320, self.sizes.contains(&320));
-        let (region, roi_source) = match &self.rois {
-            Some(rois) => (rois.union(), RoiSource::External),
-            None => (NormRect::FULL, RoiSource::Full),
+        // External ROIs, else the auto-focus ROI, else the whole frame.
+        let (region, roi_source) = match (
+            &self.rois,
+            self.auto_focus.then(|| self.autofocus.roi()).flatten(),
+        ) {
+            (Some(rois), _) => (rois.union(), RoiSource::External),
+            (None, Some(roi)) => (roi, RoiSource::AutoFocus),
+            (None, None) => (NormRect::FULL, RoiSource::Full),
         };
         let slot = self.tensors.slot_mut(index);
         let preparer = &mut self.preparer;
@@ -232,6 +246,9 @@ impl Bridge {
         match read {
             Ok(Read::Frame((meta, (lb, Ok(()))))) => {
                 self.taken_seq = meta.seq;
+                if roi_source == RoiSource::AutoFocus {
+                    self.autofocus.used();
+                }
                 let id = self.next_id;
                 self.next_id += 1;
                 let prep_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -329,6 +346,9 @@ impl Bridge {
                 };
                 tracing::trace!(id, inference_ms = timing.inference_ms, "result");
                 let detections = map_boxes(&job, &boxes, &scores, &classes);
+                if self.auto_focus && self.rois.is_none() {
+                    self.autofocus.update(&normalized(&job, &detections));
+                }
                 let worker_ms = job.sent.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1e3);
                 let message = self.message(&job, detections, imgsz, &model_size, timing, worker_ms);
                 self.counters.results += 1;
@@ -427,7 +447,11 @@ impl Bridge {
                     + (worker_ms - t.preprocess_ms - t.inference_ms - t.postprocess_ms).max(0.0),
                 total_ms,
             },
-            suggested_roi: None,
+            suggested_roi: if self.auto_focus {
+                self.autofocus.roi()
+            } else {
+                None
+            },
         }
     }
 
@@ -510,6 +534,28 @@ impl Bridge {
                 self.rois = None;
                 Ok(json!({"rois": []}))
             }
+            Ok(Action::SetAutoFocus(update)) => self.autofocus.params.with(update).map(|p| {
+                // Takes effect on the next frame; history is kept, no frame is lost.
+                self.autofocus.params = p;
+                json!(p)
+            }),
+            Ok(Action::GetAutoFocus) => {
+                Ok(json!({"enabled": self.auto_focus, "params": self.autofocus.params}))
+            }
+            Ok(Action::EnableAutoFocus) => {
+                self.auto_focus = true;
+                Ok(json!({"enabled": true}))
+            }
+            Ok(Action::DisableAutoFocus) => {
+                self.auto_focus = false;
+                self.autofocus.clear_history();
+                Ok(json!({"enabled": false}))
+            }
+            Ok(Action::ClearAutoFocusHistory) => {
+                self.autofocus.clear_history();
+                Ok(json!({"cleared": true}))
+            }
+            Ok(Action::GetAutoFocusStats) => Ok(json!(self.autofocus.stats())),
             Ok(Action::GetRois) => {
                 Ok(json!({"rois": self.rois.as_ref().map_or(&[][..], RoiSet::rois)}))
             }
@@ -570,6 +616,7 @@ impl Bridge {
             "state": if !self.ready { "starting_worker" } else if self.paused { "paused" } else { "running" },
             "paused": self.paused,
             "attention_rois": self.rois.as_ref().map_or(&[][..], RoiSet::rois),
+            "auto_focus": {"enabled": self.auto_focus, "strategy": self.autofocus.params.strategy, "roi": self.autofocus.roi()},
             "model": self.model.size,
             "sizes_loaded": self.sizes,
             "loading": self.pending.as_ref().map(|p| p.files.size),
@@ -624,6 +671,26 @@ fn map_boxes(job: &Job, boxes: &[f32], scores: &[f32], classes: &[String]) -> Ve
                 confidence: score,
                 class: class.clone(),
             })
+        })
+        .collect()
+}
+
+/// Detections as boxes normalized to the frame, for auto-focus.
+fn normalized(job: &Job, detections: &[Detection]) -> Vec<CBox> {
+    let (fw, fh) = (
+        f64::from(job.meta.geometry.width()),
+        f64::from(job.meta.geometry.height()),
+    );
+    detections
+        .iter()
+        .map(|d| {
+            let b = d.bbox;
+            CBox::from_corners(
+                f64::from(b.x) / fw,
+                f64::from(b.y) / fh,
+                f64::from(b.x + b.width) / fw,
+                f64::from(b.y + b.height) / fh,
+            )
         })
         .collect()
 }

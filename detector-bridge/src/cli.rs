@@ -61,6 +61,12 @@ pub struct Args {
     pub worker_timeout_s: f64,
     #[arg(long, default_value_t = 1000)]
     pub status_interval_ms: u64,
+    /// Start with auto-focus on (it follows people when no attention ROIs are set)
+    #[arg(long)]
+    pub auto_focus: bool,
+    /// Auto-focus strategy: simple, smoothing or velocity
+    #[arg(long, default_value = "smoothing")]
+    pub auto_focus_strategy: String,
 }
 
 fn validate(a: &Args) -> Result<Settings> {
@@ -139,7 +145,23 @@ fn validate(a: &Args) -> Result<Settings> {
             package_dir.display()
         );
     }
+    let strategy = serde_json::from_value(serde_json::Value::String(a.auto_focus_strategy.clone()))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "auto_focus_strategy must be simple, smoothing or velocity, got {:?}",
+                a.auto_focus_strategy
+            )
+        })?;
+    let update = crate::autofocus::ParamsUpdate {
+        strategy: Some(strategy),
+        ..Default::default()
+    };
+    let auto_focus_params = crate::autofocus::Params::default()
+        .with(&update)
+        .map_err(anyhow::Error::msg)?;
     Ok(Settings {
+        auto_focus: a.auto_focus,
+        auto_focus_params,
         ring: RingName::new(&a.ring)?,
         instance_id: a.instance_id.clone(),
         room_id: a.room_id.clone(),

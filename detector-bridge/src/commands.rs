@@ -23,6 +23,12 @@ pub enum Action {
     SetRois(RoiSet),
     ClearRois,
     GetRois,
+    SetAutoFocus(crate::autofocus::ParamsUpdate),
+    GetAutoFocus,
+    EnableAutoFocus,
+    DisableAutoFocus,
+    ClearAutoFocusHistory,
+    GetAutoFocusStats,
     GetStatus,
 }
 
@@ -73,6 +79,17 @@ pub fn parse(line: &str) -> Command {
             }
         },
         "clear_attention_rois" => Ok(Action::ClearRois),
+        "set_auto_focus_strategy" => match raw.params.get("strategy") {
+            Some(_) => serde_json::from_value(raw.params.clone())
+                .map(Action::SetAutoFocus)
+                .map_err(|e| format!("params: {e}")),
+            None => Err("params.strategy must be one of simple, smoothing, velocity".into()),
+        },
+        "get_auto_focus_strategy" => Ok(Action::GetAutoFocus),
+        "enable_auto_focus" => Ok(Action::EnableAutoFocus),
+        "disable_auto_focus" => Ok(Action::DisableAutoFocus),
+        "clear_auto_focus_history" => Ok(Action::ClearAutoFocusHistory),
+        "get_auto_focus_stats" => Ok(Action::GetAutoFocusStats),
         "get_attention_rois" => Ok(Action::GetRois),
         other => Err(format!(
             "unknown command {:?}",

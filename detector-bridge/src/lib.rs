@@ -2,6 +2,7 @@
 //! tensor slot → the Python ONNX worker → boxes in frame pixels → detection messages.
 //!
 //! - [`bridge`]: the event loop ([`bridge::Bridge`]): frames, replies, commands, restarts.
+//! - [`autofocus`]: following people with a region of interest (pure).
 //! - [`letterbox`]: crop, resize (SIMD, bilinear), pad, and the inverse box mapping.
 //! - [`tensors`]: the tensor buffer shared with the worker (its layout).
 //! - [`worker`]: the worker process and its MsgPack protocol.
@@ -11,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod autofocus;
 pub mod bridge;
 pub mod cli;
 pub mod commands;
