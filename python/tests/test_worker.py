@@ -102,10 +102,28 @@ def test_model_swap_and_failed_load_keeps_the_old_model(tensors, tmp_path):
     w.send({"type": "infer", "id": 2, "slot": 0, "imgsz": 640})
     assert w.recv()["model_size"] == "x"
 
+    # A loadable model with the wrong output layout: [1, 2, 10] where 4 + 1 rows belong.
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images"], ["pooled"], axes=[2, 3], keepdims=0),
+         helper.make_node("Tile", ["pooled", "reps"], ["tiled"]),
+         helper.make_node("Reshape", ["tiled", "shape"], ["output0"])],
+        "wrong", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 2, 10])],
+        [helper.make_tensor("reps", TensorProto.INT64, [2], [1, 20]), helper.make_tensor("shape", TensorProto.INT64, [3], [1, 2, 30])])
+    wrong = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    wrong.ir_version = 8
+    entry = wrong.metadata_props.add()
+    entry.key, entry.value = "names", "{0: 'person'}"
+    wrong_path = tmp_path / "wrong_layout.onnx"
+    onnx.save(wrong, wrong_path)
+
     corrupt = tmp_path / "yolo11m.onnx"
     corrupt.write_bytes(b"\x08\x07 this is not a protobuf")
     for bad, expected in [(str(corrupt), "not a loadable ONNX model"), ("/no/such.onnx", "does not exist"),
-                          (model("s", 320), "is not [1, 3, 640, 640]")]:
+                          (model("s", 320), "is not [1, 3, 640, 640]"),
+                          (str(wrong_path), "(Ultralytics layout)")]:
         w.send({"type": "load_model", "id": 3, "size": "m", "path_640": bad, "path_320": None})
         error = w.recv()
         assert error["type"] == "error" and error["id"] == 3 and expected in error["message"], error
