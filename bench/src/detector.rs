@@ -24,6 +24,7 @@ use orion_ring::{
     CaptureTime, FrameGeometry, PixelFormat, RingGeometry, RingName, RingOwner, RingWriter,
 };
 use orion_tests::child::ChildGuard;
+use orion_tests::fixtures::{python, repo};
 use serde_json::{Value, json};
 
 use crate::report;
@@ -37,22 +38,6 @@ pub struct Options {
     /// ONNX Runtime intra-op threads (worker and baseline alike).
     #[arg(long, default_value_t = 2)]
     threads: u32,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn python() -> Result<PathBuf> {
-    let venv = std::env::var_os("ORION_VENV").map_or_else(|| repo().join(".venv"), PathBuf::from);
-    let py = venv.join("bin/python");
-    if !py.is_file() {
-        bail!("{} missing: run scripts/setup-python.sh", py.display());
-    }
-    Ok(py)
 }
 
 fn models_dir() -> Result<PathBuf> {
@@ -74,50 +59,7 @@ pub fn run(opts: &Options) -> Result<()> {
 
 /// Decoded footage frames, `w`×`h` RGB, one per 2 s of video.
 fn footage(w: u32, h: u32) -> Result<Vec<Vec<u8>>> {
-    let dir = std::env::temp_dir().join(format!(
-        "orion-bench-footage-{}-{w}x{h}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    let video = repo().join("fixtures/footage/sample.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .arg("filesrc")
-        .arg(format!("location={}", video.display()))
-        .args([
-            "!",
-            "decodebin",
-            "!",
-            "videorate",
-            "!",
-            "video/x-raw,framerate=1/2",
-            "!",
-            "videoconvert",
-            "!",
-            "videoscale",
-        ])
-        .args([
-            "!",
-            &format!("video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1"),
-            "!",
-            "multifilesink",
-        ])
-        .arg(format!("location={}/f%03d.rgb", dir.display()))
-        .status()
-        .context("run gst-launch-1.0")?;
-    if !status.success() {
-        bail!("decoding {} failed", video.display());
-    }
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    files.sort();
-    let frames = files
-        .iter()
-        .map(std::fs::read)
-        .collect::<std::io::Result<Vec<_>>>()?;
-    std::fs::remove_dir_all(&dir)?;
-    Ok(frames)
+    orion_tests::fixtures::footage(w, h, "1/2")
 }
 
 /// Writes `frames` round-robin at `hz` until the flag is set.

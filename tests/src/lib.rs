@@ -3,6 +3,7 @@
 //! - [`pattern`]: self-checking frame payloads, so a reader can tell a torn frame from a
 //!   whole one without trusting the ring.
 //! - [`bins`]: the workspace binaries of other packages, for tests.
+//! - [`fixtures`]: the repository's fixtures, the venv's Python, decoded footage.
 //! - [`child`]: spawned helper processes that are killed and reaped when dropped, so a
 //!   failing test leaves nothing running.
 //! - [`ring_probe`]: the protocol of the `ring-writer` / `ring-reader` helper programs.
@@ -12,6 +13,7 @@
 
 pub mod bins;
 pub mod child;
+pub mod fixtures;
 pub mod pattern;
 pub mod ring_probe;
 pub mod rtsp_server;

@@ -13,34 +13,19 @@ use orion_ring::{
     CaptureTime, FrameGeometry, PixelFormat, RingGeometry, RingName, RingOwner, RingWriter,
 };
 use orion_tests::child::ChildGuard;
+use orion_tests::fixtures;
 use serde_json::Value;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    fixtures::repo()
 }
 
 pub fn python() -> PathBuf {
-    let venv = std::env::var_os("ORION_VENV").map_or_else(|| repo().join(".venv"), PathBuf::from);
-    let py = venv.join("bin/python");
-    assert!(
-        py.is_file(),
-        "{} missing: run scripts/setup-python.sh",
-        py.display()
-    );
-    py
+    fixtures::python().unwrap()
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
-    let p = repo().join("fixtures").join(rel);
-    assert!(
-        p.exists(),
-        "{} missing: run models/fetch_fixtures.sh",
-        p.display()
-    );
-    p
+    fixtures::fixture(rel).unwrap()
 }
 
 pub fn unique(tag: &str) -> String {
@@ -52,51 +37,9 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
-/// Decodes the sample footage at `rate` frames per second (a caps fraction such as "1/4")
-/// into `w`×`h` RGB frames.
 pub fn footage(w: u32, h: u32, rate: &str) -> Vec<Vec<u8>> {
-    let dir = std::env::temp_dir().join(unique("orion-footage"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .arg("filesrc")
-        .arg(format!(
-            "location={}",
-            fixture("footage/sample.mp4").display()
-        ))
-        .args([
-            "!",
-            "decodebin",
-            "!",
-            "videorate",
-            "!",
-            &format!("video/x-raw,framerate={rate}"),
-            "!",
-            "videoconvert",
-            "!",
-            "videoscale",
-        ])
-        .args([
-            "!",
-            &format!("video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1"),
-            "!",
-            "multifilesink",
-        ])
-        .arg(format!("location={}/f%03d.rgb", dir.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let frames = files
-        .iter()
-        .map(|f| std::fs::read(f).unwrap())
-        .collect::<Vec<_>>();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(frames.len() >= 10 && frames.iter().all(|f| f.len() == (w * h * 3) as usize));
+    let frames = fixtures::footage(w, h, rate).unwrap();
+    assert!(frames.len() >= 10, "{} frames", frames.len());
     frames
 }
 
