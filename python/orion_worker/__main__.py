@@ -2,6 +2,7 @@
 
 import argparse
 import ctypes
+import os
 import signal
 import sys
 
@@ -32,7 +33,9 @@ def main():
     if not 1 <= args.threads <= 64 or not 0 <= args.confidence <= 1 or not 0 < args.iou <= 1 or not 1 <= args.max_det <= 1000:
         parser.error("threads 1..64, confidence 0..1, iou (0, 1], max-det 1..1000")
     _die_with_parent()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Nothing to flush or release (the tensor buffer is mapped read-only): leave at once,
+    # even while the loader thread is inside ONNX Runtime.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     sys.exit(serve(args))
 
 
