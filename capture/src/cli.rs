@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::pipeline::StreamSettings;
@@ -85,43 +84,18 @@ pub fn main() -> ExitCode {
     run_with(&Args::parse())
 }
 
-/// Structured logs on stderr; `RUST_LOG` filters (default `info`).
+/// Structured logs on stderr (see `orion_process::init_logging`).
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    orion_process::init_logging();
 }
 
 /// Validates `args` and runs until SIGTERM/SIGINT; returns the process exit code.
 pub fn run_with(args: &Args) -> ExitCode {
-    let config = match validate(args) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("orion-capture: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "capture failed");
-            ExitCode::FAILURE
-        }
-    }
+    orion_process::run_main("orion-capture", validate(args), run)
 }
 
 fn run(config: Config) -> Result<()> {
-    // Nothing of Orion outlives its supervisor.
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .context("prctl(PR_SET_PDEATHSIG)")?;
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, shutdown.clone()).context("install signal handler")?;
-    }
+    let shutdown = orion_process::child_setup()?;
     gst::init().context("initialize GStreamer")?;
 
     let size = config.settings.size;

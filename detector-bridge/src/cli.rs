@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -201,41 +199,17 @@ pub fn main() -> ExitCode {
     run_with(&Args::parse())
 }
 
-/// Structured logs on stderr; `RUST_LOG` filters (default `info`).
+/// Structured logs on stderr (see `orion_process::init_logging`).
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    orion_process::init_logging();
 }
 
 pub fn run_with(args: &Args) -> ExitCode {
-    let settings = match validate(args) {
-        Ok(s) => s,
-        Err(err) => {
-            eprintln!("orion-detector: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(settings) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "detector failed");
-            ExitCode::FAILURE
-        }
-    }
+    orion_process::run_main("orion-detector", validate(args), run)
 }
 
 fn run(settings: Settings) -> Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .context("prctl(PR_SET_PDEATHSIG)")?;
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, shutdown.clone()).context("install signal handler")?;
-    }
+    let shutdown = orion_process::child_setup()?;
     let reader = RingReader::attach(settings.ring.clone())
         .with_context(|| format!("attach to ring {}", settings.ring))?;
     let tensors = TensorBuffer::create(RingName::new(&settings.worker.tensors)?)

@@ -1,0 +1,62 @@
+//! The process edge every Orion child process shares, so each `main` stays a few lines:
+//!
+//! - [`init_logging`]: structured logs on stderr, filtered by `RUST_LOG` (default `info`).
+//! - [`run_main`]: validated arguments → run → exit code (2 bad arguments, 1 fatal error,
+//!   0 after an orderly stop).
+//! - [`child_setup`]: die with the parent (`PR_SET_PDEATHSIG`) and turn SIGTERM/SIGINT into
+//!   a stop flag the process polls.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+
+/// Structured logs on stderr; `RUST_LOG` filters (default `info`); colours only on a TTY.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+/// Runs `run` on the validated arguments and maps the outcome to the exit code: a
+/// validation error is printed as `<name>: <error>` and exits 2; a run error is logged and
+/// exits 1.
+pub fn run_main<C>(
+    name: &str,
+    validated: Result<C>,
+    run: impl FnOnce(C) -> Result<()>,
+) -> ExitCode {
+    let config = match validated {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{name}: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "{name} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Nothing of Orion outlives its supervisor: SIGTERM when the parent dies. Returns the flag
+/// SIGTERM and SIGINT set, for an orderly stop.
+pub fn child_setup() -> Result<Arc<AtomicBool>> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .context("prctl(PR_SET_PDEATHSIG)")?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, shutdown.clone()).context("install signal handler")?;
+    }
+    Ok(shutdown)
+}
