@@ -10,6 +10,7 @@ mod detector;
 mod report;
 mod ring;
 mod stats;
+mod supervisor;
 
 #[derive(Parser)]
 #[command(about = "Orion benchmarks (JSON lines on stdout)")]
@@ -26,6 +27,8 @@ enum Suite {
     Capture(capture::Options),
     /// Detector: pipeline overhead vs bare ONNX Runtime (320, 640), model swap gap.
     Detector(detector::Options),
+    /// Supervisor: crash detection latency (SIGKILL → exit recorded), oriond's RSS.
+    Supervisor(supervisor::Options),
     /// Internal: a child process of the ring suite.
     #[command(hide = true)]
     RingChild(ring::ChildArgs),
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Suite::Ring(opts) => ring::run(&opts)?,
         Suite::Capture(opts) => capture::run(&opts)?,
         Suite::Detector(opts) => detector::run(&opts)?,
+        Suite::Supervisor(opts) => supervisor::run(&opts)?,
         Suite::RingChild(args) => ring::child(&args)?,
         Suite::CaptureChild(args) => {
             orion_capture::cli::init_logging();

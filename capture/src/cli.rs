@@ -96,6 +96,22 @@ pub fn run_with(args: &Args) -> ExitCode {
 
 fn run(config: Config) -> Result<()> {
     let shutdown = orion_process::child_setup()?;
+    orion_process::channel::open("capture")?;
+    // Capture takes no commands (a new rate is a restart with new arguments); answer any.
+    orion_process::channel::spawn_reader(shutdown.clone(), |incoming| {
+        let cmd = match incoming {
+            orion_process::channel::Incoming::Message(text) => {
+                orion_protocol::command::parse(&text)
+            }
+            orion_process::channel::Incoming::Rejected(why) => {
+                orion_protocol::Command::rejected(why)
+            }
+        };
+        orion_process::channel::send(&orion_protocol::Ack::for_command(
+            &cmd,
+            Err("capture takes no commands; change its settings through oriond".into()),
+        ));
+    })?;
     gst::init().context("initialize GStreamer")?;
 
     let size = config.settings.size;

@@ -1,8 +1,7 @@
-//! Status reports: a JSON line on stdout (`{"type":"capture_status",...}`) on every state
-//! change and every interval, plus a structured log line on state changes. The supervisor
-//! reads the same lines.
+//! Status reports: `{"type":"capture_status",...}` to oriond (or a JSON line on stdout when
+//! run by hand, see `orion_process::channel`) on every state change and every interval,
+//! plus a structured log line on state changes.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use orion_protocol::{CaptureStatus, StreamState};
@@ -64,8 +63,6 @@ impl Reporter {
         {
             obj.extend(fields);
         }
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (supervisor gone) is not a reason to stop capturing.
-        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        orion_process::channel::send(&line);
     }
 }

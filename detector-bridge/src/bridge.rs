@@ -5,6 +5,7 @@
 //! inferences. Which frame gets inferred is the same as if it were sent later: a slot is
 //! filled with the newest frame when it becomes free.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +41,8 @@ pub struct Settings {
     pub status_interval: Duration,
     /// Auto-focus on at start, with these parameters.
     pub auto_focus: bool,
+    /// Start paused (oriond resumes once it re-applied the desired state).
+    pub paused: bool,
     pub auto_focus_params: crate::autofocus::Params,
 }
 
@@ -114,6 +117,7 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(s: Settings, reader: RingReader, tensors: TensorBuffer) -> Result<Self> {
+        let paused = s.paused;
         let model = discover(&s.model_dir, s.size)?;
         let (events_tx, events) = channel();
         let (autofocus, auto_focus) = (AutoFocus::new(s.auto_focus_params), s.auto_focus);
@@ -133,7 +137,7 @@ impl Bridge {
             backoff: WORKER_BACKOFF_MIN,
             model,
             pending: None,
-            paused: false,
+            paused,
             rois: None,
             autofocus,
             auto_focus,
@@ -148,12 +152,12 @@ impl Bridge {
     }
 
     /// Runs until `shutdown` is set.
-    pub fn run(&mut self, shutdown: &AtomicBool) -> Result<()> {
+    pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<()> {
         self.arm = Some(spawn_frame_watcher(
             self.s.ring.clone(),
             self.events_tx.clone(),
         )?);
-        commands::spawn_reader(self.events_tx.clone());
+        commands::spawn_reader(self.events_tx.clone(), shutdown.clone())?;
         while !shutdown.load(Ordering::Relaxed) {
             match self.events.recv_timeout(Duration::from_millis(100)) {
                 Ok(event) => self.handle(event),
@@ -171,7 +175,6 @@ impl Bridge {
         match event {
             Event::Frame(_) => self.armed = false,
             Event::Command(cmd) => self.command(cmd),
-            Event::InputClosed => tracing::debug!("command input closed"),
             Event::Worker { generation, .. } | Event::WorkerGone { generation, .. }
                 if generation != self.generation => {}
             Event::Worker {
@@ -331,6 +334,8 @@ impl Bridge {
                 tracing::info!(pid, model = size, ?sizes, "worker ready");
                 self.ready = true;
                 self.sizes = sizes;
+                // oriond waits for this to count the detector as ready.
+                self.report_status(true);
             }
             Reply::Result {
                 id,
@@ -564,6 +569,9 @@ impl Bridge {
                 Ok(None) => return, // acknowledged when the worker answers
                 Err(e) => Err(e),
             },
+            Ok(other @ (Action::SetRate(_) | Action::RestartProcess(_) | Action::Shutdown)) => Err(
+                format!("{} is oriond's to handle, not the detector's", other.name()),
+            ),
         };
         output::emit(&commands::ack(&cmd, result));
     }

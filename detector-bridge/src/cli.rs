@@ -62,6 +62,9 @@ pub struct Args {
     /// Start with auto-focus on (it follows people when no attention ROIs are set)
     #[arg(long)]
     pub auto_focus: bool,
+    /// Start paused: no frame is inferred before a resume_inference command
+    #[arg(long)]
+    pub paused: bool,
     /// Auto-focus strategy: simple, smoothing or velocity
     #[arg(long, default_value = "smoothing")]
     pub auto_focus_strategy: String,
@@ -159,6 +162,7 @@ fn validate(a: &Args) -> Result<Settings> {
         .map_err(anyhow::Error::msg)?;
     Ok(Settings {
         auto_focus: a.auto_focus,
+        paused: a.paused,
         auto_focus_params,
         ring: RingName::new(&a.ring)?,
         instance_id: a.instance_id.clone(),
@@ -210,6 +214,7 @@ pub fn run_with(args: &Args) -> ExitCode {
 
 fn run(settings: Settings) -> Result<()> {
     let shutdown = orion_process::child_setup()?;
+    orion_process::channel::open("detector")?;
     let reader = RingReader::attach(settings.ring.clone())
         .with_context(|| format!("attach to ring {}", settings.ring))?;
     let tensors = TensorBuffer::create(RingName::new(&settings.worker.tensors)?)

@@ -14,8 +14,6 @@ pub enum Event {
     },
     /// Worker `generation`'s output ended: it exited or broke the protocol.
     WorkerGone { generation: u64, why: String },
-    /// An operator command (stdin, until the supervisor's socket exists).
+    /// An operator command (from oriond, or stdin when run by hand).
     Command(Command),
-    /// The command input closed: shut down.
-    InputClosed,
 }

@@ -1,19 +1,12 @@
-//! The bridge's output until the control process consumes it: one JSON object per line on
-//! stdout — `{"type":"detection","detection":{…DetectionMessage}}`, `{"type":"ack", …}`,
-//! `{"type":"detector_status", …}`. Logs go to stderr.
-
-use std::io::Write;
+//! The bridge's output, through `orion_process::channel` (oriond's socket, or JSON lines on
+//! stdout when run by hand): `{"type":"detection","detection":{…DetectionMessage}}`,
+//! `{"type":"ack", …}`, `{"type":"detector_status", …}`. Logs go to stderr.
 
 use orion_protocol::DetectionMessage;
 use serde::Serialize;
 
 pub fn emit(value: &impl Serialize) {
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (consumer gone) must not stop detection; the supervisor restarts us
-    // with a new pipe if it wants our output.
-    if serde_json::to_writer(&mut out, value).is_ok() {
-        let _ = out.write_all(b"\n").and_then(|()| out.flush());
-    }
+    orion_process::channel::send(value);
 }
 
 #[derive(Serialize)]

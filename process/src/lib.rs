@@ -5,8 +5,11 @@
 //!   0 after an orderly stop).
 //! - [`child_setup`]: die with the parent (`PR_SET_PDEATHSIG`) and turn SIGTERM/SIGINT into
 //!   a stop flag the process polls.
+//! - [`channel`]: messages to and from oriond (framed on its socket, or JSON lines by hand).
 
 #![forbid(unsafe_code)]
+
+pub mod channel;
 
 use std::process::ExitCode;
 use std::sync::Arc;

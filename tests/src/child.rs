@@ -16,7 +16,8 @@ const STDERR_KEEP: usize = 1 << 20;
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A spawned helper with piped stdin/stdout. Closing stdin asks the Orion helpers to finish;
-/// dropping the guard SIGKILLs and reaps the child if it is still running. Stdout lines are
+/// dropping the guard stops and reaps the child if it is still running: SIGTERM first, so
+/// it can remove what it created in /dev/shm, SIGKILL after a grace period. Stdout lines are
 /// read on a thread, so waiting for one can time out instead of hanging a test.
 pub struct ChildGuard {
     child: Child,
@@ -165,9 +166,21 @@ impl ChildGuard {
     }
 }
 
+/// How long a dropped child gets to leave after SIGTERM.
+const DROP_GRACE: Duration = Duration::from_secs(3);
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + DROP_GRACE;
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

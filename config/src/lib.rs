@@ -1,0 +1,397 @@
+//! Orion's configuration file (DESIGN.md section 5). One TOML file, every key defaulted
+//! except the camera source; unknown keys and out-of-range values are errors that name the
+//! key's path (`stream.rate_hz`) and the allowed range. `oriond --check-config` runs
+//! [`Config::load`] and nothing else.
+//!
+//! The file is the operator's baseline; runtime changes (rate, model, ROIs, auto-focus,
+//! pause) live in oriond's desired state and persist separately.
+
+#![forbid(unsafe_code)]
+
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use orion_protocol::focus::{Params, ParamsUpdate, Strategy};
+use orion_protocol::{FrameSize, ModelSize, RateHz};
+use serde::{Deserialize, Serialize};
+
+pub use validate::ConfigError;
+
+/// Largest config file read.
+pub const MAX_FILE: u64 = 1 << 20;
+/// Default location of the file.
+pub const DEFAULT_PATH: &str = "/etc/orion/orion.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Names the ring, tensors, socket and every MQTT topic: `^[a-z0-9-]{1,64}$`.
+    #[serde(default = "defaults::instance_id")]
+    pub instance_id: String,
+    #[serde(default)]
+    pub room_id: String,
+    pub camera: Camera,
+    #[serde(default)]
+    pub stream: Stream,
+    #[serde(default)]
+    pub detector: Detector,
+    #[serde(default)]
+    pub auto_focus: AutoFocus,
+    #[serde(default)]
+    pub mqtt: Mqtt,
+    #[serde(default)]
+    pub supervisor: Supervisor,
+    #[serde(default)]
+    pub ring: Ring,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    /// `rtsp://…`, `rtsps://…`, `file:///…` (loops), `v4l2:///dev/videoN`, `test://ball`.
+    pub source: String,
+    /// RTSP lower transport: `tcp` or `udp`.
+    #[serde(default = "defaults::rtsp_transport")]
+    pub rtsp_transport: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stream {
+    pub width: u32,
+    pub height: u32,
+    pub rate_hz: RateHz,
+    pub stall_timeout_s: f64,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 360,
+            rate_hz: defaults::rate(),
+            stall_timeout_s: 5.0,
+        }
+    }
+}
+
+impl Stream {
+    /// Width and height as the validated type (checked by [`Config::load`]).
+    pub fn size(&self) -> Option<FrameSize> {
+        FrameSize::new(self.width, self.height).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Detector {
+    pub model_dir: PathBuf,
+    pub size: ModelSize,
+    pub confidence: f64,
+    pub iou: f64,
+    pub classes: Vec<String>,
+    pub threshold_320: u64,
+    /// Interpreter with onnxruntime, numpy and msgpack.
+    pub python: PathBuf,
+    /// Directory holding the `orion_worker` package; empty: next to the binaries.
+    pub worker_dir: Option<PathBuf>,
+    pub intra_op_threads: u32,
+    pub worker_timeout_s: f64,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self {
+            model_dir: "/var/lib/orion/models".into(),
+            size: ModelSize::N,
+            confidence: 0.25,
+            iou: 0.45,
+            classes: vec!["person".into()],
+            threshold_320: 102_400,
+            python: "/var/lib/orion/venv/bin/python3".into(),
+            worker_dir: None,
+            intra_op_threads: 2,
+            worker_timeout_s: 10.0,
+        }
+    }
+}
+
+/// Auto-focus at start; absent parameters keep the defaults of DESIGN.md section 3.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoFocus {
+    pub enabled: bool,
+    pub strategy: Option<Strategy>,
+    pub alpha: Option<f64>,
+    pub velocity_threshold: Option<f64>,
+    pub velocity_factor: Option<f64>,
+    pub max_expansion: Option<f64>,
+    pub margin: Option<f64>,
+    pub min_size: Option<f64>,
+    pub lost_frames: Option<u32>,
+}
+
+impl AutoFocus {
+    pub fn update(&self) -> ParamsUpdate {
+        ParamsUpdate {
+            strategy: self.strategy,
+            alpha: self.alpha,
+            velocity_threshold: self.velocity_threshold,
+            velocity_factor: self.velocity_factor,
+            max_expansion: self.max_expansion,
+            margin: self.margin,
+            min_size: self.min_size,
+            lost_frames: self.lost_frames,
+        }
+    }
+
+    /// The parameters (validated by [`Config::load`]).
+    pub fn params(&self) -> Result<Params, String> {
+        Params::default().with(&self.update())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mqtt {
+    /// Without MQTT the box is driven by `orionctl` only (no control process).
+    pub enabled: bool,
+    /// Run a broker inside orion-control on `host:port` (localhost only): the zero-setup demo.
+    pub embedded: bool,
+    pub host: String,
+    pub port: u16,
+    /// `5` or `3.1.1`.
+    pub version: String,
+    /// Default `orion-{instance_id}`.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    /// File holding the password (never the password itself in this file).
+    pub password_file: Option<PathBuf>,
+    pub tls: Option<Tls>,
+    pub prefix: String,
+    pub keepalive_s: u64,
+    pub status_interval_s: u64,
+    /// Commands waiting for their ack at once; more are rejected with an error ack.
+    pub max_inflight_commands: u32,
+    pub qos: Qos,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            embedded: false,
+            host: "localhost".into(),
+            port: 1883,
+            version: "5".into(),
+            client_id: None,
+            username: None,
+            password_file: None,
+            tls: None,
+            prefix: "care".into(),
+            keepalive_s: 30,
+            status_interval_s: 30,
+            max_inflight_commands: 32,
+            qos: Qos::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Qos {
+    pub detections: u8,
+    pub status: u8,
+    pub acks: u8,
+    pub availability: u8,
+    pub commands: u8,
+}
+
+impl Default for Qos {
+    fn default() -> Self {
+        Self {
+            detections: 0,
+            status: 1,
+            acks: 1,
+            availability: 1,
+            commands: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Supervisor {
+    pub socket_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// Where the child binaries are; empty: next to oriond.
+    pub bin_dir: Option<PathBuf>,
+    /// A child that exits sooner than this after starting failed to start.
+    pub startsecs: f64,
+    /// Failed starts in a row before a child is FATAL.
+    pub startretries: u32,
+    /// SIGTERM, then this long, then SIGKILL.
+    pub stopwaitsecs: f64,
+    pub backoff_initial_s: f64,
+    pub backoff_max_s: f64,
+    /// Longest wait for a child's ready message (the detector loads its model first).
+    pub ready_timeout_s: f64,
+    /// Output kept per child for `orionctl tail`.
+    pub log_buffer_kb: u32,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self {
+            socket_dir: "/run/orion".into(),
+            state_dir: "/var/lib/orion".into(),
+            bin_dir: None,
+            startsecs: 1.0,
+            startretries: 3,
+            stopwaitsecs: 5.0,
+            backoff_initial_s: 0.5,
+            backoff_max_s: 30.0,
+            ready_timeout_s: 60.0,
+            log_buffer_kb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ring {
+    pub slots: u32,
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Self { slots: 4 }
+    }
+}
+
+mod defaults {
+    use orion_protocol::RateHz;
+
+    pub fn instance_id() -> String {
+        "orion".into()
+    }
+    pub fn rtsp_transport() -> String {
+        "tcp".into()
+    }
+    pub fn rate() -> RateHz {
+        RateHz::new(5.0).unwrap_or_else(|_| unreachable!("5 Hz is in range"))
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let meta = std::fs::metadata(path).map_err(|e| ConfigError::read(path, e))?;
+        if meta.len() > MAX_FILE {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                max: MAX_FILE,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::read(path, e))?;
+        let mut config = Self::parse(&text)?;
+        let base = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        config.resolve_paths(&base);
+        validate::check_paths(&config)?;
+        Ok(config)
+    }
+
+    /// Relative paths in the file are relative to the file's directory (so a config can sit
+    /// next to its models); a bare interpreter name (`python3`) is looked up on PATH.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.detector.model_dir);
+        if self.detector.python.components().count() > 1 {
+            fix(&mut self.detector.python);
+        }
+        if let Some(p) = self.detector.worker_dir.as_mut() {
+            fix(p);
+        }
+        fix(&mut self.supervisor.socket_dir);
+        fix(&mut self.supervisor.state_dir);
+        if let Some(p) = self.supervisor.bin_dir.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.mqtt.password_file.as_mut() {
+            fix(p);
+        }
+        if let Some(tls) = self.mqtt.tls.as_mut() {
+            fix(&mut tls.ca);
+            if let Some(p) = tls.cert.as_mut() {
+                fix(p);
+            }
+            if let Some(p) = tls.key.as_mut() {
+                fix(p);
+            }
+        }
+    }
+
+    /// Parses and validates the text of a config file.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Key {
+                path: if path == "." {
+                    "(top level)".into()
+                } else {
+                    path
+                },
+                message: e.into_inner().message().trim().to_string(),
+            }
+        })?;
+        validate::check(&config)?;
+        Ok(config)
+    }
+
+    /// `/orion-{instance_id}-frames`.
+    pub fn ring_name(&self) -> String {
+        format!("/orion-{}-frames", self.instance_id)
+    }
+
+    /// oriond's socket: `{socket_dir}/oriond-{instance_id}.sock`.
+    pub fn socket_path(&self) -> PathBuf {
+        self.supervisor
+            .socket_dir
+            .join(format!("oriond-{}.sock", self.instance_id))
+    }
+
+    /// The persisted runtime overrides: `{state_dir}/desired-{instance_id}.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.supervisor
+            .state_dir
+            .join(format!("desired-{}.json", self.instance_id))
+    }
+
+    pub fn mqtt_client_id(&self) -> String {
+        self.mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("orion-{}", self.instance_id))
+    }
+}
+
+#[cfg(test)]
+mod tests;

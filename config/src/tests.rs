@@ -1,0 +1,89 @@
+use super::*;
+
+const MINIMAL: &str = "[camera]\nsource = \"test://ball\"\n";
+
+fn err(text: &str) -> String {
+    Config::parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn a_minimal_file_gets_every_default() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.instance_id, "orion");
+    assert_eq!((c.stream.width, c.stream.height), (640, 360));
+    assert_eq!(c.stream.rate_hz.hz(), 5.0);
+    assert_eq!(c.detector.size, ModelSize::N);
+    assert_eq!(c.ring.slots, 4);
+    assert!(c.mqtt.enabled && !c.mqtt.embedded);
+    assert_eq!(c.ring_name(), "/orion-orion-frames");
+    assert_eq!(c.socket_path(), Path::new("/run/orion/oriond-orion.sock"));
+}
+
+#[test]
+fn errors_name_the_key_and_the_range() {
+    let e = err(&format!("{MINIMAL}[stream]\nrate_hz = 50\n"));
+    assert!(
+        e.contains("stream.rate_hz") && e.contains("0.1..=30"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[stream]\nfps = 5\n"));
+    assert!(
+        e.contains("stream") && e.contains("unknown field `fps`"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[detector]\nsize = \"q\"\n"));
+    assert!(
+        e.contains("detector.size") && e.contains("n, s, m, l, x"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[detector]\nconfidence = 1.5\n"));
+    assert!(
+        e.starts_with("detector.confidence: must be in 0..=1"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[stream]\nwidth = 8\n"));
+    assert!(e.starts_with("stream.width") && e.contains("16..="), "{e}");
+    let e = err(&format!("{MINIMAL}[auto_focus]\nalpha = 0\n"));
+    assert!(
+        e.contains("auto_focus") && e.contains("alpha must be in (0, 1]"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[mqtt.qos]\nstatus = 3\n"));
+    assert!(e.starts_with("mqtt.qos.status: must be in 0..=2"), "{e}");
+    let e = err(&format!("{MINIMAL}[supervisor]\nstartretries = -1\n"));
+    assert!(e.starts_with("supervisor.startretries"), "{e}");
+    let e = err(&format!("instance_id = \"Room 1\"\n{MINIMAL}"));
+    assert!(e.starts_with("instance_id"), "{e}");
+    let e = err("[camera]\nsource = \"http://x\"\n");
+    assert!(e.starts_with("camera.source"), "{e}");
+    assert!(err("").contains("camera"), "the camera is required");
+    assert!(err("[camera\n").contains("TOML"));
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    for file in ["../packaging/orion.toml", "../packaging/demo.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        if let Err(e) = Config::load(&path) {
+            panic!("{file}: {e}");
+        }
+    }
+}
+
+#[test]
+fn relative_paths_follow_the_file() {
+    let dir = std::env::temp_dir().join(format!("orion-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("o.toml");
+    std::fs::write(
+        &file,
+        format!("{MINIMAL}[detector]\nmodel_dir = \"models\"\npython = \"python3\"\n[supervisor]\nstate_dir = \"state\"\n"),
+    )
+    .unwrap();
+    let c = Config::load(&file).unwrap();
+    let base = dir.canonicalize().unwrap();
+    assert_eq!(c.detector.model_dir, base.join("models"));
+    assert_eq!(c.detector.python, Path::new("python3"));
+    assert_eq!(c.supervisor.state_dir, base.join("state"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

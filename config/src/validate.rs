@@ -1,0 +1,259 @@
+//! Range checks after parsing; every error names the key's path and the allowed range.
+
+use std::path::{Path, PathBuf};
+
+use orion_protocol::FrameSize;
+
+use crate::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is larger than {max} bytes")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("{path}: {message}")]
+    Key { path: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn read(path: &Path, source: std::io::Error) -> Self {
+        Self::Read {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The key the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Key { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+fn bad(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn float(path: &str, v: f64, min: f64, max: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(bad(path, format!("must be in {min}..={max}, got {v}")))
+    }
+}
+
+fn int(path: &str, v: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(bad(path, format!("must be in {min}..={max}, got {v}")))
+    }
+}
+
+fn name_like(path: &str, v: &str, max: usize, extra: &[u8]) -> Result<(), ConfigError> {
+    let ok = !v.is_empty()
+        && v.len() <= max
+        && v.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || extra.contains(&b)
+        });
+    if ok {
+        Ok(())
+    } else {
+        let allowed = String::from_utf8_lossy(extra).into_owned();
+        Err(bad(
+            path,
+            format!("must be 1..={max} characters of a-z, 0-9, -{allowed}, got {v:?}"),
+        ))
+    }
+}
+
+pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
+    name_like("instance_id", &c.instance_id, 64, b"")?;
+    if c.room_id.len() > 128 || c.room_id.chars().any(char::is_control) {
+        return Err(bad("room_id", "must be at most 128 printable characters"));
+    }
+    camera(c)?;
+    if let Err(e) = FrameSize::new(c.stream.width, c.stream.height) {
+        let key = if c.stream.width < FrameSize::MIN || c.stream.width > FrameSize::MAX_WIDTH {
+            "stream.width"
+        } else {
+            "stream.height"
+        };
+        return Err(bad(key, e.to_string()));
+    }
+    float(
+        "stream.stall_timeout_s",
+        c.stream.stall_timeout_s,
+        1.0,
+        300.0,
+    )?;
+    detector(c)?;
+    c.auto_focus.params().map_err(|e| bad("auto_focus", e))?;
+    mqtt(c)?;
+    supervisor(c)?;
+    int("ring.slots", c.ring.slots.into(), 2, 64)?;
+    Ok(())
+}
+
+fn camera(c: &Config) -> Result<(), ConfigError> {
+    let source = &c.camera.source;
+    const SCHEMES: [&str; 5] = ["rtsp://", "rtsps://", "file://", "v4l2://", "test://"];
+    if source.len() > 2048 || !SCHEMES.iter().any(|s| source.starts_with(s)) {
+        return Err(bad(
+            "camera.source",
+            "must start with rtsp://, rtsps://, file://, v4l2:// or test:// (at most 2048 characters)",
+        ));
+    }
+    if !matches!(c.camera.rtsp_transport.as_str(), "tcp" | "udp") {
+        return Err(bad("camera.rtsp_transport", "must be tcp or udp"));
+    }
+    Ok(())
+}
+
+fn detector(c: &Config) -> Result<(), ConfigError> {
+    let d = &c.detector;
+    float("detector.confidence", d.confidence, 0.0, 1.0)?;
+    if !(d.iou.is_finite() && d.iou > 0.0 && d.iou <= 1.0) {
+        return Err(bad(
+            "detector.iou",
+            format!("must be in (0, 1], got {}", d.iou),
+        ));
+    }
+    if d.classes.is_empty()
+        || d.classes.len() > 80
+        || d.classes
+            .iter()
+            .any(|n| n.is_empty() || n.len() > 64 || n.contains([',', '\n', '\r']))
+    {
+        return Err(bad(
+            "detector.classes",
+            "must list 1..=80 class names of 1..=64 characters without commas",
+        ));
+    }
+    int("detector.threshold_320", d.threshold_320, 0, 7680 * 4320)?;
+    int(
+        "detector.intra_op_threads",
+        d.intra_op_threads.into(),
+        1,
+        64,
+    )?;
+    float("detector.worker_timeout_s", d.worker_timeout_s, 0.5, 600.0)?;
+    if d.model_dir.as_os_str().is_empty() {
+        return Err(bad("detector.model_dir", "must not be empty"));
+    }
+    if d.python.as_os_str().is_empty() {
+        return Err(bad("detector.python", "must not be empty"));
+    }
+    Ok(())
+}
+
+fn mqtt(c: &Config) -> Result<(), ConfigError> {
+    let m = &c.mqtt;
+    if m.host.is_empty() || m.host.len() > 253 || m.host.contains(['/', ' ']) {
+        return Err(bad("mqtt.host", "must be a host name or address"));
+    }
+    if m.port == 0 {
+        return Err(bad("mqtt.port", "must be in 1..=65535, got 0"));
+    }
+    if m.embedded && !matches!(m.host.as_str(), "localhost" | "127.0.0.1" | "::1") {
+        return Err(bad(
+            "mqtt.embedded",
+            "the embedded broker listens on localhost only; set mqtt.host = \"127.0.0.1\"",
+        ));
+    }
+    if m.embedded && m.tls.is_some() {
+        return Err(bad("mqtt.tls", "not supported with the embedded broker"));
+    }
+    if !matches!(m.version.as_str(), "5" | "3.1.1") {
+        return Err(bad(
+            "mqtt.version",
+            format!("must be \"5\" or \"3.1.1\", got {:?}", m.version),
+        ));
+    }
+    if let Some(id) = &m.client_id
+        && (id.is_empty() || id.len() > 64 || !id.is_ascii())
+    {
+        return Err(bad("mqtt.client_id", "must be 1..=64 ASCII characters"));
+    }
+    if m.password_file.is_some() && m.username.is_none() {
+        return Err(bad("mqtt.password_file", "needs mqtt.username"));
+    }
+    if let Some(tls) = &m.tls
+        && tls.cert.is_some() != tls.key.is_some()
+    {
+        return Err(bad("mqtt.tls", "cert and key go together"));
+    }
+    name_like("mqtt.prefix", &m.prefix, 64, b"_/")?;
+    if m.prefix.starts_with('/') || m.prefix.ends_with('/') || m.prefix.contains("//") {
+        return Err(bad(
+            "mqtt.prefix",
+            "must not start or end with / or hold empty levels",
+        ));
+    }
+    int("mqtt.keepalive_s", m.keepalive_s, 5, 3600)?;
+    int("mqtt.status_interval_s", m.status_interval_s, 1, 3600)?;
+    int(
+        "mqtt.max_inflight_commands",
+        m.max_inflight_commands.into(),
+        1,
+        1024,
+    )?;
+    for (key, q) in [
+        ("mqtt.qos.detections", m.qos.detections),
+        ("mqtt.qos.status", m.qos.status),
+        ("mqtt.qos.acks", m.qos.acks),
+        ("mqtt.qos.availability", m.qos.availability),
+        ("mqtt.qos.commands", m.qos.commands),
+    ] {
+        int(key, q.into(), 0, 2)?;
+    }
+    Ok(())
+}
+
+fn supervisor(c: &Config) -> Result<(), ConfigError> {
+    let s = &c.supervisor;
+    float("supervisor.startsecs", s.startsecs, 0.0, 60.0)?;
+    int("supervisor.startretries", s.startretries.into(), 0, 100)?;
+    float("supervisor.stopwaitsecs", s.stopwaitsecs, 0.1, 300.0)?;
+    float(
+        "supervisor.backoff_initial_s",
+        s.backoff_initial_s,
+        0.05,
+        600.0,
+    )?;
+    float(
+        "supervisor.backoff_max_s",
+        s.backoff_max_s,
+        s.backoff_initial_s,
+        3600.0,
+    )?;
+    float("supervisor.ready_timeout_s", s.ready_timeout_s, 1.0, 600.0)?;
+    int("supervisor.log_buffer_kb", s.log_buffer_kb.into(), 4, 4096)?;
+    Ok(())
+}
+
+/// Checks that need the paths resolved against the file's directory.
+pub(crate) fn check_paths(c: &Config) -> Result<(), ConfigError> {
+    // sun_path holds 108 bytes.
+    if c.socket_path().as_os_str().len() > 100 {
+        return Err(bad(
+            "supervisor.socket_dir",
+            format!(
+                "{} is too long for a Unix socket path",
+                c.supervisor.socket_dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}

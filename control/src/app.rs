@@ -1,0 +1,354 @@
+//! The control loop: MQTT commands → validated → oriond → one ack each; oriond's status
+//! and the detector's detections → MQTT. Availability and the retained status are
+//! (re)published on every connect; nothing waits on the broker, and everything dropped is
+//! counted in the status.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Result;
+use bytes::Bytes;
+use orion_config::Config;
+use orion_protocol::command::{self, Ack, MAX_COMMAND};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::mqtt::{self, Client, Event, Message};
+use crate::oriond::Link;
+use crate::topics::Topics;
+
+/// Where an answer goes.
+struct Origin {
+    command: String,
+    request_id: Option<String>,
+    response_topic: Option<String>,
+    correlation: Option<Bytes>,
+}
+
+#[derive(Default, serde::Serialize)]
+struct Counters {
+    connected: bool,
+    connects: u64,
+    commands: u64,
+    commands_rejected: u64,
+    detections_published: u64,
+    detections_dropped: u64,
+    acks_dropped: u64,
+    last_error: Option<String>,
+}
+
+pub struct App {
+    config: Config,
+    topics: Topics,
+    client: Client,
+    link_out: mpsc::Sender<Vec<u8>>,
+    inflight: HashMap<u64, Origin>,
+    next_id: u64,
+    counters: Counters,
+    status: Option<Value>,
+    status_key: Option<String>,
+    status_published: Option<Instant>,
+}
+
+pub async fn run(config: Config, link: Link) -> Result<()> {
+    let topics = Topics::new(&config);
+    let (client, mut events) = mqtt::start(&config, &topics)?;
+    let Link { outbox, mut inbox } = link;
+    let mut app = App {
+        config,
+        topics,
+        client,
+        link_out: outbox,
+        inflight: HashMap::new(),
+        next_id: 1,
+        counters: Counters::default(),
+        status: None,
+        status_key: None,
+        status_published: None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => app.mqtt_event(event),
+                None => anyhow::bail!("the MQTT event loop ended"),
+            },
+            body = inbox.recv() => match body {
+                Some(body) => app.oriond_message(&body),
+                None => {
+                    tracing::info!("oriond's socket closed; stopping");
+                    break;
+                }
+            },
+            _ = tick.tick() => app.publish_status(false),
+            _ = term.recv() => {
+                tracing::info!("SIGTERM; going offline");
+                break;
+            }
+        }
+    }
+    // An orderly stop says so at once instead of waiting for the broker's keepalive.
+    let qos = app.config.mqtt.qos.availability;
+    let _ = app.client.try_publish(
+        &app.topics.availability,
+        qos,
+        true,
+        b"offline".to_vec(),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+impl App {
+    fn mqtt_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => {
+                self.counters.connected = true;
+                self.counters.connects += 1;
+                self.counters.last_error = None;
+                tracing::info!(
+                    host = self.config.mqtt.host,
+                    port = self.config.mqtt.port,
+                    "MQTT connected"
+                );
+                let m = &self.config.mqtt;
+                if let Err(e) = self
+                    .client
+                    .try_subscribe(&self.topics.control, m.qos.commands)
+                {
+                    tracing::error!(error = e, "cannot subscribe to the command topic");
+                }
+                let _ = self.client.try_publish(
+                    &self.topics.availability,
+                    m.qos.availability,
+                    true,
+                    b"online".to_vec(),
+                    None,
+                );
+                self.publish_status(true);
+            }
+            Event::Disconnected { error, retry_in } => {
+                if self.counters.connected || self.counters.last_error.as_deref() != Some(&error) {
+                    tracing::warn!(
+                        error,
+                        retry_in_ms = retry_in.as_millis() as u64,
+                        "MQTT connection lost; reconnecting"
+                    );
+                }
+                self.counters.connected = false;
+                self.counters.last_error = Some(error);
+            }
+            Event::Message(msg) => {
+                if msg.topic == self.topics.control {
+                    self.command(msg);
+                }
+            }
+        }
+    }
+
+    /// One command from MQTT: validated here (nothing reaches oriond otherwise), then
+    /// forwarded; the ack goes out when oriond answers.
+    fn command(&mut self, msg: Message) {
+        self.counters.commands += 1;
+        let mut origin = Origin {
+            command: "unknown".into(),
+            request_id: None,
+            response_topic: msg.response_topic.clone(),
+            correlation: msg.correlation.clone(),
+        };
+        if msg.payload.len() > MAX_COMMAND {
+            let why = format!(
+                "payload of {} bytes is over the {MAX_COMMAND}-byte limit",
+                msg.payload.len()
+            );
+            return self.reject(&origin, why);
+        }
+        let Ok(text) = std::str::from_utf8(&msg.payload) else {
+            return self.reject(&origin, "payload is not UTF-8".into());
+        };
+        let cmd = command::parse(text);
+        origin.command = cmd.name.clone();
+        origin.request_id = cmd.request_id.clone();
+        let action = match cmd.action {
+            Ok(a) => a,
+            Err(e) => return self.reject(&origin, e),
+        };
+        let max = self.config.mqtt.max_inflight_commands as usize;
+        if self.inflight.len() >= max {
+            return self.reject(
+                &origin,
+                format!("too many commands in flight (at most {max}); try again"),
+            );
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = action.to_request(Some(&format!("ctl-{id}")));
+        match self.link_out.try_send(request.to_string().into_bytes()) {
+            Ok(()) => {
+                self.inflight.insert(id, origin);
+            }
+            Err(_) => self.reject(&origin, "oriond is not answering; try again".into()),
+        }
+    }
+
+    fn reject(&mut self, origin: &Origin, why: String) {
+        self.counters.commands_rejected += 1;
+        tracing::info!(command = origin.command, error = why, "command rejected");
+        self.ack(origin, Err(why));
+    }
+
+    fn ack(&mut self, origin: &Origin, result: Result<Value, String>) {
+        let (status, data, error) = match result {
+            Ok(data) => ("success", data, Value::Null),
+            Err(e) => ("error", Value::Null, Value::String(e)),
+        };
+        let body = json!({
+            "command_ack": origin.command,
+            "status": status,
+            "request_id": origin.request_id,
+            "data": data,
+            "error": error,
+            "timestamp": now_rfc3339(),
+        })
+        .to_string()
+        .into_bytes();
+        let qos = self.config.mqtt.qos.acks;
+        if let Some(topic) = &origin.response_topic
+            && self
+                .client
+                .try_publish(topic, qos, false, body.clone(), origin.correlation.clone())
+                .is_err()
+        {
+            self.counters.acks_dropped += 1;
+        }
+        if self
+            .client
+            .try_publish(&self.topics.health, qos, false, body, None)
+            .is_err()
+        {
+            self.counters.acks_dropped += 1;
+            tracing::warn!(command = origin.command, "ack could not be queued");
+        }
+    }
+
+    fn oriond_message(&mut self, body: &[u8]) {
+        let Ok(value) = serde_json::from_slice::<Value>(body) else {
+            tracing::warn!("unreadable message from oriond");
+            return;
+        };
+        match value.get("type").and_then(Value::as_str) {
+            Some("detection") => self.detection(value),
+            Some("status") => {
+                self.status = value.get("status").cloned();
+                self.publish_status(false);
+            }
+            Some("ack") => {
+                let Ok(ack) = serde_json::from_value::<Ack>(value) else {
+                    return;
+                };
+                let id = ack
+                    .request_id
+                    .as_deref()
+                    .and_then(|id| id.strip_prefix("ctl-"))
+                    .and_then(|n| n.parse::<u64>().ok());
+                if let Some(origin) = id.and_then(|id| self.inflight.remove(&id)) {
+                    self.ack(&origin, ack.into_result());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn detection(&mut self, mut value: Value) {
+        let Some(detection) = value.get_mut("detection") else {
+            return;
+        };
+        if !self.counters.connected {
+            self.counters.detections_dropped += 1;
+            return;
+        }
+        // Stamped at publish, so latency covers the whole path from the camera.
+        let now = SystemTime::now();
+        detection["publish_ts"] = json!(humantime::format_rfc3339_millis(now).to_string());
+        if let Some(capture) = detection["capture_ts"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            && let Ok(latency) = now.duration_since(capture)
+        {
+            detection["latency_ms"] = json!(latency.as_secs_f64() * 1000.0);
+        }
+        let body = detection.to_string().into_bytes();
+        let qos = self.config.mqtt.qos.detections;
+        match self
+            .client
+            .try_publish(&self.topics.detections, qos, false, body, None)
+        {
+            Ok(()) => self.counters.detections_published += 1,
+            Err(_) => self.counters.detections_dropped += 1,
+        }
+    }
+
+    /// The retained status: at once when something an operator cares about changed (a
+    /// process state, the stream or detector state, the desired state), else every
+    /// `status_interval_s`.
+    fn publish_status(&mut self, force: bool) {
+        let Some(status) = &self.status else {
+            return;
+        };
+        if !self.counters.connected {
+            return;
+        }
+        let key = significant(status);
+        let due = self
+            .status_published
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(self.config.mqtt.status_interval_s));
+        if !force && !due && self.status_key.as_ref() == Some(&key) {
+            return;
+        }
+        let mut status = status.clone();
+        status["mqtt"] = json!(self.counters);
+        status["mqtt"]["commands_in_flight"] = json!(self.inflight.len());
+        status["timestamp"] = json!(now_rfc3339());
+        let qos = self.config.mqtt.qos.status;
+        if self
+            .client
+            .try_publish(
+                &self.topics.status,
+                qos,
+                true,
+                status.to_string().into_bytes(),
+                None,
+            )
+            .is_ok()
+        {
+            self.status_key = Some(key);
+            self.status_published = Some(Instant::now());
+        }
+    }
+}
+
+/// The parts of the status whose change is news.
+fn significant(status: &Value) -> String {
+    let processes: Vec<Value> = status["processes"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| json!([p["name"], p["state"], p["pid"], p["restarts"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!([
+        processes,
+        status["stream"]["state"],
+        status["detector"]["state"],
+        status["detector"]["model"],
+        status["desired"],
+    ])
+    .to_string()
+}

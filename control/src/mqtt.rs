@@ -1,0 +1,269 @@
+//! One face for rumqttc's MQTT 3.1.1 and MQTT 5 clients: connect options from the config
+//! (last will, credentials from a file, TLS), publishing with an optional v5 correlation,
+//! and the events the app cares about. The event loop runs on its own task, reconnecting
+//! with capped exponential backoff, so a broker outage never blocks the app.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use orion_config::Config;
+use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
+use tokio::sync::mpsc;
+
+use crate::topics::Topics;
+
+/// Largest packet accepted from the broker: well above the 64 KiB command limit, so an
+/// oversize command is read and answered with an error instead of dropping the connection.
+const MAX_INCOMING: usize = 4 << 20;
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A message on a subscribed topic.
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    /// MQTT 5 response topic and correlation data.
+    pub response_topic: Option<String>,
+    pub correlation: Option<Bytes>,
+}
+
+pub enum Event {
+    /// (Re)connected: subscribe and republish retained state now.
+    Connected,
+    Message(Message),
+    /// The connection is gone; the event loop retries after `retry_in`.
+    Disconnected {
+        error: String,
+        retry_in: Duration,
+    },
+}
+
+#[derive(Clone)]
+pub enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+fn qos4(q: u8) -> rumqttc::QoS {
+    match q {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
+fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
+    use rumqttc::v5::mqttbytes::QoS;
+    match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+impl Client {
+    /// Queues a publish; fails (without waiting) when the request queue is full.
+    pub fn try_publish(
+        &self,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        payload: Vec<u8>,
+        correlation: Option<Bytes>,
+    ) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c
+                .try_publish(topic, qos4(qos), retain, payload)
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => {
+                let props = PublishProperties {
+                    correlation_data: correlation,
+                    ..Default::default()
+                };
+                c.try_publish_with_properties(topic, qos5(qos), retain, payload, props)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    pub fn try_subscribe(&self, topic: &str, qos: u8) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_subscribe(topic, qos4(qos)).map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_subscribe(topic, qos5(qos)).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Builds the client and starts its event loop; events arrive on the returned channel.
+pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver<Event>)> {
+    let m = &config.mqtt;
+    let id = config.mqtt_client_id();
+    let keepalive = Duration::from_secs(m.keepalive_s);
+    let password = match &m.password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("mqtt.password_file: cannot read {}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let transport = tls(config)?;
+    let (tx, rx) = mpsc::channel(1024);
+    // The embedded broker speaks MQTT 3.1.1.
+    let v5 = m.version == "5" && !m.embedded;
+    let client = if v5 {
+        let mut o = rumqttc::v5::MqttOptions::new(id, m.host.clone(), m.port);
+        o.set_keep_alive(keepalive)
+            .set_clean_start(true)
+            .set_max_packet_size(Some(MAX_INCOMING as u32))
+            .set_last_will(LastWill5::new(
+                topics.availability.clone(),
+                "offline",
+                qos5(m.qos.availability),
+                true,
+                None,
+            ));
+        if let (Some(user), Some(pass)) = (&m.username, &password) {
+            o.set_credentials(user.clone(), pass.clone());
+        } else if let Some(user) = &m.username {
+            o.set_credentials(user.clone(), "");
+        }
+        if let Some(t) = transport {
+            o.set_transport(t);
+        }
+        let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, 1024);
+        tokio::spawn(run_v5(eventloop, tx));
+        Client::V5(client)
+    } else {
+        let mut o = rumqttc::MqttOptions::new(id, m.host.clone(), m.port);
+        o.set_keep_alive(keepalive)
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_INCOMING, MAX_INCOMING)
+            .set_last_will(rumqttc::LastWill::new(
+                topics.availability.clone(),
+                "offline",
+                qos4(m.qos.availability),
+                true,
+            ));
+        if let Some(user) = &m.username {
+            o.set_credentials(user.clone(), password.clone().unwrap_or_default());
+        }
+        if let Some(t) = transport {
+            o.set_transport(t);
+        }
+        let (client, eventloop) = rumqttc::AsyncClient::new(o, 1024);
+        tokio::spawn(run_v4(eventloop, tx));
+        Client::V4(client)
+    };
+    Ok((client, rx))
+}
+
+fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {
+    let Some(tls) = &config.mqtt.tls else {
+        return Ok(None);
+    };
+    // rustls needs a crypto provider; ring builds without a C toolchain dance.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let read = |key: &str, p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("mqtt.tls.{key}: cannot read {}", p.display()))
+    };
+    let ca = read("ca", &tls.ca)?;
+    let client_auth = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => Some((read("cert", cert)?, read("key", key)?)),
+        _ => None,
+    };
+    Ok(Some(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        },
+    )))
+}
+
+async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
+    use rumqttc::{Event as E, Packet};
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(E::Incoming(Packet::ConnAck(_))) => {
+                backoff = BACKOFF_MIN;
+                Event::Connected
+            }
+            Ok(E::Incoming(Packet::Publish(p))) => Event::Message(Message {
+                topic: p.topic.clone(),
+                payload: p.payload,
+                response_topic: None,
+                correlation: None,
+            }),
+            Ok(_) => continue,
+            Err(e) => {
+                let retry_in = backoff;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                if tx
+                    .send(Event::Disconnected {
+                        error: e.to_string(),
+                        retry_in,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(retry_in).await;
+                continue;
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) {
+    use rumqttc::v5::Event as E;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(E::Incoming(Packet::ConnAck(_))) => {
+                backoff = BACKOFF_MIN;
+                Event::Connected
+            }
+            Ok(E::Incoming(Packet::Publish(p))) => {
+                let (response_topic, correlation) = p
+                    .properties
+                    .map(|props| (props.response_topic, props.correlation_data))
+                    .unwrap_or_default();
+                Event::Message(Message {
+                    topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                    payload: p.payload,
+                    response_topic,
+                    correlation,
+                })
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                let retry_in = backoff;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                if tx
+                    .send(Event::Disconnected {
+                        error: e.to_string(),
+                        retry_in,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(retry_in).await;
+                continue;
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}

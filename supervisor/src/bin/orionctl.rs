@@ -1,0 +1,462 @@
+//! `orionctl`: supervisorctl-style control of a running oriond over its Unix socket.
+//!
+//! `orionctl status` prints `name  STATE  description` and exits 3 when a listed process
+//! is not RUNNING, 4 for an unknown name; `--json` prints oriond's answers as JSON. With no
+//! verb it reads verbs from a prompt (`orion>`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use orion_protocol::command::Ack;
+use orion_protocol::wire;
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(name = "orionctl", version, about = "Control a running oriond")]
+struct Cli {
+    /// oriond's configuration (to find its socket)
+    #[arg(long, default_value = orion_config::DEFAULT_PATH, global = true)]
+    config: PathBuf,
+    /// oriond's socket (instead of reading the config)
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Print oriond's answers as JSON
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    verb: Option<Verb>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Verb {
+    /// Process states (exit 3 if any listed is not RUNNING, 4 for an unknown name)
+    Status { names: Vec<String> },
+    /// Start processes (clears FATAL)
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop processes (reverse start order for `all`)
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop, then start processes
+    Restart {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// oriond's pid, or a process's
+    Pid { name: Option<String> },
+    /// A process's recent output
+    Tail {
+        /// Keep printing new output
+        #[arg(short = 'f')]
+        follow: bool,
+        /// How many bytes of the end to show
+        #[arg(long, default_value_t = 1600)]
+        bytes: u64,
+        name: String,
+    },
+    /// Stop every process and oriond
+    Shutdown,
+    /// Re-read the config file and apply it
+    Reload,
+    /// Pause inference (capture keeps running)
+    Pause,
+    /// Resume inference
+    Resume,
+    /// Set the inference rate (restarts capture only)
+    Rate { hz: f64 },
+    /// Switch the model size (n, s, m, l, x) without a pause
+    Model { size: String },
+    /// Attention regions: `rois set X,Y,W,H [X,Y,W,H …]`, `rois clear`, `rois get`
+    Rois { action: String, rects: Vec<String> },
+    /// Auto-focus: `focus on|off|stats|clear|get`, `focus strategy NAME [--alpha …]`
+    Focus {
+        action: String,
+        strategy: Option<String>,
+        #[arg(long)]
+        alpha: Option<f64>,
+        #[arg(long)]
+        velocity_threshold: Option<f64>,
+        #[arg(long)]
+        velocity_factor: Option<f64>,
+        #[arg(long)]
+        max_expansion: Option<f64>,
+    },
+    /// Full status as JSON (processes, stream, detector, desired state)
+    GetStatus,
+}
+
+const NAMES: [&str; 3] = ["control", "detector", "capture"];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = match socket_path(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("orionctl: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut client = Client {
+        socket,
+        json: cli.json,
+    };
+    match cli.verb {
+        Some(verb) => client.run(verb),
+        None => client.prompt(),
+    }
+}
+
+fn socket_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(s) = &cli.socket {
+        return Ok(s.clone());
+    }
+    let config = orion_config::Config::load(&cli.config)
+        .with_context(|| "finding oriond's socket (or pass --socket)".to_string())?;
+    Ok(config.socket_path())
+}
+
+struct Client {
+    socket: PathBuf,
+    json: bool,
+}
+
+/// Exit codes of supervisorctl's status.
+const NOT_RUNNING: u8 = 3;
+const UNKNOWN_NAME: u8 = 4;
+
+impl Client {
+    fn run(&mut self, verb: Verb) -> ExitCode {
+        match self.verb(verb) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("orionctl: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn prompt(&mut self) -> ExitCode {
+        let stdin = std::io::stdin();
+        let interactive = stdin.is_terminal();
+        let mut line = String::new();
+        loop {
+            if interactive {
+                print!("orion> ");
+                let _ = std::io::stdout().flush();
+            }
+            line.clear();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => return ExitCode::SUCCESS,
+                Ok(_) => {}
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.first() {
+                None => continue,
+                Some(&("quit" | "exit")) => return ExitCode::SUCCESS,
+                Some(_) => {}
+            }
+            let args = std::iter::once("orionctl").chain(words.iter().copied());
+            match Cli::try_parse_from(args) {
+                Ok(Cli {
+                    verb: Some(verb), ..
+                }) => {
+                    let _ = self.run(verb);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = e.print();
+                }
+            }
+        }
+    }
+
+    fn verb(&mut self, verb: Verb) -> Result<u8> {
+        match verb {
+            Verb::Status { names } => self.status(&names),
+            Verb::Start { names } => self.each("start_process", &expand(&names, false)?),
+            Verb::Stop { names } => self.each("stop_process", &expand(&names, true)?),
+            Verb::Restart { names } => {
+                let names = expand(&names, false)?;
+                let mut reversed = names.clone();
+                reversed.reverse();
+                let code = self.each("stop_process", &reversed)?;
+                Ok(code.max(self.each("start_process", &names)?))
+            }
+            Verb::Pid { name } => {
+                let status = self.call("process_status", json!({}))?;
+                let pid = match name.as_deref() {
+                    None => status["oriond"]["pid"].clone(),
+                    Some(n) => find(&status, n)
+                        .map(|p| p["pid"].clone())
+                        .ok_or_else(|| anyhow!("no such process {n:?}"))?,
+                };
+                println!(
+                    "{}",
+                    if pid.is_null() {
+                        "0".to_string()
+                    } else {
+                        pid.to_string()
+                    }
+                );
+                Ok(0)
+            }
+            Verb::Tail {
+                follow,
+                bytes,
+                name,
+            } => self.tail(&name, bytes, follow),
+            Verb::Shutdown => self.simple("shutdown", json!({})),
+            Verb::Reload => self.simple("reload_config", json!({})),
+            Verb::Pause => self.simple("pause_inference", json!({})),
+            Verb::Resume => self.simple("resume_inference", json!({})),
+            Verb::Rate { hz } => self.simple("set_inference_rate", json!({"rate_hz": hz})),
+            Verb::Model { size } => self.simple("set_model_size", json!({"size": size})),
+            Verb::Rois { action, rects } => match action.as_str() {
+                "set" => self.simple("set_attention_rois", json!({"rois": parse_rects(&rects)?})),
+                "clear" => self.simple("clear_attention_rois", json!({})),
+                "get" => self.simple("get_attention_rois", json!({})),
+                other => bail!("rois {other:?}: use set, clear or get"),
+            },
+            Verb::Focus {
+                action,
+                strategy,
+                alpha,
+                velocity_threshold,
+                velocity_factor,
+                max_expansion,
+            } => match action.as_str() {
+                "on" => self.simple("enable_auto_focus", json!({})),
+                "off" => self.simple("disable_auto_focus", json!({})),
+                "stats" => self.simple("get_auto_focus_stats", json!({})),
+                "clear" => self.simple("clear_auto_focus_history", json!({})),
+                "get" => self.simple("get_auto_focus_strategy", json!({})),
+                "strategy" => {
+                    let strategy = strategy.ok_or_else(|| {
+                        anyhow!("focus strategy NAME (simple, smoothing, velocity)")
+                    })?;
+                    let mut params = json!({"strategy": strategy});
+                    for (key, v) in [
+                        ("alpha", alpha),
+                        ("velocity_threshold", velocity_threshold),
+                        ("velocity_factor", velocity_factor),
+                        ("max_expansion", max_expansion),
+                    ] {
+                        if let Some(v) = v {
+                            params[key] = json!(v);
+                        }
+                    }
+                    self.simple("set_auto_focus_strategy", params)
+                }
+                other => bail!("focus {other:?}: use on, off, strategy, stats, clear or get"),
+            },
+            Verb::GetStatus => {
+                let status = self.call("get_status", json!({}))?;
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                Ok(0)
+            }
+        }
+    }
+
+    fn status(&mut self, names: &[String]) -> Result<u8> {
+        let status = self.call("process_status", json!({}))?;
+        let wanted: Vec<String> = if names.is_empty() || names.iter().any(|n| n == "all") {
+            status["processes"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| p["name"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            names.to_vec()
+        };
+        let mut code = 0;
+        let mut shown = Vec::new();
+        for name in &wanted {
+            match find(&status, name) {
+                Some(p) => {
+                    if p["state"] != "RUNNING" {
+                        code = code.max(NOT_RUNNING);
+                    }
+                    shown.push(p.clone());
+                    if !self.json {
+                        println!(
+                            "{:<12}{:<10}{}",
+                            name,
+                            p["state"].as_str().unwrap_or("?"),
+                            p["description"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                None => {
+                    if !self.json {
+                        println!("{name}: ERROR (no such process)");
+                    }
+                    code = UNKNOWN_NAME;
+                }
+            }
+        }
+        if self.json {
+            println!("{}", json!({"processes": shown}));
+        }
+        Ok(code)
+    }
+
+    fn each(&mut self, command: &str, names: &[String]) -> Result<u8> {
+        let mut code = 0;
+        for name in names {
+            let ack = self.request(command, json!({"name": name}))?;
+            if self.json {
+                println!("{}", serde_json::to_string(&ack)?);
+            }
+            let verb = command.trim_end_matches("_process");
+            match ack.into_result() {
+                Ok(_) if !self.json => println!("{name}: {verb}ed"),
+                Ok(_) => {}
+                Err(e) => {
+                    if !self.json {
+                        println!("{name}: ERROR ({e})");
+                    }
+                    code = if e.contains("no such process") {
+                        UNKNOWN_NAME
+                    } else {
+                        1
+                    };
+                }
+            }
+        }
+        Ok(code)
+    }
+
+    fn tail(&mut self, name: &str, bytes: u64, follow: bool) -> Result<u8> {
+        let mut offset: Option<u64> = None;
+        let mut out = std::io::stdout();
+        loop {
+            let mut params =
+                json!({"name": name, "bytes": if offset.is_some() { 65536 } else { bytes }});
+            if let Some(o) = offset {
+                params["offset"] = json!(o);
+            }
+            let data = self.call("tail_process", params)?;
+            write!(out, "{}", data["text"].as_str().unwrap_or(""))?;
+            out.flush()?;
+            offset = data["offset"].as_u64();
+            if !follow {
+                return Ok(0);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A command whose answer is printed as it is.
+    fn simple(&mut self, command: &str, params: Value) -> Result<u8> {
+        let ack = self.request(command, params)?;
+        if self.json {
+            println!("{}", serde_json::to_string(&ack)?);
+            return Ok(u8::from(!ack.is_success()));
+        }
+        match ack.into_result() {
+            Ok(data) => {
+                println!("{command}: ok {data}");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{command}: ERROR {e}");
+                Ok(1)
+            }
+        }
+    }
+
+    /// The data of a successful answer.
+    fn call(&mut self, command: &str, params: Value) -> Result<Value> {
+        self.request(command, params)?
+            .into_result()
+            .map_err(|e| anyhow!("{command}: {e}"))
+    }
+
+    fn request(&mut self, command: &str, params: Value) -> Result<Ack> {
+        let mut stream = connect(&self.socket)?;
+        // A model load may take a while; oriond itself gives up after 180 s.
+        stream.set_read_timeout(Some(Duration::from_secs(200)))?;
+        let id = format!("orionctl-{}", std::process::id());
+        let body = json!({"command": command, "params": params, "request_id": id});
+        wire::write_message(&mut stream, body.to_string().as_bytes())?;
+        loop {
+            let reply = wire::read_message(&mut stream)?
+                .ok_or_else(|| anyhow!("oriond closed the connection without answering"))?;
+            let ack: Ack =
+                serde_json::from_slice(&reply).context("unreadable answer from oriond")?;
+            if ack.request_id.as_deref() == Some(id.as_str()) {
+                return Ok(ack);
+            }
+        }
+    }
+}
+
+fn connect(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow!("oriond is not running (no socket at {})", path.display())
+        }
+        std::io::ErrorKind::ConnectionRefused => {
+            anyhow!("oriond is not running (stale socket at {})", path.display())
+        }
+        std::io::ErrorKind::PermissionDenied => anyhow!(
+            "cannot access {}: permission denied (run as root or a member of the orion group)",
+            path.display()
+        ),
+        _ => anyhow!("cannot connect to {}: {e}", path.display()),
+    })
+}
+
+fn find<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["processes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+}
+
+/// `all` → every process (in stop order when `reverse`); other names as given.
+fn expand(names: &[String], reverse: bool) -> Result<Vec<String>> {
+    if names.iter().any(|n| n == "all") {
+        let mut all: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+        if reverse {
+            all.reverse();
+        }
+        return Ok(all);
+    }
+    Ok(names.to_vec())
+}
+
+/// `X,Y,W,H` rectangles (normalized) → ROI objects; oriond validates the ranges.
+fn parse_rects(rects: &[String]) -> Result<Vec<Value>> {
+    if rects.is_empty() {
+        bail!("rois set X,Y,W,H [X,Y,W,H …] (normalized to the frame)");
+    }
+    rects
+        .iter()
+        .map(|r| {
+            let v: Vec<f64> = r
+                .split(',')
+                .map(|p| p.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| anyhow!("{r:?} is not X,Y,W,H"))?;
+            match v[..] {
+                [x, y, width, height] => {
+                    Ok(json!({"x": x, "y": y, "width": width, "height": height}))
+                }
+                _ => bail!("{r:?} is not X,Y,W,H"),
+            }
+        })
+        .collect()
+}

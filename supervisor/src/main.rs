@@ -1,0 +1,113 @@
+//! `oriond`, the one process systemd starts: validates the config, preflights, creates the
+//! frame ring and the socket, starts control → detector → capture, supervises them and
+//! routes every command (see the crate README and DESIGN.md sections 1 and 6).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use orion_config::Config;
+use orion_ring::{PixelFormat, RingGeometry, RingName, RingOwner};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+mod children;
+mod desired;
+mod ipc;
+mod preflight;
+mod supervisor;
+
+use desired::Desired;
+use supervisor::{Event, Supervisor};
+
+/// Orion's supervisor.
+#[derive(Parser, Debug)]
+#[command(name = "oriond", version)]
+struct Args {
+    /// Configuration file
+    #[arg(long, default_value = orion_config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Validate the config and the environment (models, Python, binaries), then exit
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    orion_process::init_logging();
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("oriond: {}: {e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (desired, warning) = Desired::load(&config.state_path(), &config);
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    if let Err(e) = preflight::check(&config, desired.model_size) {
+        eprintln!("oriond: {e:#}");
+        return ExitCode::from(2);
+    }
+    if args.check_config {
+        println!("{}: OK", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    orion_process::run_main("oriond", Ok(()), |()| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("start the runtime")?;
+        runtime.block_on(run(config, args.config, desired))
+    })
+}
+
+async fn run(config: Config, config_path: PathBuf, desired: Desired) -> Result<()> {
+    preflight::state_dir(&config)?;
+    let listener = ipc::bind(&config.socket_path()).await?;
+    let geometry = RingGeometry::for_frames(
+        config.ring.slots,
+        config.stream.width,
+        config.stream.height,
+        PixelFormat::Rgb8,
+    )
+    .context("ring geometry")?;
+    let ring = RingOwner::create(RingName::new(&config.ring_name())?, geometry)
+        .with_context(|| format!("create the frame ring {}", config.ring_name()))?;
+    tracing::info!(
+        ring = config.ring_name(),
+        bytes = geometry.total_size(),
+        socket = %config.socket_path().display(),
+        "oriond starting"
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    ipc::spawn_accept(listener, tx.clone());
+    spawn_signals(tx.clone())?;
+    let socket = config.socket_path();
+    let result = Supervisor::new(config, config_path, desired, ring, tx)
+        .run(rx)
+        .await;
+    let _ = std::fs::remove_file(socket);
+    result
+}
+
+fn spawn_signals(tx: mpsc::UnboundedSender<Event>) -> Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = term.recv() => Event::Terminate,
+                _ = int.recv() => Event::Terminate,
+                _ = hup.recv() => Event::Reload,
+            };
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
