@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod capture;
+mod control;
 mod detector;
 mod report;
 mod ring;
@@ -29,6 +30,8 @@ enum Suite {
     Detector(detector::Options),
     /// Supervisor: crash detection latency (SIGKILL → exit recorded), oriond's RSS.
     Supervisor(supervisor::Options),
+    /// Control: MQTT command → ack latency through a local mosquitto while detection runs.
+    Control(control::Options),
     /// Internal: a child process of the ring suite.
     #[command(hide = true)]
     RingChild(ring::ChildArgs),
@@ -49,6 +52,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Suite::Capture(opts) => capture::run(&opts)?,
         Suite::Detector(opts) => detector::run(&opts)?,
         Suite::Supervisor(opts) => supervisor::run(&opts)?,
+        Suite::Control(opts) => control::run(&opts)?,
         Suite::RingChild(args) => ring::child(&args)?,
         Suite::CaptureChild(args) => {
             orion_capture::cli::init_logging();

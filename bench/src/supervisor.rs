@@ -32,7 +32,7 @@ pub struct Options {
 }
 
 pub fn run(opts: &Options) -> Result<()> {
-    build_binaries()?;
+    build_binaries(false)?;
     let o = Oriond::start(None, "")?;
     let baseline = baseline_ms(20)?;
     let mut samples = Vec::with_capacity(opts.kills);
@@ -132,13 +132,16 @@ fn rss_kb(pid: u32) -> Result<u64> {
 }
 
 /// oriond and the children it spawns must sit next to this binary.
-fn build_binaries() -> Result<()> {
+pub fn build_binaries(with_control: bool) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(orion_tests::fixtures::repo())
         .args(["build", "--release", "--quiet"]);
     for package in ["orion-supervisor", "orion-capture", "orion-detector"] {
         cmd.args(["-p", package]);
+    }
+    if with_control {
+        cmd.args(["-p", "orion-control"]);
     }
     let status = cmd.status().context("run cargo build")?;
     if !status.success() {

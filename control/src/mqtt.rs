@@ -133,6 +133,7 @@ pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver
         if let Some(t) = transport {
             o.set_transport(t);
         }
+        o.set_network_options(no_delay());
         let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, 1024);
         tokio::spawn(run_v5(eventloop, tx));
         Client::V5(client)
@@ -153,11 +154,20 @@ pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver
         if let Some(t) = transport {
             o.set_transport(t);
         }
-        let (client, eventloop) = rumqttc::AsyncClient::new(o, 1024);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(o, 1024);
+        eventloop.set_network_options(no_delay());
         tokio::spawn(run_v4(eventloop, tx));
         Client::V4(client)
     };
     Ok((client, rx))
+}
+
+/// Acks are small and answer a request: Nagle's algorithm would hold one back until the
+/// broker acknowledges the previous packet (tens of milliseconds with delayed ACKs).
+fn no_delay() -> rumqttc::NetworkOptions {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    n
 }
 
 fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {

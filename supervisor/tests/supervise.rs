@@ -40,7 +40,8 @@ fn pids(o: &Oriond) -> Vec<(String, u64)> {
 
 #[test]
 fn a_killed_child_is_noticed_at_once_and_comes_back_in_the_desired_state() {
-    let o = Oriond::start(None, "").unwrap();
+    let broker = orion_tests::mqtt::Mosquitto::start().unwrap();
+    let o = Oriond::start(Some(broker.port), "").unwrap();
     // Operator settings that must survive a detector crash.
     for (cmd, params) in [
         ("set_model_size", json!({"size": "s"})),
@@ -57,7 +58,9 @@ fn a_killed_child_is_noticed_at_once_and_comes_back_in_the_desired_state() {
         let ack = o.command(cmd, params).unwrap();
         assert!(ack.is_success(), "{cmd}: {ack:?}");
     }
-    for name in ["detector", "capture"] {
+    for name in ["control", "detector", "capture"] {
+        // Up longer than startsecs, so the kill is a crash and not a failed start.
+        std::thread::sleep(Duration::from_millis(600));
         let before = pids(&o);
         let victim = o.child_pid(name).unwrap();
         let killed_at = now_us();
@@ -458,4 +461,40 @@ fn bad_configs_are_refused_with_the_key_and_range() {
         "--check-config started something"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    let (instance, dir) = Oriond::scratch().unwrap();
+    let text = Oriond::config_text(&instance, &dir, None, "").unwrap();
+    let notify = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // Start through a config file written first, with systemd's variables set.
+    std::fs::write(dir.join("orion.toml"), &text).unwrap();
+    let mut o = Oriond::start_with(instance, dir.clone(), &text).unwrap();
+    // start_with already spawned once without the variables: restart with them.
+    o.signal(Signal::SIGTERM).unwrap();
+    o.env = vec![
+        ("NOTIFY_SOCKET".into(), notify.display().to_string()),
+        ("WATCHDOG_USEC".into(), "400000".into()),
+    ];
+    o.spawn().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    let t = Instant::now();
+    while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
+        assert!(t.elapsed() < START_TIMEOUT, "heard only {seen:?}");
+        let n = sock.recv(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    o.signal(Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    while !seen.contains("STOPPING=1") {
+        assert!(t.elapsed() < Duration::from_secs(10), "heard only {seen:?}");
+        let n = sock.recv(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
 }

@@ -6,6 +6,7 @@
 //! - [`fixtures`]: the repository's fixtures, the venv's Python, decoded footage.
 //! - [`child`]: spawned helper processes that are killed and reaped when dropped, so a
 //!   failing test leaves nothing running.
+//! - [`mqtt`]: a real mosquitto on a free port, and `mosquitto_sub`/`mosquitto_pub`.
 //! - [`oriond`]: a real oriond on its own config, socket and ring, and a client for it.
 //! - [`ring_probe`]: the protocol of the `ring-writer` / `ring-reader` helper programs.
 //! - [`rtsp_server`]: the RTSP server standing in for a camera (`rtsp-test-server`).
@@ -15,6 +16,7 @@
 pub mod bins;
 pub mod child;
 pub mod fixtures;
+pub mod mqtt;
 pub mod oriond;
 pub mod pattern;
 pub mod ring_probe;

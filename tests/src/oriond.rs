@@ -21,6 +21,8 @@ pub struct Oriond {
     pub config: PathBuf,
     pub socket: PathBuf,
     pub instance: String,
+    /// Extra environment for oriond (e.g. `NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
     guard: Option<ChildGuard>,
 }
 
@@ -110,6 +112,7 @@ stopwaitsecs = 3
             config,
             socket,
             instance,
+            env: Vec::new(),
             guard: None,
         };
         o.spawn()?;
@@ -120,6 +123,7 @@ stopwaitsecs = 3
     pub fn spawn(&mut self) -> Result<()> {
         let mut cmd = Command::new(bins::locate("oriond")?);
         cmd.arg("--config").arg(&self.config);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.guard = Some(ChildGuard::spawn(cmd)?);
         let deadline = Instant::now() + Duration::from_secs(30);
         while UnixStream::connect(&self.socket).is_err() {

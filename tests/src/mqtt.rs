@@ -1,0 +1,203 @@
+//! A real mosquitto broker on a free localhost port, and a watcher that records every
+//! message on a topic filter through `mosquitto_sub` (the Debian clients), so tests see
+//! the MQTT traffic exactly as an operator's tools would.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::child::ChildGuard;
+
+pub struct Mosquitto {
+    pub port: u16,
+    /// Broker-side TCP_NODELAY (mosquitto's `set_tcp_nodelay`, off by default).
+    pub nodelay: bool,
+    guard: Option<ChildGuard>,
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Mosquitto {
+    /// mosquitto as Debian ships it (Nagle on), on a free port.
+    pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    pub fn start_with(nodelay: bool) -> Result<Self> {
+        let mut m = Self {
+            port: free_port()?,
+            nodelay,
+            guard: None,
+        };
+        m.restart()?;
+        Ok(m)
+    }
+
+    /// Starts (again) on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        let conf = std::env::temp_dir().join(format!("orion-mosquitto-{}.conf", self.port));
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay {}\n",
+                self.port, self.nodelay
+            ),
+        )?;
+        let mut cmd = Command::new("mosquitto");
+        cmd.arg("-c").arg(&conf);
+        self.guard =
+            Some(ChildGuard::spawn(cmd).context("start mosquitto (apt install mosquitto)")?);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on {}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the broker (it keeps nothing: no persistence).
+    pub fn kill(&mut self) -> Result<()> {
+        self.guard.take().context("not running")?.kill()
+    }
+}
+
+/// One message seen by a [`Watch`].
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub topic: String,
+    pub retained: bool,
+    /// MQTT 5 correlation data (empty if none).
+    pub correlation: String,
+    pub payload: String,
+}
+
+impl Seen {
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.payload).ok()
+    }
+}
+
+/// `mosquitto_sub -V mqttv5` on a topic filter; messages are kept in arrival order.
+pub struct Watch {
+    guard: ChildGuard,
+    pub seen: Vec<Seen>,
+}
+
+impl Watch {
+    pub fn start(port: u16, filter: &str) -> Result<Self> {
+        Self::start_with(port, filter, true)
+    }
+
+    /// `v5: false` subscribes with MQTT 3.1.1 (the embedded broker speaks only that).
+    pub fn start_with(port: u16, filter: &str, v5: bool) -> Result<Self> {
+        let mut cmd = Command::new("mosquitto_sub");
+        let version = if v5 { "mqttv5" } else { "mqttv311" };
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-V",
+            version,
+            "-q",
+            "1",
+        ])
+        .args(["-t", filter, "-F", "%t\t%r\t%D\t%p"]);
+        let guard = ChildGuard::spawn(cmd)?;
+        // Subscribed once it has connected; mosquitto_sub says nothing, so give it a moment.
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(Self {
+            guard,
+            seen: Vec::new(),
+        })
+    }
+
+    fn pull(&mut self, timeout: Duration) -> Result<bool> {
+        match self.guard.next_line_within(timeout)? {
+            Some(line) => {
+                let mut parts = line.splitn(4, '\t');
+                let seen = Seen {
+                    topic: parts.next().unwrap_or_default().to_string(),
+                    retained: parts.next() == Some("1"),
+                    correlation: parts.next().unwrap_or_default().to_string(),
+                    payload: parts.next().unwrap_or_default().to_string(),
+                };
+                self.seen.push(seen);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The first message (already seen or arriving within `timeout`) that `check` accepts.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Seen) -> bool,
+    ) -> Result<Seen> {
+        let deadline = Instant::now() + timeout;
+        let mut from = 0;
+        loop {
+            if let Some(s) = self.seen[from..].iter().find(|s| check(s)) {
+                return Ok(s.clone());
+            }
+            from = self.seen.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "no message for {what} within {timeout:?}; saw {} messages",
+                    self.seen.len()
+                );
+            }
+            self.pull(left.min(Duration::from_millis(200)))?;
+        }
+    }
+
+    /// Forgets what was seen so far.
+    pub fn clear(&mut self) {
+        self.seen.clear();
+    }
+}
+
+/// `mosquitto_pub` of `payload` to `topic` (MQTT 3.1.1 unless `v5_props` are given).
+pub fn publish(port: u16, topic: &str, payload: &str, v5_props: &[(&str, &str)]) -> Result<()> {
+    let mut cmd = Command::new("mosquitto_pub");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+    ]);
+    if !v5_props.is_empty() {
+        cmd.args(["-V", "mqttv5"]);
+        for (name, value) in v5_props {
+            cmd.args(["-D", "publish", name, value]);
+        }
+    }
+    if payload.len() > 100_000 {
+        // Too long for an argument list: from a file.
+        let file = std::env::temp_dir().join(format!("orion-payload-{}", std::process::id()));
+        std::fs::write(&file, payload)?;
+        cmd.arg("-f").arg(&file);
+        let status = cmd.status()?;
+        let _ = std::fs::remove_file(&file);
+        anyhow::ensure!(status.success(), "mosquitto_pub failed");
+        return Ok(());
+    }
+    let status = cmd.args(["-m", payload]).status()?;
+    anyhow::ensure!(status.success(), "mosquitto_pub failed");
+    Ok(())
+}
