@@ -547,3 +547,71 @@ fn tls_with_a_client_certificate_and_a_password_file_over_mqtt_3_1_1() {
         "the password reached the logs"
     );
 }
+
+#[test]
+fn commands_beyond_the_in_flight_limit_are_refused_not_dropped() {
+    let broker = Mosquitto::start().unwrap();
+    let mut watch = Watch::start(broker.port, "care/#").unwrap();
+    let (instance, dir) = Oriond::scratch().unwrap();
+    let text = Oriond::config_text(&instance, &dir, Some(broker.port), "")
+        .unwrap()
+        .replace(
+            "status_interval_s = 2",
+            "status_interval_s = 2\nmax_inflight_commands = 1",
+        );
+    let o = Oriond::start_with(instance.clone(), dir, &text).unwrap();
+    o.wait_all_running(START_TIMEOUT).unwrap();
+    // Ten model changes in one burst: a load takes a while, so most find one in flight.
+    let lines: Vec<String> = (0..10)
+        .map(|i| {
+            let size = ["s", "m"][i % 2];
+            json!({"command": "set_model_size", "params": {"size": size}, "request_id": format!("q{i}")}).to_string()
+        })
+        .collect();
+    let mut child = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            &format!("care/control/{instance}"),
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all((lines.join("\n") + "\n").as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let health = format!("care/health/{instance}");
+    let mut refused = 0;
+    for i in 0..10 {
+        let rid = format!("q{i}");
+        let ack = watch
+            .wait_for(&rid, ACK_WAIT, |s| {
+                s.topic == health && s.json().is_some_and(|v| v["request_id"] == rid.as_str())
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        if ack["status"] == "error" && ack["error"].as_str().unwrap().contains("in flight") {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 1,
+        "no command was refused with max_inflight_commands = 1"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        watch.seen.iter().filter(|s| s.topic == health).count(),
+        10,
+        "one ack per command"
+    );
+}

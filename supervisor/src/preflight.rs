@@ -28,6 +28,13 @@ pub fn check(config: &Config, size: ModelSize) -> Result<()> {
     }
     orion_detector::models::discover(&config.detector.model_dir, size)
         .with_context(|| "detector.model_dir".to_string())?;
+    if let Some(dir) = &config.detector.worker_dir {
+        ensure!(
+            dir.join("orion_worker").join("__main__.py").is_file(),
+            "detector.worker_dir: {} does not contain the orion_worker package",
+            dir.display()
+        );
+    }
     python(&config.detector.python)?;
     Ok(())
 }

@@ -498,3 +498,47 @@ fn systemd_hears_ready_watchdog_and_stopping() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
+
+#[test]
+fn sighup_applies_an_edited_config_and_keeps_running_on_a_bad_one() {
+    let o = Oriond::start(None, "").unwrap();
+    let oriond = Pid::from_raw(o.pid() as i32);
+    let detector = o.child_pid("detector").unwrap();
+    let capture = o.child_pid("capture").unwrap();
+    // A broken edit: logged, nothing changes.
+    let good = std::fs::read_to_string(&o.config).unwrap();
+    std::fs::write(&o.config, good.replace("rate_hz = 5", "rate_hz = 500")).unwrap();
+    kill(oriond, Signal::SIGHUP).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(o.child_pid("capture").unwrap(), capture);
+    assert!(
+        o.stderr_text().contains("config not reloaded"),
+        "no error logged"
+    );
+    // A good edit of the stream rate: capture restarts at the new rate, the detector stays.
+    std::fs::write(&o.config, good.replace("rate_hz = 5", "rate_hz = 4")).unwrap();
+    kill(oriond, Signal::SIGHUP).unwrap();
+    let s = o
+        .wait_for("capture at 4 Hz", Duration::from_secs(20), |s| {
+            s["stream"]["rate_hz"] == 4.0
+                && s["processes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|p| p["state"] == "RUNNING")
+        })
+        .unwrap();
+    assert_eq!(s["desired"]["rate_hz"], 4.0);
+    assert_ne!(o.child_pid("capture").unwrap(), capture);
+    assert_eq!(o.child_pid("detector").unwrap(), detector);
+    // A key that shapes the ring cannot change live: refused with the reason.
+    std::fs::write(&o.config, good.replace("width = 320", "width = 640")).unwrap();
+    let ack = o.command("reload_config", json!({})).unwrap();
+    assert!(
+        ack.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("stream.width cannot change"),
+        "{ack:?}"
+    );
+}

@@ -59,6 +59,7 @@ rate_hz = 5
 [detector]
 model_dir = "{models}"
 python = "{python}"
+worker_dir = "{worker}"
 intra_op_threads = 1
 [supervisor]
 socket_dir = "{dir}/run"
@@ -74,6 +75,7 @@ stopwaitsecs = 3
 "#,
             models = fixtures::fixture("models/synthetic")?.display(),
             python = fixtures::python()?.display(),
+            worker = fixtures::repo().join("python").display(),
             dir = dir.display(),
             bin_dir = bin_dir.display(),
         ))
