@@ -216,12 +216,15 @@ pub struct Qos {
     pub commands: u8,
 }
 
+/// Acks and status default to QoS 0: a QoS 1 publish makes the broker send a PUBACK, and a
+/// broker with Nagle on (mosquitto's default) then holds the next command back until our
+/// delayed ACK (~40 ms; ADR 0004). Availability (and its last will) and commands keep QoS 1.
 impl Default for Qos {
     fn default() -> Self {
         Self {
             detections: 0,
-            status: 1,
-            acks: 1,
+            status: 0,
+            acks: 0,
             availability: 1,
             commands: 1,
         }
