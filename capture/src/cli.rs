@@ -26,8 +26,10 @@ pub struct Args {
     /// Frame ring to write, e.g. /orion-room1-frames
     #[arg(long)]
     ring: String,
-    /// Camera: rtsp://[user:pass@]host[:port]/path, file:///path (loops), v4l2:///dev/videoN, test://
-    #[arg(long)]
+    /// Camera: rtsp://[user:pass@]host[:port]/path, file:///path (loops), v4l2:///dev/videoN,
+    /// test://. oriond passes it in the environment (readable only by the process's user),
+    /// not on the command line, which every local user can read in /proc.
+    #[arg(long, env = "ORION_CAMERA_SOURCE", hide_env_values = true)]
     source: String,
     #[arg(long, default_value_t = 640)]
     width: u32,

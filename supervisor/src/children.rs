@@ -44,6 +44,9 @@ impl State {
 pub struct Spec {
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Environment: settings that may hold secrets (the camera URI's password) go here,
+    /// not into the arguments every local user can read.
+    pub env: Vec<(String, String)>,
 }
 
 /// The directory of the child binaries: the config's `bin_dir`, else oriond's own.
@@ -65,8 +68,6 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
             args: vec![
                 s(&"--ring"),
                 config.ring_name(),
-                s(&"--source"),
-                config.camera.source.clone(),
                 s(&"--width"),
                 s(&config.stream.width),
                 s(&"--height"),
@@ -78,6 +79,7 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
                 s(&"--rtsp-transport"),
                 config.camera.rtsp_transport.clone(),
             ],
+            env: vec![("ORION_CAMERA_SOURCE".into(), config.camera.source.clone())],
         },
         ProcessName::Detector => {
             let d = &config.detector;
@@ -123,11 +125,13 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
             Spec {
                 program: bin.join("orion-detector"),
                 args,
+                env: Vec::new(),
             }
         }
         ProcessName::Control => Spec {
             program: bin.join("orion-control"),
             args: vec![s(&"--config"), config_path.to_string_lossy().into_owned()],
+            env: Vec::new(),
         },
     }
 }

@@ -277,6 +277,7 @@ impl Supervisor {
         }
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env(orion_process::channel::SOCKET_ENV, &self.socket_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

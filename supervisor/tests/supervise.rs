@@ -224,6 +224,9 @@ fn set_rate_restarts_capture_only_and_persists() {
     let mut o = Oriond::start(None, "").unwrap();
     let detector = o.child_pid("detector").unwrap();
     let capture = o.child_pid("capture").unwrap();
+    // The camera URI (it may hold a password) is not on the world-readable command line.
+    let cmdline = std::fs::read(format!("/proc/{capture}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("test://ball"));
     let t = Instant::now();
     let ack = o
         .command("set_inference_rate", json!({"rate_hz": 2.5}))
