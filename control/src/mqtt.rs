@@ -193,6 +193,22 @@ fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {
     )))
 }
 
+/// Reports a lost connection, then waits out the backoff (doubled for next time). False
+/// when the app is gone.
+async fn disconnected(tx: &mpsc::Sender<Event>, backoff: &mut Duration, error: String) -> bool {
+    let retry_in = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    if tx
+        .send(Event::Disconnected { error, retry_in })
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    tokio::time::sleep(retry_in).await;
+    true
+}
+
 async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
     use rumqttc::{Event as E, Packet};
     let mut backoff = BACKOFF_MIN;
@@ -210,19 +226,9 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
             }),
             Ok(_) => continue,
             Err(e) => {
-                let retry_in = backoff;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                if tx
-                    .send(Event::Disconnected {
-                        error: e.to_string(),
-                        retry_in,
-                    })
-                    .await
-                    .is_err()
-                {
+                if !disconnected(&tx, &mut backoff, e.to_string()).await {
                     return;
                 }
-                tokio::time::sleep(retry_in).await;
                 continue;
             }
         };
@@ -256,19 +262,9 @@ async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) 
             }
             Ok(_) => continue,
             Err(e) => {
-                let retry_in = backoff;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                if tx
-                    .send(Event::Disconnected {
-                        error: e.to_string(),
-                        retry_in,
-                    })
-                    .await
-                    .is_err()
-                {
+                if !disconnected(&tx, &mut backoff, e.to_string()).await {
                     return;
                 }
-                tokio::time::sleep(retry_in).await;
                 continue;
             }
         };

@@ -3,8 +3,7 @@
 //! when oriond goes away.
 
 use anyhow::{Context, Result};
-use orion_protocol::wire::MAX_MESSAGE;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use orion_protocol::wire::nonblocking as wire;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -25,30 +24,24 @@ pub async fn connect() -> Result<Link> {
     let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(1024);
     tokio::spawn(async move {
         while let Some(body) = out_rx.recv().await {
-            let mut buf = Vec::with_capacity(body.len() + 4);
-            buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&body);
-            if writer.write_all(&buf).await.is_err() {
+            if wire::write_message(&mut writer, &body).await.is_err() {
                 return;
             }
         }
     });
     tokio::spawn(async move {
         loop {
-            let Ok(len) = reader.read_u32().await else {
-                return;
-            };
-            let len = len as usize;
-            if len > MAX_MESSAGE {
-                tracing::error!(len, "oversize message from oriond");
-                return;
-            }
-            let mut body = vec![0u8; len];
-            if reader.read_exact(&mut body).await.is_err() {
-                return;
-            }
-            if in_tx.send(body).await.is_err() {
-                return;
+            match wire::read_message(&mut reader).await {
+                Ok(Some(body)) => {
+                    if in_tx.send(body).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "bad message from oriond");
+                    return;
+                }
             }
         }
     });

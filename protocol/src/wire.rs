@@ -68,3 +68,43 @@ mod tests {
         assert!(write_message(&mut Vec::new(), &vec![b' '; MAX_MESSAGE + 1]).is_err());
     }
 }
+
+/// The same framing for tokio streams (feature `tokio`), for oriond and orion-control.
+#[cfg(feature = "tokio")]
+pub mod nonblocking {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    use super::{MAX_MESSAGE, WireError};
+
+    /// Reads one framed message; `None` at the end of the stream.
+    pub async fn read_message(
+        r: &mut (impl AsyncRead + Unpin),
+    ) -> Result<Option<Vec<u8>>, WireError> {
+        let len = match r.read_u32().await {
+            Ok(len) => len as usize,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if len > MAX_MESSAGE {
+            return Err(WireError::TooLarge { len });
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await?;
+        Ok(Some(body))
+    }
+
+    /// Writes one framed message (header and body in one write).
+    pub async fn write_message(
+        w: &mut (impl AsyncWrite + Unpin),
+        body: &[u8],
+    ) -> Result<(), WireError> {
+        if body.len() > MAX_MESSAGE {
+            return Err(WireError::TooLarge { len: body.len() });
+        }
+        let mut buf = Vec::with_capacity(4 + body.len());
+        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        buf.extend_from_slice(body);
+        w.write_all(&buf).await?;
+        Ok(())
+    }
+}

@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use orion_protocol::wire::MAX_MESSAGE;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use orion_protocol::wire::{WireError, nonblocking as wire};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
@@ -87,21 +87,15 @@ async fn read_loop(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let why = loop {
-        let len = match reader.read_u32().await {
-            Ok(len) => len as usize,
-            Err(_) => break None,
-        };
-        if len > MAX_MESSAGE {
-            break Some(format!(
-                "message of {len} bytes is over the {MAX_MESSAGE}-byte limit"
-            ));
-        }
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).await.is_err() {
-            break None;
-        }
-        if events.send(Event::Message { conn, body }).is_err() {
-            return;
+        match wire::read_message(&mut reader).await {
+            Ok(Some(body)) => {
+                if events.send(Event::Message { conn, body }).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => break None,
+            Err(e @ WireError::TooLarge { .. }) => break Some(e.to_string()),
+            Err(WireError::Io(_)) => break None,
         }
     };
     let _ = events.send(Event::Closed { conn, why });
@@ -109,10 +103,7 @@ async fn read_loop(
 
 async fn write_loop(mut writer: tokio::net::unix::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
     while let Some(body) = rx.recv().await {
-        let mut buf = Vec::with_capacity(4 + body.len());
-        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        buf.extend_from_slice(&body);
-        if writer.write_all(&buf).await.is_err() {
+        if wire::write_message(&mut writer, &body).await.is_err() {
             return;
         }
     }
