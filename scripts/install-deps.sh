@@ -10,6 +10,7 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0 python3-gi
   mosquitto mosquitto-clients
+  openssl   # certificates for the MQTT TLS test
 )
 
 missing=()
