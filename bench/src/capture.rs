@@ -70,7 +70,7 @@ fn spawn_capture(ring: &RingOwner, url: &str, rate: &str) -> Result<ChildGuard> 
     cmd.args([
         "capture-child",
         "--ring",
-        ring.name().as_str(),
+        &ring.source().to_string(),
         "--source",
         url,
     ]);
@@ -82,7 +82,7 @@ fn first_frame(url: &str, starts: usize) -> Result<()> {
     let mut samples = Vec::new();
     for i in 0..starts {
         let ring = ring(&format!("first{i}"))?;
-        let reader = RingReader::attach(ring.name().clone())?;
+        let reader = RingReader::attach(ring.source().clone())?;
         let t0 = Instant::now();
         let capture = spawn_capture(&ring, url, "15")?;
         if reader.wait_for_newer(0, Duration::from_secs(10)).is_none() {
@@ -107,7 +107,7 @@ fn first_frame(url: &str, starts: usize) -> Result<()> {
 fn fps_ratio(url: &str, span: Duration) -> Result<()> {
     const RATE: f64 = 15.0;
     let ring = ring("fps")?;
-    let mut reader = RingReader::attach(ring.name().clone())?;
+    let mut reader = RingReader::attach(ring.source().clone())?;
     let capture = spawn_capture(&ring, url, "15")?;
     reader
         .wait_for_newer(0, Duration::from_secs(10))

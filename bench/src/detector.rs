@@ -72,7 +72,7 @@ fn feeder(
 ) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let mut writer = RingWriter::attach(ring.name().clone())?;
+    let mut writer = RingWriter::attach(ring.source().clone())?;
     let geometry = FrameGeometry::new(w, h, w * 3, PixelFormat::Rgb8)?;
     let period = Duration::from_secs_f64(1.0 / hz);
     let handle = std::thread::spawn(move || {
@@ -109,7 +109,7 @@ fn start_detector(
     cmd.args([
         "detector-child",
         "--ring",
-        ring.name().as_str(),
+        &ring.source().to_string(),
         "--instance-id",
         &format!("bench-{}-{tag}", std::process::id()),
     ]);

@@ -102,7 +102,7 @@ fn write_bandwidth(rounds: u32) -> Result<()> {
     let slots = MIN_RING_BYTES.div_ceil(probe.slot_stride()) as u32;
     let geometry = RingGeometry::new(slots, frame_len)?;
     let owner = RingOwner::create(bench_ring_name("write")?, geometry)?;
-    let mut writer = RingWriter::attach(owner.name().clone())?;
+    let mut writer = RingWriter::attach(owner.source().clone())?;
 
     let source: Vec<u8> = (0..frame_len).map(|i| (i * 7 % 251) as u8).collect();
     let mut plain = vec![0u8; (frame_len * u64::from(slots)) as usize];
@@ -166,12 +166,10 @@ fn ring_round(
 fn wake_latency(samples: usize) -> Result<()> {
     const WARMUP: usize = 100;
     let frame = FrameGeometry::packed(64, 64, PixelFormat::Gray8)?;
-    let owner = RingOwner::create(
-        bench_ring_name("wake")?,
-        RingGeometry::new(4, frame.full_len())?,
-    )?;
-    let mut writer = RingWriter::attach(owner.name().clone())?;
-    let mut reader = ChildGuard::spawn(child_cmd("wake-reader", owner.name(), WARMUP + samples)?)?;
+    let wake_name = bench_ring_name("wake")?;
+    let owner = RingOwner::create(wake_name.clone(), RingGeometry::new(4, frame.full_len())?)?;
+    let mut writer = RingWriter::attach(owner.source().clone())?;
+    let mut reader = ChildGuard::spawn(child_cmd("wake-reader", &wake_name, WARMUP + samples)?)?;
     let ready = reader.next_line()?;
     if !ready.contains("ready") {
         bail!("wake reader: {ready}");
@@ -234,15 +232,13 @@ fn torn_stress(duration: Duration) -> Result<()> {
     let frame = FrameGeometry::packed(1024, 1024, PixelFormat::Gray8)?;
     // Three slots: the writer laps the checksumming reader often, yet some reads complete,
     // so both the reject path and the accept path run hot.
-    let owner = RingOwner::create(
-        bench_ring_name("torn")?,
-        RingGeometry::new(3, frame.full_len())?,
-    )?;
-    let mut writer = ChildGuard::spawn(child_cmd("writer", owner.name(), 0)?)?;
+    let torn_name = bench_ring_name("torn")?;
+    let _owner = RingOwner::create(torn_name.clone(), RingGeometry::new(3, frame.full_len())?)?;
+    let mut writer = ChildGuard::spawn(child_cmd("writer", &torn_name, 0)?)?;
     writer.next_line()?; // attached
     let stop = AtomicBool::new(false);
     let summary: ReaderSummary = std::thread::scope(|s| {
-        let reader = ring_probe::attach_reader(owner.name(), Duration::from_secs(5))?;
+        let reader = ring_probe::attach_reader(&torn_name, Duration::from_secs(5))?;
         let reader = s.spawn(|| ring_probe::run_reader(reader, &stop));
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);

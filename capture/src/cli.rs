@@ -13,8 +13,9 @@ use crate::stream::Capture;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gstreamer as gst;
+use orion_process::ring_arg::RingArg;
 use orion_protocol::{CaptureStatus, FrameSize, RateHz, StreamState};
-use orion_ring::{FrameGeometry, PixelFormat, RingName, RingWriter};
+use orion_ring::{FrameGeometry, PixelFormat, RingWriter};
 
 /// Writes one camera's frames, as RGB at a fixed size and rate, into an Orion frame ring.
 ///
@@ -23,9 +24,12 @@ use orion_ring::{FrameGeometry, PixelFormat, RingName, RingWriter};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "orion-capture", version)]
 pub struct Args {
-    /// Frame ring to write, e.g. /orion-room1-frames
+    /// Frame ring to write by name, e.g. /orion-room1-frames
     #[arg(long)]
-    ring: String,
+    ring: Option<String>,
+    /// Frame ring to write as an inherited descriptor (how oriond runs the capture)
+    #[arg(long)]
+    ring_fd: Option<i32>,
     /// Camera: rtsp://[user:pass@]host[:port]/path, file:///path (loops), v4l2:///dev/videoN,
     /// test://. oriond passes it in the environment (readable only by the process's user),
     /// not on the command line, which every local user can read in /proc.
@@ -50,7 +54,7 @@ pub struct Args {
 
 /// Arguments after validation.
 struct Config {
-    ring: RingName,
+    ring: RingArg,
     source: Source,
     settings: StreamSettings,
     stall_timeout: Duration,
@@ -69,7 +73,7 @@ fn validate(args: &Args) -> Result<Config> {
         );
     }
     Ok(Config {
-        ring: RingName::new(&args.ring)?,
+        ring: RingArg::new(args.ring.as_deref(), args.ring_fd)?,
         source: Source::parse(&args.source, args.rtsp_transport)?,
         settings: StreamSettings {
             size: FrameSize::new(args.width, args.height)?,
@@ -118,13 +122,14 @@ fn run(config: Config) -> Result<()> {
 
     let size = config.settings.size;
     let frame = FrameGeometry::packed(size.width(), size.height(), PixelFormat::Rgb8)?;
-    let writer = RingWriter::attach(config.ring.clone())
-        .with_context(|| format!("attach to ring {}", config.ring))?;
+    let ring = config.ring.source("frame ring")?;
+    let writer =
+        RingWriter::attach(ring.clone()).with_context(|| format!("attach to ring {ring}"))?;
     let capacity = writer.geometry().slot_capacity();
     if frame.full_len() > capacity {
         bail!(
             "ring {} has {capacity}-byte slots, too small for {size} RGB frames ({} bytes)",
-            config.ring,
+            ring,
             frame.full_len()
         );
     }
@@ -143,7 +148,7 @@ fn run(config: Config) -> Result<()> {
         last_seq: 0,
         epoch: sink.epoch(),
     };
-    tracing::info!(source = %config.source, %size, rate = %config.settings.rate, ring = %config.ring, "capture starting");
+    tracing::info!(source = %config.source, %size, rate = %config.settings.rate, %ring, "capture starting");
     let mut capture = Capture {
         source: config.source,
         settings: config.settings,

@@ -61,7 +61,7 @@ fn capture(
     extra: &[&str],
 ) -> ChildGuard {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orion-capture"));
-    cmd.args(["--ring", ring.name().as_str(), "--source", source]);
+    cmd.args(["--ring", &ring.source().to_string(), "--source", source]);
     cmd.args([
         "--width",
         &w.to_string(),
@@ -123,7 +123,7 @@ fn measured_rate(frames: &[FrameMeta]) -> f64 {
 fn frames_arrive_at_the_requested_size_and_rate() {
     let (_server, url) = rtsp_server(&["--width", "640", "--height", "480", "--fps", "30"]);
     let ring = ring("rate", 640, 480);
-    let mut reader = RingReader::attach(ring.name().clone()).unwrap();
+    let mut reader = RingReader::attach(ring.source().clone()).unwrap();
     let mut cap = capture(&ring, &url, 640, 480, 15.0, &[]);
     wait_status(&mut cap, Duration::from_secs(15), |s| {
         s.state == StreamState::Running
@@ -159,7 +159,7 @@ fn frames_arrive_at_the_requested_size_and_rate() {
 fn half_hertz_means_one_frame_every_two_seconds() {
     let (_server, url) = rtsp_server(&["--width", "320", "--height", "240", "--fps", "30"]);
     let ring = ring("half", 320, 240);
-    let mut reader = RingReader::attach(ring.name().clone()).unwrap();
+    let mut reader = RingReader::attach(ring.source().clone()).unwrap();
     let mut cap = capture(&ring, &url, 320, 240, 0.5, &[]);
     wait_status(&mut cap, Duration::from_secs(15), |s| {
         s.state == StreamState::Running
@@ -182,7 +182,7 @@ fn half_hertz_means_one_frame_every_two_seconds() {
 fn one_and_a_half_hertz_is_exact() {
     let (_server, url) = rtsp_server(&["--width", "320", "--height", "240", "--fps", "30"]);
     let ring = ring("threehalves", 320, 240);
-    let mut reader = RingReader::attach(ring.name().clone()).unwrap();
+    let mut reader = RingReader::attach(ring.source().clone()).unwrap();
     let mut cap = capture(&ring, &url, 320, 240, 1.5, &[]);
     wait_status(&mut cap, Duration::from_secs(15), |s| {
         s.state == StreamState::Running
@@ -307,7 +307,7 @@ fn bad_arguments_exit_2_with_a_clear_error() {
         let out = Command::new(env!("CARGO_BIN_EXE_orion-capture"))
             .args([
                 "--ring",
-                ring.name().as_str(),
+                &ring.source().to_string(),
                 "--source",
                 source,
                 "--rate-hz",
@@ -338,7 +338,7 @@ fn missing_ring_is_a_clear_error() {
 #[test]
 fn odd_width_frames_have_padded_stride_and_intact_rows() {
     let ring = ring("odd", 426, 320);
-    let mut reader = RingReader::attach(ring.name().clone()).unwrap();
+    let mut reader = RingReader::attach(ring.source().clone()).unwrap();
     let mut cap = capture(&ring, "test://smpte", 426, 320, 10.0, &[]);
     wait_status(&mut cap, Duration::from_secs(15), |s| {
         s.state == StreamState::Running
@@ -382,7 +382,7 @@ fn file_source_loops_forever() {
         .unwrap();
     assert!(status.success());
     let ring = ring("file", 320, 240);
-    let mut reader = RingReader::attach(ring.name().clone()).unwrap();
+    let mut reader = RingReader::attach(ring.source().clone()).unwrap();
     let mut cap = capture(
         &ring,
         &format!("file://{}", clip.display()),

@@ -369,9 +369,9 @@ impl Config {
         Ok(config)
     }
 
-    /// `/orion-{instance_id}-frames`.
-    pub fn ring_name(&self) -> String {
-        format!("/orion-{}-frames", self.instance_id)
+    /// `orion-{instance_id}-frames`: the label of the frame ring's memfd (it has no path).
+    pub fn ring_label(&self) -> String {
+        format!("orion-{}-frames", self.instance_id)
     }
 
     /// oriond's socket: `{socket_dir}/oriond-{instance_id}.sock`.

@@ -15,7 +15,7 @@ fn a_minimal_file_gets_every_default() {
     assert_eq!(c.detector.size, ModelSize::N);
     assert_eq!(c.ring.slots, 4);
     assert!(c.mqtt.enabled && !c.mqtt.embedded);
-    assert_eq!(c.ring_name(), "/orion-orion-frames");
+    assert_eq!(c.ring_label(), "orion-orion-frames");
     assert_eq!(c.socket_path(), Path::new("/run/orion/oriond-orion.sock"));
 }
 

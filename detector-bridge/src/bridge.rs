@@ -11,11 +11,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
+use orion_process::ring_arg::RingArg;
 use orion_protocol::{
     BBox, Detection, DetectionData, DetectionMessage, DetectionMetadata, ModelSize, NormRect,
     RoiSet, RoiSource, Timing,
 };
-use orion_ring::{FrameMeta, Read, RingName, RingReader, monotonic_ns};
+use orion_ring::{FrameMeta, Read, RingReader, ShmSource, monotonic_ns};
 use serde_json::{Value, json};
 
 use crate::autofocus::{AutoFocus, CBox};
@@ -29,7 +30,7 @@ use crate::worker::{Reply, Request, Worker, WorkerConfig};
 
 /// Everything fixed for the life of the process.
 pub struct Settings {
-    pub ring: RingName,
+    pub ring: RingArg,
     pub instance_id: String,
     pub room_id: String,
     pub model_dir: std::path::PathBuf,
@@ -87,6 +88,7 @@ const WORKER_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 pub struct Bridge {
     s: Settings,
+    ring: ShmSource,
     reader: RingReader,
     tensors: TensorBuffer,
     preparer: Preparer,
@@ -116,13 +118,19 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(s: Settings, reader: RingReader, tensors: TensorBuffer) -> Result<Self> {
+    pub fn new(
+        s: Settings,
+        ring: ShmSource,
+        reader: RingReader,
+        tensors: TensorBuffer,
+    ) -> Result<Self> {
         let paused = s.paused;
         let model = discover(&s.model_dir, s.size)?;
         let (events_tx, events) = channel();
         let (autofocus, auto_focus) = (AutoFocus::new(s.auto_focus_params), s.auto_focus);
         Ok(Self {
             s,
+            ring,
             reader,
             tensors,
             preparer: Preparer::default(),
@@ -154,7 +162,7 @@ impl Bridge {
     /// Runs until `shutdown` is set.
     pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<()> {
         self.arm = Some(spawn_frame_watcher(
-            self.s.ring.clone(),
+            self.ring.clone(),
             self.events_tx.clone(),
         )?);
         commands::spawn_reader(self.events_tx.clone(), shutdown.clone())?;
@@ -470,12 +478,20 @@ impl Bridge {
         if self.worker.is_none() && self.restart_at.is_some_and(|t| Instant::now() >= t) {
             self.restart_at = None;
             self.generation += 1;
-            match Worker::spawn(
-                &self.s.worker,
-                &self.model,
-                self.generation,
-                self.events_tx.clone(),
-            ) {
+            let spawned = self
+                .tensors
+                .share_read_only()
+                .map_err(anyhow::Error::from)
+                .and_then(|fd| {
+                    Worker::spawn(
+                        &self.s.worker,
+                        &self.model,
+                        fd,
+                        self.generation,
+                        self.events_tx.clone(),
+                    )
+                });
+            match spawned {
                 Ok(worker) => {
                     tracing::info!(pid = worker.pid(), generation = self.generation, model = %self.model.size, "worker started");
                     self.worker = Some(worker);
@@ -710,7 +726,7 @@ fn rfc3339(t: SystemTime) -> String {
 /// Wakes the loop once per request: each `u64` received means "tell me when a frame newer
 /// than this one is published". Between requests it sleeps on the channel, so frames the
 /// bridge has no slot for cost no wake-ups; while armed it sleeps on the ring's futex.
-fn spawn_frame_watcher(ring: RingName, events: Sender<Event>) -> Result<Sender<u64>> {
+fn spawn_frame_watcher(ring: ShmSource, events: Sender<Event>) -> Result<Sender<u64>> {
     let reader = RingReader::attach(ring)?;
     let (arm, requests) = channel::<u64>();
     std::thread::Builder::new()

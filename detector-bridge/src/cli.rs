@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use orion_process::ring_arg::RingArg;
 use orion_protocol::ModelSize;
-use orion_ring::{RingName, RingReader};
+use orion_ring::RingReader;
 
 use crate::bridge::{Bridge, Settings};
 use crate::tensors::TensorBuffer;
@@ -21,10 +22,13 @@ use crate::worker::WorkerConfig;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "orion-detector", version)]
 pub struct Args {
-    /// Frame ring to read, e.g. /orion-room1-frames
+    /// Frame ring to read by name, e.g. /orion-room1-frames
     #[arg(long)]
-    pub ring: String,
-    /// Instance id ([a-z0-9-]+): names the tensor buffer and goes into every message
+    pub ring: Option<String>,
+    /// Frame ring to read as an inherited descriptor (how oriond runs the detector)
+    #[arg(long)]
+    pub ring_fd: Option<i32>,
+    /// Instance id ([a-z0-9-]+): labels the tensor buffer and goes into every message
     #[arg(long)]
     pub instance_id: String,
     #[arg(long, default_value = "")]
@@ -164,7 +168,7 @@ fn validate(a: &Args) -> Result<Settings> {
         auto_focus: a.auto_focus,
         paused: a.paused,
         auto_focus_params,
-        ring: RingName::new(&a.ring)?,
+        ring: RingArg::new(a.ring.as_deref(), a.ring_fd)?,
         instance_id: a.instance_id.clone(),
         room_id: a.room_id.clone(),
         model_dir: a.model_dir.clone(),
@@ -173,7 +177,6 @@ fn validate(a: &Args) -> Result<Settings> {
         worker: WorkerConfig {
             python: a.python.clone(),
             package_dir,
-            tensors: format!("/orion-{}-tensors", a.instance_id),
             threads: a.threads,
             classes,
             confidence: a.confidence,
@@ -215,11 +218,14 @@ pub fn run_with(args: &Args) -> ExitCode {
 fn run(settings: Settings) -> Result<()> {
     let shutdown = orion_process::child_setup()?;
     orion_process::channel::open("detector")?;
-    let reader = RingReader::attach(settings.ring.clone())
-        .with_context(|| format!("attach to ring {}", settings.ring))?;
-    let tensors = TensorBuffer::create(RingName::new(&settings.worker.tensors)?)
+    let ring = settings
+        .ring
+        .source(&format!("orion-{}-frames", settings.instance_id))?;
+    let reader =
+        RingReader::attach(ring.clone()).with_context(|| format!("attach to ring {ring}"))?;
+    let tensors = TensorBuffer::create(&format!("orion-{}-tensors", settings.instance_id))
         .context("create the tensor buffer")?;
-    let mut bridge = Bridge::new(settings, reader, tensors)?;
+    let mut bridge = Bridge::new(settings, ring, reader, tensors)?;
     bridge.run(&shutdown)?;
     tracing::info!("detector stopped");
     Ok(())

@@ -1,4 +1,6 @@
-//! The tensor buffer shared with the worker: `/orion-<id>-tensors`, two float32 slots.
+//! The tensor buffer shared with the worker: a sealed memfd (`orion-<id>-tensors`) handed to
+//! the worker as a read-only descriptor, two float32 slots. Nothing else can reach it by
+//! name (ADR 0005).
 //!
 //! Layout (documented for the worker in detector-bridge/README.md; read by
 //! `python/orion_worker/tensors.py`): a 4096-byte header — magic u64 `ORIONTNS`
@@ -7,7 +9,9 @@
 //! `4096 + i * slot_bytes`, for the `S` named in the infer request. Only this process
 //! writes, and only a slot the worker is not using.
 
-use orion_ring::{RingError, RingName, ShmRegion};
+use std::os::fd::OwnedFd;
+
+use orion_ring::{Access, RingError, ShmRegion, ShmSource};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"ORIONTNS");
 pub const VERSION: u32 = 1;
@@ -23,8 +27,10 @@ pub struct TensorBuffer {
 }
 
 impl TensorBuffer {
-    pub fn create(name: RingName) -> Result<Self, RingError> {
-        let mut region = ShmRegion::create(name, (DATA_OFFSET + SLOTS * SLOT_BYTES) as u64)?;
+    /// Creates the buffer as a sealed memfd labelled `label`.
+    pub fn create(label: &str) -> Result<Self, RingError> {
+        let mut region =
+            ShmRegion::create_sealed(label, (DATA_OFFSET + SLOTS * SLOT_BYTES) as u64)?;
         let header = region.as_mut_slice();
         header[0..8].copy_from_slice(&MAGIC.to_le_bytes());
         header[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -34,8 +40,13 @@ impl TensorBuffer {
         Ok(Self { region })
     }
 
-    pub fn name(&self) -> &RingName {
-        self.region.name()
+    pub fn source(&self) -> &ShmSource {
+        self.region.source()
+    }
+
+    /// A read-only descriptor for a worker.
+    pub fn share_read_only(&self) -> Result<OwnedFd, RingError> {
+        self.region.share(Access::ReadOnly)
     }
 
     /// The floats of slot `index` (< [`SLOTS`]).

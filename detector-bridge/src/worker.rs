@@ -4,11 +4,13 @@
 //! replies of a worker that was replaced are recognised and ignored.
 
 use std::io::{BufReader, Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Sender;
 
 use anyhow::{Context, Result, bail};
+use command_fds::{CommandFdExt, FdMapping};
 use serde::{Deserialize, Serialize};
 
 use crate::events::Event;
@@ -78,13 +80,15 @@ pub enum Reply {
     },
 }
 
+/// The worker's descriptor of the tensor buffer.
+const TENSORS_FD: i32 = 3;
+
 /// How to start a worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub python: PathBuf,
     /// Directory holding the `orion_worker` package.
     pub package_dir: PathBuf,
-    pub tensors: String,
     pub threads: u32,
     pub classes: Vec<String>,
     pub confidence: f32,
@@ -103,15 +107,22 @@ impl Worker {
     pub fn spawn(
         cfg: &WorkerConfig,
         models: &ModelFiles,
+        tensors: OwnedFd,
         generation: u64,
         events: Sender<Event>,
     ) -> Result<Self> {
         let mut cmd = Command::new(&cfg.python);
+        // The tensor buffer (read-only) at a fixed descriptor number; nothing names it.
+        cmd.fd_mappings(vec![FdMapping {
+            parent_fd: tensors,
+            child_fd: TENSORS_FD,
+        }])
+        .context("pass the tensor buffer to the worker")?;
         cmd.args([
             "-m",
             "orion_worker",
-            "--tensors",
-            &cfg.tensors,
+            "--tensors-fd",
+            &TENSORS_FD.to_string(),
             "--size",
             &models.size.to_string(),
         ])

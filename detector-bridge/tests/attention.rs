@@ -43,7 +43,7 @@ fn roi_crop_on_320_finds_at_least_as_many_as_full_frame_640() {
     let (w, h) = (640u32, 360u32);
     let frames = footage(w, h, "1/2");
     let ring = ring(w, h);
-    let mut writer = RingWriter::attach(ring.name().clone()).unwrap();
+    let mut writer = RingWriter::attach(ring.source().clone()).unwrap();
     let mut det = Detector::start(&ring, &fixture("models/real"), "n", &[]);
     let (full, full_ms) = {
         let (mut found, mut ms) = (0usize, Vec::new());
@@ -95,7 +95,7 @@ fn auto_focus_follows_people_and_reports_its_roi() {
     // Consecutive frames half a second apart: people move a little between them.
     let frames = footage(w, h, "2/1");
     let ring = ring(w, h);
-    let mut writer = RingWriter::attach(ring.name().clone()).unwrap();
+    let mut writer = RingWriter::attach(ring.source().clone()).unwrap();
     let mut det = Detector::start(
         &ring,
         &fixture("models/real"),

@@ -171,7 +171,7 @@ fn boxes_match_the_reference_on_real_footage() {
     {
         let frames = footage(w, h, "1/4");
         let ring = ring(w, h);
-        let mut writer = RingWriter::attach(ring.name().clone()).unwrap();
+        let mut writer = RingWriter::attach(ring.source().clone()).unwrap();
         let mut det = Detector::start(&ring, &models, "n", &[]);
         if let Some((_, roi)) = crop {
             let ack = det.command(&format!(
@@ -219,7 +219,7 @@ fn feed(
 ) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let name = ring.name().clone();
+    let name = ring.source().clone();
     let handle = std::thread::spawn(move || {
         let mut writer = RingWriter::attach(name).unwrap();
         let mut frame = vec![0u8; (w * h * 3) as usize];

@@ -6,10 +6,12 @@
 //! - [`child_setup`]: die with the parent (`PR_SET_PDEATHSIG`) and turn SIGTERM/SIGINT into
 //!   a stop flag the process polls.
 //! - [`channel`]: messages to and from oriond (framed on its socket, or JSON lines by hand).
+//! - [`ring_arg`]: where the frame ring is (`--ring NAME` or the descriptor oriond hands down).
 
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod ring_arg;
 
 use std::process::ExitCode;
 use std::sync::Arc;

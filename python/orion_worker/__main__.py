@@ -19,7 +19,9 @@ def _die_with_parent():
 
 def main():
     parser = argparse.ArgumentParser(prog="python -m orion_worker", description=__doc__)
-    parser.add_argument("--tensors", required=True, help="shared-memory tensor buffer, e.g. /orion-room1-tensors")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tensors", help="shared-memory tensor buffer by name, e.g. /orion-room1-tensors")
+    where.add_argument("--tensors-fd", type=int, help="inherited descriptor of the tensor buffer (a sealed memfd)")
     parser.add_argument("--size", required=True, help="model size letter of the initial model")
     parser.add_argument("--model-640", required=True)
     parser.add_argument("--model-320")

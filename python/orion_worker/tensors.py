@@ -1,5 +1,6 @@
-"""The tensor buffer the bridge fills: a POSIX shared-memory object (see
-detector-bridge/README.md for the layout).
+"""The tensor buffer the bridge fills: a sealed memfd handed down as a file descriptor
+(``--tensors-fd``, how orion-detector runs the worker), or a POSIX shared-memory object by
+name (``--tensors``, for tests and tools). See detector-bridge/README.md for the layout.
 
 Header (little-endian): magic u64 ``ORIONTNS``, version u32, slot count u32, slot bytes
 u64, data offset u64. Slot ``i`` starts at ``data_offset + i * slot_bytes`` and holds one
@@ -21,21 +22,33 @@ class TensorError(Exception):
 
 
 class TensorBuffer:
-    def __init__(self, name):
-        if not name.startswith("/") or "/" in name[1:]:
-            raise TensorError(f"tensor buffer name {name!r} must look like /orion-ID-tensors")
-        path = "/dev/shm" + name
+    def __init__(self, name=None, fd=None):
+        if (name is None) == (fd is None):
+            raise TensorError("give the tensor buffer's name or its file descriptor, not both")
+        if name is not None:
+            if not name.startswith("/") or "/" in name[1:]:
+                raise TensorError(f"tensor buffer name {name!r} must look like /orion-ID-tensors")
+            label = name
+            try:
+                fd = os.open("/dev/shm" + name, os.O_RDONLY)
+            except OSError as exc:
+                raise TensorError(f"cannot open tensor buffer {name}: {exc.strerror}") from None
+        else:
+            label = f"fd {fd}"
+            if fd < 3:
+                raise TensorError(f"tensor buffer fd must be 3 or more, got {fd}")
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise TensorError(f"cannot open tensor buffer {name}: {exc.strerror}") from None
-        try:
-            size = os.fstat(fd).st_size
+            try:
+                size = os.fstat(fd).st_size
+            except OSError as exc:
+                raise TensorError(f"cannot use tensor buffer {label}: {exc.strerror}") from None
             if size < HEADER.size:
-                raise TensorError(f"tensor buffer {name} is truncated ({size} bytes)")
+                raise TensorError(f"tensor buffer {label} is truncated ({size} bytes)")
             self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
         finally:
+            # The mapping keeps the memory; the descriptor is not needed any more.
             os.close(fd)
+        name = label
         magic, version, slots, slot_bytes, offset = HEADER.unpack_from(self._map, 0)
         if magic != MAGIC:
             raise TensorError(f"{name} is not an Orion tensor buffer")

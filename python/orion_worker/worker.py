@@ -143,7 +143,11 @@ def _restore_new_threads(before):
 
 
 def serve(args):
-    tensors = TensorBuffer(args.tensors)
+    try:
+        tensors = TensorBuffer(name=args.tensors, fd=args.tensors_fd)
+    except TensorError as exc:
+        log(str(exc))
+        return 2
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the protocol stream
     worker = Worker(tensors, out, args.threads, args.classes, args.confidence, args.iou, args.max_det)

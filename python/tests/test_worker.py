@@ -33,11 +33,13 @@ def tensors():
 
 
 class Worker:
-    def __init__(self, tensors_name, *extra):
+    def __init__(self, tensors_name, *extra, tensors_fd=None):
+        where = ["--tensors", tensors_name] if tensors_fd is None else ["--tensors-fd", str(tensors_fd)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orion_worker", "--tensors", tensors_name, "--size", "n",
+            [sys.executable, "-m", "orion_worker", *where, "--size", "n",
              "--model-640", model("n", 640), "--model-320", model("n", 320), "--threads", "1", *extra],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            pass_fds=() if tensors_fd is None else (tensors_fd,))
 
     def send_raw(self, body):
         self.proc.stdin.write(struct.pack(">I", len(body)) + body)
@@ -71,6 +73,36 @@ def test_ready_then_inference_on_a_shared_memory_tensor(tensors):
     assert set(result["classes"]) == {"person"}
     assert result["timing"]["inference_ms"] > 0
     w.close()
+
+
+def test_tensors_from_a_sealed_memfd_descriptor():
+    """How orion-detector runs the worker: the tensor buffer is an anonymous memfd, sealed
+    against resizing, handed down as a descriptor."""
+    import fcntl
+    slot_bytes = 3 * 640 * 640 * 4
+    fd = os.memfd_create("orion-pytest-tensors", os.MFD_ALLOW_SEALING)
+    try:
+        os.ftruncate(fd, 4096 + 2 * slot_bytes)
+        os.pwrite(fd, HEADER.pack(MAGIC, VERSION, 2, slot_bytes, 4096), 0)
+        image = np.random.default_rng(2).random((1, 3, 640, 640), dtype=np.float32)
+        os.pwrite(fd, image.tobytes(), 4096)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+        w = Worker(None, tensors_fd=fd)
+        assert w.recv()["type"] == "ready"
+        w.send({"type": "infer", "id": 1, "slot": 0, "imgsz": 640, "frame_seq": 5})
+        result = w.recv()
+        assert result["type"] == "result" and result["frame_seq"] == 5 and len(result["scores"]) > 0
+        w.close()
+    finally:
+        os.close(fd)
+
+
+def test_a_bad_tensor_descriptor_is_a_clear_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "orion_worker", "--tensors-fd", "77", "--size", "n",
+         "--model-640", model("n", 640)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "cannot use tensor buffer fd 77" in proc.stderr
 
 
 def test_malformed_messages_get_errors_and_the_worker_keeps_serving(tensors):

@@ -27,6 +27,12 @@ pub enum RingError {
         dir: &'static str,
     },
 
+    #[error(
+        "{name} needs {needed} bytes of shared memory and the system has not got them; \
+         lower [ring] slots or the stream size, or free memory"
+    )]
+    NoMemory { name: String, needed: u64 },
+
     #[error("shared-memory object {name} does not exist (is the supervisor running?)")]
     NotFound { name: String },
 

@@ -17,6 +17,7 @@ mod owner;
 mod reader;
 mod region;
 mod shm;
+mod source;
 mod sync;
 mod writer;
 
@@ -26,6 +27,7 @@ pub use owner::{RingOwner, WriterInfo};
 pub use reader::{Read, ReaderStats, RingReader, SlotState};
 pub use region::ShmRegion;
 pub use shm::{RingName, SHM_DIR, shm_free_bytes, unlink};
+pub use source::{Access, SealedFd, ShmSource};
 pub use sync::{monotonic_ns, realtime_ns};
 pub use writer::{CaptureTime, RingWriter};
 

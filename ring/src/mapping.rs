@@ -7,11 +7,12 @@ use std::sync::atomic::{Ordering, fence};
 
 use memmap2::{Mmap, MmapMut};
 
+use crate::RingError;
 use crate::layout::{
     ABI_VERSION, FrameGeometry, FrameMeta, HEADER_SIZE, Header, MAGIC, PixelFormat, RingGeometry,
     SLOT_HEADER_SIZE, SLOTS_OFFSET, SlotHeader, seqlock_stable, seqlock_writing,
 };
-use crate::{RingError, RingName};
+use crate::source::ShmSource;
 
 enum Map {
     ReadWrite(MmapMut),
@@ -45,7 +46,7 @@ impl Map {
 
 /// One process's mapping of a ring whose header has been validated.
 pub(crate) struct Mapped {
-    name: RingName,
+    source: ShmSource,
     map: Map,
     geometry: RingGeometry,
 }
@@ -67,11 +68,11 @@ pub(crate) struct RawMeta {
 
 impl Mapped {
     /// Writes a fresh header into a zeroed, newly created object.
-    pub(crate) fn initialize(name: RingName, map: MmapMut, geometry: RingGeometry) -> Self {
+    pub(crate) fn initialize(source: ShmSource, map: MmapMut, geometry: RingGeometry) -> Self {
         debug_assert!(map.len() as u64 >= geometry.total_size());
         debug_assert!(map.iter().take(HEADER_SIZE as usize).all(|&b| b == 0));
         let mapped = Self {
-            name,
+            source,
             map: Map::ReadWrite(map),
             geometry,
         };
@@ -93,21 +94,21 @@ impl Mapped {
         mapped
     }
 
-    pub(crate) fn attach_rw(name: RingName) -> Result<Self, RingError> {
-        let map = crate::shm::open_rw(&name)?;
-        Self::validate(name, Map::ReadWrite(map))
+    pub(crate) fn attach_rw(source: ShmSource) -> Result<Self, RingError> {
+        let map = crate::shm::open_rw(&source)?;
+        Self::validate(source, Map::ReadWrite(map))
     }
 
-    pub(crate) fn attach_ro(name: RingName) -> Result<Self, RingError> {
-        let map = crate::shm::open_ro(&name)?;
-        Self::validate(name, Map::ReadOnly(map))
+    pub(crate) fn attach_ro(source: ShmSource) -> Result<Self, RingError> {
+        let map = crate::shm::open_ro(&source)?;
+        Self::validate(source, Map::ReadOnly(map))
     }
 
     /// Checks magic, ABI version and geometry against the object's real size.
-    fn validate(name: RingName, map: Map) -> Result<Self, RingError> {
+    fn validate(source: ShmSource, map: Map) -> Result<Self, RingError> {
         let len = map.len() as u64;
         let h = map.header();
-        let ring = name.as_str();
+        let ring = &source.to_string();
         let magic = h.magic.load(Ordering::Acquire);
         if magic != MAGIC {
             return Err(RingError::BadMagic {
@@ -175,14 +176,14 @@ impl Mapped {
             });
         }
         Ok(Self {
-            name,
+            source,
             map,
             geometry,
         })
     }
 
-    pub(crate) fn name(&self) -> &RingName {
-        &self.name
+    pub(crate) fn source(&self) -> &ShmSource {
+        &self.source
     }
 
     pub(crate) fn geometry(&self) -> RingGeometry {
@@ -345,7 +346,7 @@ impl Mapped {
         raw: &RawMeta,
     ) -> Result<FrameMeta, RingError> {
         let corrupt = |reason: String| RingError::CorruptSlot {
-            name: self.name.to_string(),
+            name: self.source.to_string(),
             slot: index,
             reason,
         };

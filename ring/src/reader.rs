@@ -3,11 +3,12 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::RingError;
 use crate::layout::{FrameMeta, RingGeometry};
 use crate::mapping::Mapped;
 use crate::owner::{WriterInfo, writer_info};
+use crate::source::ShmSource;
 use crate::sync::futex_wait;
-use crate::{RingError, RingName};
 
 /// Outcome of one read attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,9 +54,9 @@ pub struct RingReader {
 impl RingReader {
     /// Attaches read-only; fails clearly if the object is missing, truncated or not a
     /// ring of this ABI version.
-    pub fn attach(name: RingName) -> Result<Self, RingError> {
+    pub fn attach(source: impl Into<ShmSource>) -> Result<Self, RingError> {
         Ok(Self {
-            mapped: Mapped::attach_ro(name)?,
+            mapped: Mapped::attach_ro(source.into())?,
             last_seq: 0,
             stats: ReaderStats::default(),
         })

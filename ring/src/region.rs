@@ -3,14 +3,18 @@
 //! buffer). No protocol inside — ordering comes from the messages (a pipe write after the
 //! memory write, a pipe read before the memory read).
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
 use memmap2::MmapMut;
 
+use crate::source::{Access, ShmSource};
 use crate::{RingError, RingName};
 
-/// An owned, writable shared-memory object (mode 0600, pages reserved up front); unlinked
-/// when dropped.
+/// An owned, writable shared-memory object with its pages reserved up front: named (mode
+/// 0600, unlinked when dropped) or a sealed memfd handed to readers by descriptor.
 pub struct ShmRegion {
-    name: RingName,
+    source: ShmSource,
     map: MmapMut,
 }
 
@@ -18,11 +22,28 @@ impl ShmRegion {
     /// Creates `name` with `size` bytes, zeroed, replacing a stale object of that name.
     pub fn create(name: RingName, size: u64) -> Result<Self, RingError> {
         let map = crate::shm::create(&name, size)?;
-        Ok(Self { name, map })
+        Ok(Self {
+            source: ShmSource::Named(name),
+            map,
+        })
     }
 
-    pub fn name(&self) -> &RingName {
-        &self.name
+    /// Creates an anonymous region of `size` bytes, zeroed, sealed against resizing.
+    pub fn create_sealed(label: &str, size: u64) -> Result<Self, RingError> {
+        let (fd, map) = crate::shm::create_sealed(label, size)?;
+        Ok(Self {
+            source: ShmSource::Fd(Arc::new(fd)),
+            map,
+        })
+    }
+
+    pub fn source(&self) -> &ShmSource {
+        &self.source
+    }
+
+    /// A descriptor of a sealed region for a reader (read-only) or a co-writer.
+    pub fn share(&self, access: Access) -> Result<OwnedFd, RingError> {
+        crate::owner::share(&self.source, access)
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -36,6 +57,8 @@ impl ShmRegion {
 
 impl Drop for ShmRegion {
     fn drop(&mut self) {
-        let _ = crate::shm::unlink(&self.name);
+        if let ShmSource::Named(name) = &self.source {
+            let _ = crate::shm::unlink(name);
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! POSIX shared-memory objects: names, create/open/unlink, the /dev/shm space check.
+//! Shared-memory objects: POSIX names (create/open/unlink, the /dev/shm space check) and
+//! sealed memfds (create; see [`crate::source`]).
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -6,10 +7,12 @@ use std::os::fd::OwnedFd;
 use memmap2::{Mmap, MmapMut, MmapOptions};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{Mode, fchmod, fstat};
 
 use crate::RingError;
+use crate::source::{SealedFd, ShmSource};
 
 /// Where Linux keeps POSIX shared memory; free space here bounds the ring size.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -118,8 +121,34 @@ fn reserve_and_map(name: &RingName, fd: OwnedFd, size: u64) -> Result<MmapMut, R
         .map_err(|e| RingError::io("mmap", name.as_str(), e))
 }
 
-/// Opens an existing object; returns its file and size in bytes.
-fn open(name: &RingName, writable: bool) -> Result<(File, u64), RingError> {
+/// Creates an anonymous object of `size` bytes (a memfd named `label`, close-on-exec),
+/// pages reserved up front, then sealed so nobody can shrink or grow it (ADR 0005).
+pub(crate) fn create_sealed(label: &str, size: u64) -> Result<(SealedFd, MmapMut), RingError> {
+    let fd = memfd_create(label, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+        .map_err(|e| RingError::io("memfd_create", label, e))?;
+    let len = i64::try_from(size).map_err(|_| no_memory(label, size))?;
+    nix::unistd::ftruncate(&fd, len).map_err(|e| RingError::io("ftruncate", label, e))?;
+    match nix::fcntl::posix_fallocate(&fd, 0, len) {
+        Ok(()) => {}
+        Err(Errno::ENOSPC | Errno::ENOMEM) => return Err(no_memory(label, size)),
+        Err(e) => return Err(RingError::io("posix_fallocate", label, e)),
+    }
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_ADD_SEALS(crate::source::required_seals()),
+    )
+    .map_err(|e| RingError::io("fcntl F_ADD_SEALS", label, e))?;
+    let file = File::from(fd);
+    let map_len = usize::try_from(size).map_err(|_| no_memory(label, size))?;
+    // SAFETY: the memfd was just sized to `map_len` and sealed against shrinking, so the
+    // mapping stays valid for its whole life whoever else holds the descriptor.
+    let map = unsafe { MmapOptions::new().len(map_len).map_mut(&file) }
+        .map_err(|e| RingError::io("mmap", label, e))?;
+    Ok((SealedFd::new(OwnedFd::from(file), label.to_owned()), map))
+}
+
+/// Opens an existing named object; returns its file and size in bytes.
+pub(crate) fn open(name: &RingName, writable: bool) -> Result<(File, u64), RingError> {
     let (flag, op) = if writable {
         (OFlag::O_RDWR, "shm_open(rw)")
     } else {
@@ -137,37 +166,46 @@ fn open(name: &RingName, writable: bool) -> Result<(File, u64), RingError> {
 }
 
 /// Maps an existing object read-write (for the writer).
-pub(crate) fn open_rw(name: &RingName) -> Result<MmapMut, RingError> {
-    let (file, size) = open(name, true)?;
-    let len = map_len(name, size)?;
-    // SAFETY: as in `reserve_and_map`; the object is never shrunk while mapped, and its
-    // size was checked against the header's claims by the caller before any slot access.
+pub(crate) fn open_rw(source: &ShmSource) -> Result<MmapMut, RingError> {
+    let (file, size) = source.open(true)?;
+    let len = map_len(source, size)?;
+    // SAFETY: as in `reserve_and_map`: a named object is only resized by its creator, a
+    // handed-down one cannot be resized at all (sealed); the size was checked against the
+    // header's claims by the caller before any slot access.
     unsafe { MmapOptions::new().len(len).map_mut(&file) }
-        .map_err(|e| RingError::io("mmap", name.as_str(), e))
+        .map_err(|e| RingError::io("mmap", &source.to_string(), e))
 }
 
 /// Maps an existing object read-only (for readers).
-pub(crate) fn open_ro(name: &RingName) -> Result<Mmap, RingError> {
-    let (file, size) = open(name, false)?;
-    let len = map_len(name, size)?;
-    // SAFETY: read-only mapping of an object that is never shrunk while mapped; all reads
-    // of shared state go through atomics or seqlock-validated copies.
+pub(crate) fn open_ro(source: &ShmSource) -> Result<Mmap, RingError> {
+    let (file, size) = source.open(false)?;
+    let len = map_len(source, size)?;
+    // SAFETY: read-only mapping of an object that is never shrunk while mapped (sealed, or
+    // resized only by its creator); all reads of shared state go through atomics or
+    // seqlock-validated copies.
     unsafe { MmapOptions::new().len(len).map(&file) }
-        .map_err(|e| RingError::io("mmap", name.as_str(), e))
+        .map_err(|e| RingError::io("mmap", &source.to_string(), e))
 }
 
-fn map_len(name: &RingName, size: u64) -> Result<usize, RingError> {
+fn map_len(source: &ShmSource, size: u64) -> Result<usize, RingError> {
     if size < crate::layout::HEADER_SIZE {
         return Err(RingError::Truncated {
-            name: name.to_string(),
+            name: source.to_string(),
             actual: size,
             expected: crate::layout::HEADER_SIZE,
         });
     }
     usize::try_from(size).map_err(|_| RingError::CorruptHeader {
-        name: name.to_string(),
+        name: source.to_string(),
         reason: format!("object size {size} does not fit this address space"),
     })
+}
+
+fn no_memory(label: &str, needed: u64) -> RingError {
+    RingError::NoMemory {
+        name: label.to_owned(),
+        needed,
+    }
 }
 
 fn no_space(name: &RingName, needed: u64, free: u64) -> RingError {

@@ -22,6 +22,13 @@ fn shm_path(name: &RingName) -> String {
     format!("{SHM_DIR}{}", name.as_str())
 }
 
+fn named(owner: &RingOwner) -> &RingName {
+    match owner.source() {
+        ShmSource::Named(name) => name,
+        ShmSource::Fd(_) => panic!("not a named ring"),
+    }
+}
+
 fn small_ring(tag: &str, slots: u32, capacity: u64) -> RingOwner {
     RingOwner::create(
         unique_name(tag),
@@ -30,11 +37,69 @@ fn small_ring(tag: &str, slots: u32, capacity: u64) -> RingOwner {
     .unwrap()
 }
 
+/// A sealed ring: readers and the writer attach through the owner's descriptors, nobody
+/// can resize it (so no reader can take SIGBUS), and a read-only descriptor cannot write.
+#[test]
+fn sealed_ring_is_shared_by_descriptor_and_cannot_be_resized() {
+    use std::os::fd::IntoRawFd;
+    let owner =
+        RingOwner::create_sealed("orion-unit-sealed", RingGeometry::new(2, 4096).unwrap()).unwrap();
+    let rw = owner.share(Access::ReadWrite).unwrap();
+    let ro = owner.share(Access::ReadOnly).unwrap();
+    let flags = |fd: &std::os::fd::OwnedFd| {
+        nix::fcntl::OFlag::from_bits_truncate(
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).unwrap(),
+        )
+    };
+    assert!(flags(&rw).contains(nix::fcntl::OFlag::O_RDWR));
+    assert!(!flags(&ro).contains(nix::fcntl::OFlag::O_RDWR));
+    // Nobody holding the object may shrink or grow it, whatever its access mode.
+    for len in [0, 4096, 1 << 30] {
+        assert_eq!(
+            nix::unistd::ftruncate(&rw, len),
+            Err(nix::errno::Errno::EPERM),
+            "len {len}"
+        );
+    }
+    let mut writer = RingWriter::attach(owner.source().clone()).unwrap();
+    let mut reader = RingReader::attach(owner.source().clone()).unwrap();
+    let frame = FrameGeometry::packed(4, 4, PixelFormat::Rgb8).unwrap();
+    writer.write(frame, CaptureTime::now(), &[7; 48]).unwrap();
+    let mut buf = Vec::new();
+    assert!(matches!(
+        reader.read_latest_into(&mut buf).unwrap(),
+        Read::Frame(_)
+    ));
+    assert_eq!(buf, vec![7; 48]);
+    // A named ring cannot be handed down.
+    let named_ring = small_ring("share", 2, 64);
+    assert!(named_ring.share(Access::ReadOnly).is_err());
+    // An inherited descriptor must be sealed: a plain file is refused.
+    let plain = std::fs::File::open("/proc/self/status").unwrap();
+    // Handed over to `inherited`, which closes it on refusal.
+    let number = std::os::fd::OwnedFd::from(plain).into_raw_fd();
+    let err = ShmSource::inherited(number, "plain").unwrap_err();
+    assert!(err.to_string().contains("not a memfd"), "{err}");
+    // The read-only descriptor, taken over as if inherited, attaches a reader.
+    let number = ro.into_raw_fd();
+    let source = ShmSource::inherited(number, "orion-unit-sealed").unwrap();
+    assert!(source.to_string().contains("memfd:orion-unit-sealed"));
+    let mut second = RingReader::attach(source.clone()).unwrap();
+    assert!(matches!(
+        second.read_latest_into(&mut buf).unwrap(),
+        Read::Frame(_)
+    ));
+    // ...but never a writer.
+    assert!(RingWriter::attach(source).is_err());
+    // Taking the same number over twice is refused.
+    assert!(ShmSource::inherited(number, "again").is_err());
+}
+
 #[test]
 fn round_trip_keeps_metadata_and_pixels() {
     let owner = small_ring("roundtrip", 3, 4096);
-    let mut writer = RingWriter::attach(owner.name().clone()).unwrap();
-    let mut reader = RingReader::attach(owner.name().clone()).unwrap();
+    let mut writer = RingWriter::attach(owner.source().clone()).unwrap();
+    let mut reader = RingReader::attach(owner.source().clone()).unwrap();
     let mut buf = Vec::new();
     assert_eq!(reader.read_latest_into(&mut buf).unwrap(), Read::NoFrame);
 
@@ -76,7 +141,7 @@ fn round_trip_keeps_metadata_and_pixels() {
 #[test]
 fn ring_object_is_private_to_its_user() {
     let owner = small_ring("mode", 1, 16);
-    let mode = std::fs::metadata(shm_path(owner.name()))
+    let mode = std::fs::metadata(shm_path(named(&owner)))
         .unwrap()
         .permissions()
         .mode();
@@ -131,11 +196,11 @@ fn attach_rejects_wrong_magic() {
 #[test]
 fn attach_rejects_other_abi_version() {
     let owner = small_ring("version", 2, 64);
-    let path = shm_path(owner.name());
+    let path = shm_path(named(&owner));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
     std::fs::write(&path, bytes).unwrap();
-    let err = RingWriter::attach(owner.name().clone()).err().unwrap();
+    let err = RingWriter::attach(owner.source().clone()).err().unwrap();
     assert!(
         matches!(
             err,
@@ -152,15 +217,15 @@ fn attach_rejects_other_abi_version() {
 #[test]
 fn attach_rejects_truncated_objects() {
     let owner = small_ring("trunc", 4, 8192);
-    let path = shm_path(owner.name());
+    let path = shm_path(named(&owner));
     let full = owner.geometry().total_size();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(full - 4096).unwrap();
-    let err = RingReader::attach(owner.name().clone()).err().unwrap();
+    let err = RingReader::attach(owner.source().clone()).err().unwrap();
     assert!(matches!(err, RingError::Truncated { .. }), "{err}");
     assert!(err.to_string().contains(&full.to_string()), "{err}");
     file.set_len(100).unwrap(); // shorter than the header itself
-    let err = RingReader::attach(owner.name().clone()).err().unwrap();
+    let err = RingReader::attach(owner.source().clone()).err().unwrap();
     assert!(
         matches!(err, RingError::Truncated { actual: 100, .. }),
         "{err}"
@@ -170,18 +235,18 @@ fn attach_rejects_truncated_objects() {
 #[test]
 fn attach_rejects_inconsistent_header() {
     let owner = small_ring("corrupt", 2, 64);
-    let path = shm_path(owner.name());
+    let path = shm_path(named(&owner));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[16..20].copy_from_slice(&0u32.to_le_bytes()); // zero slots
     std::fs::write(&path, bytes).unwrap();
-    let err = RingReader::attach(owner.name().clone()).err().unwrap();
+    let err = RingReader::attach(owner.source().clone()).err().unwrap();
     assert!(matches!(err, RingError::CorruptHeader { .. }), "{err}");
 }
 
 #[test]
 fn bad_frames_are_refused_and_change_nothing() {
     let owner = small_ring("badframe", 2, 64);
-    let mut writer = RingWriter::attach(owner.name().clone()).unwrap();
+    let mut writer = RingWriter::attach(owner.source().clone()).unwrap();
     let frame = FrameGeometry::packed(4, 4, PixelFormat::Rgb8).unwrap(); // 48 bytes
     let err = writer
         .write(frame, CaptureTime::now(), &[0; 65])
@@ -210,13 +275,13 @@ fn bad_frames_are_refused_and_change_nothing() {
 #[test]
 fn one_live_writer_at_a_time_and_epochs_count_attaches() {
     let owner = small_ring("writers", 2, 64);
-    let first = RingWriter::attach(owner.name().clone()).unwrap();
+    let first = RingWriter::attach(owner.source().clone()).unwrap();
     assert_eq!(first.epoch(), 1);
-    let err = RingWriter::attach(owner.name().clone()).err().unwrap();
+    let err = RingWriter::attach(owner.source().clone()).err().unwrap();
     assert!(matches!(err, RingError::WriterBusy { .. }), "{err}");
     drop(first);
     assert_eq!(owner.writer_info().pid, 0);
-    let second = RingWriter::attach(owner.name().clone()).unwrap();
+    let second = RingWriter::attach(owner.source().clone()).unwrap();
     assert_eq!(second.epoch(), 2);
     assert_eq!(owner.writer_info().pid, std::process::id());
 }
@@ -224,12 +289,12 @@ fn one_live_writer_at_a_time_and_epochs_count_attaches() {
 #[test]
 fn wait_for_newer_times_out_then_wakes_on_publish() {
     let owner = small_ring("wait", 2, 64);
-    let reader = RingReader::attach(owner.name().clone()).unwrap();
+    let reader = RingReader::attach(owner.source().clone()).unwrap();
     let start = Instant::now();
     assert_eq!(reader.wait_for_newer(0, Duration::from_millis(50)), None);
     assert!(start.elapsed() >= Duration::from_millis(50));
 
-    let name = owner.name().clone();
+    let name = owner.source().clone();
     let publisher = std::thread::spawn(move || {
         let mut writer = RingWriter::attach(name).unwrap();
         std::thread::sleep(Duration::from_millis(30));
@@ -304,8 +369,8 @@ proptest! {
     #[test]
     fn accepted_reads_are_never_torn(slots in 1u32..=3, steps in prop::collection::vec(step(), 1..200)) {
         let owner = small_ring("proto", slots, CAP);
-        let w = Mapped::attach_rw(owner.name().clone()).unwrap();
-        let r = Mapped::attach_ro(owner.name().clone()).unwrap();
+        let w = Mapped::attach_rw(owner.source().clone()).unwrap();
+        let r = Mapped::attach_ro(owner.source().clone()).unwrap();
         let frame = FrameGeometry::packed(4, 4, PixelFormat::Rgb8).unwrap();
         let (mut epoch, mut next_seq) = (1u64, 1u64);
         let mut writing: Option<WriterState> = None;

@@ -2,11 +2,12 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::RingError;
 use crate::layout::{FrameGeometry, FrameMeta, RingGeometry};
 use crate::mapping::Mapped;
 use crate::owner::{WriterInfo, writer_info};
+use crate::source::ShmSource;
 use crate::sync::{monotonic_ns, realtime_ns};
-use crate::{RingError, RingName};
 
 /// When a frame was captured, on both clocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +40,8 @@ impl RingWriter {
     ///
     /// Fails with [`RingError::WriterBusy`] if another live process is attached as writer;
     /// a writer that died (even by SIGKILL) is replaced.
-    pub fn attach(name: RingName) -> Result<Self, RingError> {
-        let mapped = Mapped::attach_rw(name)?;
+    pub fn attach(source: impl Into<ShmSource>) -> Result<Self, RingError> {
+        let mapped = Mapped::attach_rw(source.into())?;
         let pid = std::process::id();
         let h = mapped.header();
         loop {
@@ -48,7 +49,7 @@ impl RingWriter {
             // Our own pid counts too: one writer handle per process, handed out once.
             if current != 0 && process_alive(current) {
                 return Err(RingError::WriterBusy {
-                    name: mapped.name().to_string(),
+                    name: mapped.source().to_string(),
                     pid: current,
                 });
             }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use orion_config::Config;
+use orion_process::ring_arg::RING_FD;
 use orion_protocol::ProcessName;
+use orion_ring::Access;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -47,6 +49,8 @@ pub struct Spec {
     /// Environment: settings that may hold secrets (the camera URI's password) go here,
     /// not into the arguments every local user can read.
     pub env: Vec<(String, String)>,
+    /// The frame ring, handed down at `orion_process::ring_arg::RING_FD` with this access.
+    pub ring: Option<Access>,
 }
 
 /// The directory of the child binaries: the config's `bin_dir`, else oriond's own.
@@ -66,8 +70,8 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
         ProcessName::Capture => Spec {
             program: bin.join("orion-capture"),
             args: vec![
-                s(&"--ring"),
-                config.ring_name(),
+                s(&"--ring-fd"),
+                s(&RING_FD),
                 s(&"--width"),
                 s(&config.stream.width),
                 s(&"--height"),
@@ -80,12 +84,13 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
                 config.camera.rtsp_transport.clone(),
             ],
             env: vec![("ORION_CAMERA_SOURCE".into(), config.camera.source.clone())],
+            ring: Some(Access::ReadWrite),
         },
         ProcessName::Detector => {
             let d = &config.detector;
             let mut args = vec![
-                s(&"--ring"),
-                config.ring_name(),
+                s(&"--ring-fd"),
+                s(&RING_FD),
                 s(&"--instance-id"),
                 config.instance_id.clone(),
                 s(&"--room-id"),
@@ -126,12 +131,14 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
                 program: bin.join("orion-detector"),
                 args,
                 env: Vec::new(),
+                ring: Some(Access::ReadOnly),
             }
         }
         ProcessName::Control => Spec {
             program: bin.join("orion-control"),
             args: vec![s(&"--config"), config_path.to_string_lossy().into_owned()],
             env: Vec::new(),
+            ring: None,
         },
     }
 }

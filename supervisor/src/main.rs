@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use orion_config::Config;
-use orion_ring::{PixelFormat, RingGeometry, RingName, RingOwner};
+use orion_ring::{PixelFormat, RingGeometry, RingOwner};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -74,10 +74,13 @@ async fn run(config: Config, config_path: PathBuf, desired: Desired) -> Result<(
         PixelFormat::Rgb8,
     )
     .context("ring geometry")?;
-    let ring = RingOwner::create(RingName::new(&config.ring_name())?, geometry)
-        .with_context(|| format!("create the frame ring {}", config.ring_name()))?;
+    // A sealed memfd handed to capture and detector by descriptor: no name to squat, no
+    // size anyone can change (ADR 0005).
+    let label = config.ring_label();
+    let ring = RingOwner::create_sealed(&label, geometry)
+        .with_context(|| format!("create the frame ring {label}"))?;
     tracing::info!(
-        ring = config.ring_name(),
+        ring = label,
         bytes = geometry.total_size(),
         socket = %config.socket_path().display(),
         "oriond starting"

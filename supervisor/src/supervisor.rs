@@ -14,9 +14,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
+use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use orion_config::Config;
+use orion_process::ring_arg::RING_FD;
 use orion_protocol::command::{self, Ack};
 use orion_protocol::{Action, ProcessName};
 use orion_ring::RingOwner;
@@ -120,7 +122,7 @@ pub struct Supervisor {
     /// Children still to stop at shutdown, in order.
     shutdown: Option<VecDeque<ProcessName>>,
     events: mpsc::UnboundedSender<Event>,
-    _ring: RingOwner,
+    ring: RingOwner,
     started: Instant,
 }
 
@@ -155,7 +157,7 @@ impl Supervisor {
             restart_after_stop: Vec::new(),
             shutdown: None,
             events,
-            _ring: ring,
+            ring,
             started: Instant::now(),
         }
     }
@@ -276,6 +278,29 @@ impl Supervisor {
             return;
         }
         let mut cmd = tokio::process::Command::new(&spec.program);
+        if let Some(access) = spec.ring {
+            let handed = self
+                .ring
+                .share(access)
+                .map_err(|e| e.to_string())
+                .and_then(|fd| {
+                    cmd.fd_mappings(vec![FdMapping {
+                        parent_fd: fd,
+                        child_fd: RING_FD,
+                    }])
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+                });
+            if let Err(e) = handed {
+                let why = format!("cannot hand the frame ring to {name}: {e}");
+                tracing::error!("{why}");
+                if let Some(child) = self.children.get_mut(&name) {
+                    child.generation += 1;
+                }
+                self.failed_start(name, why);
+                return;
+            }
+        }
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env(orion_process::channel::SOCKET_ENV, &self.socket_path)
@@ -372,16 +397,14 @@ impl Supervisor {
             status: status.clone(),
             expected,
         });
+        if name == ProcessName::Capture
+            && let Some(pid) = child.pid
+        {
+            // A reaped writer's pid may be recycled; it must never look like a live writer.
+            self.ring.clear_writer(pid);
+        }
         child.pid = None;
         child.ready = false;
-        if name == ProcessName::Detector {
-            // A killed detector cannot remove its tensor buffer; its successor would replace
-            // it, but nothing should sit in /dev/shm while no detector runs.
-            let tensors = format!("/orion-{}-tensors", self.config.instance_id);
-            if let Ok(tensors) = orion_ring::RingName::new(&tensors) {
-                let _ = orion_ring::unlink(&tensors);
-            }
-        }
         if let Some(conn) = child.conn.take() {
             self.conns.remove(&conn);
         }

@@ -54,7 +54,7 @@ impl Detector {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orion-detector"));
         cmd.args([
             "--ring",
-            ring.name().as_str(),
+            &ring.source().to_string(),
             "--instance-id",
             &instance,
             "--room-id",
