@@ -11,6 +11,8 @@ PACKAGES=(
   libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0 python3-gi
   mosquitto mosquitto-clients
   openssl   # certificates for the MQTT TLS test
+  # The package test (packaging/test-package.sh): its dependencies, lintian, systemd-analyze.
+  lintian python3-venv adduser systemd util-linux
 )
 
 missing=()
@@ -18,20 +20,35 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#PACKAGES[@]} Debian packages present"
-  exit 0
-fi
-
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian package enables a system-wide mosquitto on port 1883; tests start their
-# own broker on a free port, so the system one is neither needed nor wanted.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} Debian packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian package enables a system-wide mosquitto on port 1883; tests start their
+  # own broker on a free port, so the system one is neither needed nor wanted.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+    $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+fi
+
+# Cargo tools, pinned, kept where the machine keeps its caches (scripts put this on PATH).
+TOOLS="${ORION_CACHE:-/var/cache/orion}/cargo-tools"
+export PATH="$TOOLS/bin:$PATH"
+tool() {
+  local crate="$1" version="$2" bin="$3"
+  if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
+    echo "install-deps: cargo install $crate@$version"
+    $SUDO mkdir -p "$TOOLS"
+    cargo install --quiet --locked --root "$TOOLS" "$crate@$version"
+  fi
+}
+tool cargo-deb 3.8.0 cargo-deb
+if ! cargo nextest --version >/dev/null 2>&1; then
+  tool cargo-nextest 0.9.143 cargo-nextest
 fi
 echo "install-deps: done"

@@ -4,6 +4,7 @@
 # models/fetch_fixtures.sh to have run (.ci/run does all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="${ORION_CACHE:-/var/cache/orion}/cargo-tools/bin:$PATH"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -12,10 +13,17 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== pytest (python worker)"
 PY="${ORION_VENV:-$PWD/.venv}/bin/python"
 "$PY" -m pytest -q python/tests
-if cargo nextest --version >/dev/null 2>&1; then
-  echo "== cargo nextest run"
-  cargo nextest run --workspace --no-fail-fast
+# The ONNX-heavy tests share a serial group that only nextest honours (.config/nextest.toml).
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "test: cargo-nextest is missing; run scripts/install-deps.sh" >&2
+  exit 1
+fi
+echo "== cargo nextest run"
+cargo nextest run --workspace --no-fail-fast
+# The .deb on this machine: install, run as user orion, purge (needs root: dpkg -i).
+if [ "$(id -u)" -eq 0 ] && [ "${ORION_PACKAGE_TEST:-1}" != 0 ]; then
+  echo "== package test (packaging/test-package.sh)"
+  ./packaging/test-package.sh
 else
-  echo "== cargo test (cargo-nextest not installed)"
-  cargo test --workspace --no-fail-fast
+  echo "== package test skipped (needs root; CI runs it)"
 fi

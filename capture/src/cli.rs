@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pipeline::StreamSettings;
+use crate::sandbox::{self, Policy};
 use crate::sink::FrameSink;
 use crate::source::{RtspTransport, Source};
 use crate::status::Reporter;
@@ -50,6 +51,9 @@ pub struct Args {
     /// Milliseconds between periodic status lines
     #[arg(long, default_value_t = 1000)]
     status_interval_ms: u64,
+    /// Run without the Landlock/seccomp sandbox (debugging only; oriond never passes it)
+    #[arg(long)]
+    no_sandbox: bool,
 }
 
 /// Arguments after validation.
@@ -59,6 +63,7 @@ struct Config {
     settings: StreamSettings,
     stall_timeout: Duration,
     status_interval: Duration,
+    sandbox: bool,
 }
 
 fn validate(args: &Args) -> Result<Config> {
@@ -81,6 +86,7 @@ fn validate(args: &Args) -> Result<Config> {
         },
         stall_timeout: Duration::from_secs_f64(stall),
         status_interval: Duration::from_millis(args.status_interval_ms),
+        sandbox: !args.no_sandbox,
     })
 }
 
@@ -103,6 +109,31 @@ pub fn run_with(args: &Args) -> ExitCode {
 fn run(config: Config) -> Result<()> {
     let shutdown = orion_process::child_setup()?;
     orion_process::channel::open("capture")?;
+    let size = config.settings.size;
+    let frame = FrameGeometry::packed(size.width(), size.height(), PixelFormat::Rgb8)?;
+    let ring = config.ring.source("frame ring")?;
+    let writer =
+        RingWriter::attach(ring.clone()).with_context(|| format!("attach to ring {ring}"))?;
+    let capacity = writer.geometry().slot_capacity();
+    if frame.full_len() > capacity {
+        bail!(
+            "ring {} has {capacity}-byte slots, too small for {size} RGB frames ({} bytes)",
+            ring,
+            frame.full_len()
+        );
+    }
+    gst::init().context("initialize GStreamer")?;
+    // Everything it needs from the file system is open now: lock the process in before
+    // the first thread starts (the sandbox binds the threads created after it).
+    let sandbox = if config.sandbox {
+        let enforced = sandbox::apply(&Policy::for_source(&config.source))
+            .context("sandbox the capture process")?;
+        tracing::info!(%enforced, "sandboxed");
+        enforced.to_string()
+    } else {
+        tracing::warn!("running without the sandbox (--no-sandbox)");
+        "off (--no-sandbox)".to_string()
+    };
     // Capture takes no commands (a new rate is a restart with new arguments); answer any.
     orion_process::channel::spawn_reader(shutdown.clone(), |incoming| {
         let cmd = match incoming {
@@ -118,21 +149,6 @@ fn run(config: Config) -> Result<()> {
             Err("capture takes no commands; change its settings through oriond".into()),
         ));
     })?;
-    gst::init().context("initialize GStreamer")?;
-
-    let size = config.settings.size;
-    let frame = FrameGeometry::packed(size.width(), size.height(), PixelFormat::Rgb8)?;
-    let ring = config.ring.source("frame ring")?;
-    let writer =
-        RingWriter::attach(ring.clone()).with_context(|| format!("attach to ring {ring}"))?;
-    let capacity = writer.geometry().slot_capacity();
-    if frame.full_len() > capacity {
-        bail!(
-            "ring {} has {capacity}-byte slots, too small for {size} RGB frames ({} bytes)",
-            ring,
-            frame.full_len()
-        );
-    }
     let sink = Arc::new(FrameSink::new(writer));
     let status = CaptureStatus {
         state: StreamState::Connecting,
@@ -147,6 +163,7 @@ fn run(config: Config) -> Result<()> {
         rate_hz: config.settings.rate.hz(),
         last_seq: 0,
         epoch: sink.epoch(),
+        sandbox: Some(sandbox),
     };
     tracing::info!(source = %config.source, %size, rate = %config.settings.rate, %ring, "capture starting");
     let mut capture = Capture {

@@ -4,6 +4,7 @@
 //! - [`pipeline`]: the GStreamer pipeline, built element by element.
 //! - [`sink`]: each frame into the ring, counted ([`sink::FrameSink`]).
 //! - [`stream`]: the reconnect-forever loop with stall detection ([`stream::Capture`]).
+//! - [`sandbox`]: Landlock and seccomp: the network-facing process gets the least.
 //! - [`backoff`], [`status`]: reconnect delays and status reports.
 //! - [`cli`]: the process: arguments, validation, signal handling.
 
@@ -12,6 +13,7 @@
 pub mod backoff;
 pub mod cli;
 pub mod pipeline;
+pub mod sandbox;
 pub mod sink;
 pub mod source;
 pub mod status;

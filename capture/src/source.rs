@@ -145,19 +145,22 @@ fn decode(part: &str) -> String {
         .into_owned()
 }
 
-/// The URI with username and password removed.
+/// The URI with username, password, query and fragment removed.
 fn redact(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
     shown.to_string()
 }
 
-/// Shows the source without credentials: safe for logs and status.
+/// Shows the source without credentials and without the query (cameras put access tokens
+/// there): safe for logs and status.
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Rtsp { location, .. } => write!(f, "{location}"),
+            Source::Rtsp { location, .. } => write!(f, "{}", redact(location)),
             Source::File(p) => write!(f, "file://{}", p.display()),
             Source::V4l2(p) => write!(f, "v4l2://{}", p.display()),
             Source::Test(p) => write!(f, "test://{}", p.nick()),
@@ -181,7 +184,7 @@ mod tests {
 
     #[test]
     fn rtsp_credentials_are_split_off_and_never_shown() {
-        let s = parse("rtsp://admin:s3cr%40t+1@127.0.0.1:8554/cam").unwrap();
+        let s = parse("rtsp://admin:s3cr%40t+1@127.0.0.1:8554/cam?token=abc").unwrap();
         let Source::Rtsp {
             location,
             user,
@@ -191,12 +194,14 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(location.as_str(), "rtsp://127.0.0.1:8554/cam");
+        // GStreamer gets the query; logs and status never show it.
+        assert_eq!(location.as_str(), "rtsp://127.0.0.1:8554/cam?token=abc");
         assert_eq!(user.as_deref(), Some("admin"));
         assert_eq!(password.as_deref(), Some("s3cr@t+1"));
+        assert_eq!(s.to_string(), "rtsp://127.0.0.1:8554/cam");
         for shown in [s.to_string(), format!("{s:?}")] {
             assert!(
-                !shown.contains("s3cr") && !shown.contains("admin"),
+                !shown.contains("s3cr") && !shown.contains("admin") && !shown.contains("token"),
                 "{shown}"
             );
         }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod secrets;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,9 @@ pub struct Camera {
     /// RTSP lower transport: `tcp` or `udp`.
     #[serde(default = "defaults::rtsp_transport")]
     pub rtsp_transport: String,
+    /// File holding `user:password` for an RTSP camera (never in `source` itself).
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -326,6 +330,9 @@ impl Config {
             }
         };
         fix(&mut self.detector.model_dir);
+        if let Some(p) = self.camera.credentials_file.as_mut() {
+            fix(p);
+        }
         if self.detector.python.components().count() > 1 {
             fix(&mut self.detector.python);
         }
@@ -386,6 +393,42 @@ impl Config {
         self.supervisor
             .state_dir
             .join(format!("desired-{}.json", self.instance_id))
+    }
+
+    /// The camera URI the capture opens: `camera.source` with the user and password of
+    /// `camera.credentials_file` filled in. Holds a secret: for the capture's environment
+    /// only, never for logs or status.
+    pub fn camera_uri(&self) -> Result<String, ConfigError> {
+        let Some(path) = &self.camera.credentials_file else {
+            return Ok(self.camera.source.clone());
+        };
+        let text = secrets::read("camera.credentials_file", path)?;
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        let (user, password) = line.split_once(':').ok_or_else(|| ConfigError::Key {
+            path: "camera.credentials_file".into(),
+            message: format!("{} must hold one line user:password", path.display()),
+        })?;
+        secrets::with_credentials(&self.camera.source, user, password)
+    }
+
+    /// The MQTT password from `mqtt.password_file` (its first line), if one is configured.
+    pub fn mqtt_password(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.mqtt.password_file else {
+            return Ok(None);
+        };
+        let text = secrets::read("mqtt.password_file", path)?;
+        Ok(Some(text.lines().next().unwrap_or("").to_string()))
+    }
+
+    /// Checks the files that hold secrets (`mqtt.password_file`,
+    /// `camera.credentials_file`): present, regular, at most 4 KiB, no access for other
+    /// users. oriond runs it before starting (and `--check-config`).
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        self.mqtt_password()?;
+        if self.camera.credentials_file.is_some() {
+            self.camera_uri()?;
+        }
+        Ok(())
     }
 
     pub fn mqtt_client_id(&self) -> String {

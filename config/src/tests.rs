@@ -87,3 +87,46 @@ fn relative_paths_follow_the_file() {
     assert_eq!(c.supervisor.state_dir, base.join("state"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn camera_secrets_live_in_their_own_file() {
+    let e = err("[camera]\nsource = \"rtsp://admin:hunter2@cam/s\"\n");
+    assert!(
+        e.starts_with("camera.source: holds a password") && !e.contains("hunter2"),
+        "{e}"
+    );
+    let e = err("[camera]\nsource = \"test://\"\ncredentials_file = \"/x\"\n");
+    assert!(e.starts_with("camera.credentials_file"), "{e}");
+
+    let dir = std::env::temp_dir().join(format!("orion-config-cred-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("o.toml");
+    std::fs::write(
+        &file,
+        "[camera]\nsource = \"rtsp://cam:8554/s\"\ncredentials_file = \"camera-credentials\"\n",
+    )
+    .unwrap();
+    let cred = dir.join("camera-credentials");
+    std::fs::write(&cred, "viewer:pa:ss\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(c.camera_uri().unwrap(), "rtsp://viewer:pa%3Ass@cam:8554/s");
+    assert!(c.check_secrets().is_ok());
+    // Readable by everyone: refused before anything starts, without showing the secret.
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = c.check_secrets().unwrap_err().to_string();
+    assert!(
+        e.starts_with("camera.credentials_file") && !e.contains("pa:ss"),
+        "{e}"
+    );
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&cred, "no-colon\n").unwrap();
+    assert!(
+        c.camera_uri()
+            .unwrap_err()
+            .to_string()
+            .contains("user:password")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -118,6 +118,19 @@ fn camera(c: &Config) -> Result<(), ConfigError> {
     if !matches!(c.camera.rtsp_transport.as_str(), "tcp" | "udp") {
         return Err(bad("camera.rtsp_transport", "must be tcp or udp"));
     }
+    let rtsp = source.starts_with("rtsp://") || source.starts_with("rtsps://");
+    if rtsp && crate::secrets::has_password(source) {
+        return Err(bad(
+            "camera.source",
+            "holds a password; put user:password into camera.credentials_file (mode 0640) and leave them out of the URI",
+        ));
+    }
+    if c.camera.credentials_file.is_some() && !rtsp {
+        return Err(bad(
+            "camera.credentials_file",
+            "only rtsp:// and rtsps:// cameras take credentials",
+        ));
+    }
     Ok(())
 }
 

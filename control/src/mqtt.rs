@@ -100,15 +100,7 @@ pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver
     let m = &config.mqtt;
     let id = config.mqtt_client_id();
     let keepalive = Duration::from_secs(m.keepalive_s);
-    let password = match &m.password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("mqtt.password_file: cannot read {}", path.display()))?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-        ),
-        None => None,
-    };
+    let password = config.mqtt_password()?;
     let transport = tls(config)?;
     let (tx, rx) = mpsc::channel(1024);
     // The embedded broker speaks MQTT 3.1.1.

@@ -502,6 +502,12 @@ fn tls_with_a_client_certificate_and_a_password_file_over_mqtt_3_1_1() {
     cmd.arg("-c").arg(&conf);
     let _broker = orion_tests::child::ChildGuard::spawn(cmd).unwrap();
     std::fs::write(tls.join("mqtt-password"), "s3cret-pass\n").unwrap();
+    // Secret files must not be open to other users (oriond refuses to start otherwise).
+    std::fs::set_permissions(
+        tls.join("mqtt-password"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
     let text = Oriond::config_text(&instance, &dir, Some(port), "")
         .unwrap()
         .replace("host = \"127.0.0.1\"", "host = \"localhost\"\nversion = \"3.1.1\"")

@@ -40,4 +40,7 @@ pub struct CaptureStatus {
     pub last_seq: u64,
     /// The ring writer epoch of this process.
     pub epoch: u64,
+    /// What confines the process (Landlock, seccomp, no_new_privs), or why nothing does.
+    #[serde(default)]
+    pub sandbox: Option<String>,
 }

@@ -63,10 +63,16 @@ pub fn bin_dir(config: &Config) -> PathBuf {
     })
 }
 
-pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &Desired) -> Spec {
+/// What starting `name` runs. Fails only if the camera's credentials file cannot be read.
+pub fn spec(
+    name: ProcessName,
+    config: &Config,
+    config_path: &Path,
+    desired: &Desired,
+) -> Result<Spec, String> {
     let bin = bin_dir(config);
     let s = |v: &dyn ToString| v.to_string();
-    match name {
+    Ok(match name {
         ProcessName::Capture => Spec {
             program: bin.join("orion-capture"),
             args: vec![
@@ -83,7 +89,10 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
                 s(&"--rtsp-transport"),
                 config.camera.rtsp_transport.clone(),
             ],
-            env: vec![("ORION_CAMERA_SOURCE".into(), config.camera.source.clone())],
+            env: vec![(
+                "ORION_CAMERA_SOURCE".into(),
+                config.camera_uri().map_err(|e| e.to_string())?,
+            )],
             ring: Some(Access::ReadWrite),
         },
         ProcessName::Detector => {
@@ -140,7 +149,7 @@ pub fn spec(name: ProcessName, config: &Config, config_path: &Path, desired: &De
             env: Vec::new(),
             ring: None,
         },
-    }
+    })
 }
 
 /// How a child ended.

@@ -12,6 +12,7 @@ use orion_protocol::ModelSize;
 use crate::children;
 
 pub fn check(config: &Config, size: ModelSize) -> Result<()> {
+    config.check_secrets()?;
     let bin = children::bin_dir(config);
     let mut programs = vec!["orion-capture", "orion-detector"];
     if config.mqtt.enabled {

@@ -271,6 +271,21 @@ impl Supervisor {
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
+        let spec = match spec {
+            Ok(spec) => spec,
+            Err(why) => {
+                if matches!(
+                    child.state,
+                    State::Starting | State::Running | State::Stopping
+                ) {
+                    return;
+                }
+                tracing::error!("{name}: {why}");
+                child.generation += 1;
+                self.failed_start(name, why);
+                return;
+            }
+        };
         if matches!(
             child.state,
             State::Starting | State::Running | State::Stopping
@@ -1245,6 +1260,9 @@ impl Supervisor {
         for &name in self.children.keys() {
             let before = children::spec(name, old, &self.config_path, &self.desired);
             let after = children::spec(name, &new, &self.config_path, &desired);
+            if let Err(why) = &after {
+                return Err(why.clone());
+            }
             let mqtt_changed = name == ProcessName::Control
                 && (old.mqtt != new.mqtt || old.room_id != new.room_id);
             if before != after || mqtt_changed {

@@ -25,6 +25,10 @@ struct Cli {
     /// oriond's socket (instead of reading the config)
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
+    /// The instance to talk to (several rooms per box): reads /etc/orion/NAME.toml, else
+    /// uses /run/orion/oriond-NAME.sock
+    #[arg(short = 'i', long, global = true)]
+    instance: Option<String>,
     /// Print oriond's answers as JSON
     #[arg(long, global = true)]
     json: bool,
@@ -119,9 +123,37 @@ fn socket_path(cli: &Cli) -> Result<PathBuf> {
     if let Some(s) = &cli.socket {
         return Ok(s.clone());
     }
+    if let Some(name) = &cli.instance {
+        return instance_socket(name);
+    }
     let config = orion_config::Config::load(&cli.config)
         .with_context(|| "finding oriond's socket (or pass --socket)".to_string())?;
     Ok(config.socket_path())
+}
+
+/// The socket of instance `name`: from its config `/etc/orion/NAME.toml` (the template unit
+/// `oriond@NAME` reads that file), else the default socket directory.
+fn instance_socket(name: &str) -> Result<PathBuf> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        bail!("--instance must be 1..=64 characters of a-z, 0-9 and -, got {name:?}");
+    }
+    let dir = Path::new(orion_config::DEFAULT_PATH)
+        .parent()
+        .unwrap_or(Path::new("/etc/orion"));
+    let config = dir.join(format!("{name}.toml"));
+    if config.is_file() {
+        let c = orion_config::Config::load(&config)
+            .with_context(|| format!("finding instance {name}'s socket"))?;
+        return Ok(c.socket_path());
+    }
+    Ok(orion_config::Supervisor::default()
+        .socket_dir
+        .join(format!("oriond-{name}.sock")))
 }
 
 struct Client {

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The package, proven on this machine as root (CI runs it from scripts/test.sh):
+# build the .deb → lintian → install → systemd-analyze (verify, security) → a modified
+# conffile survives an upgrade → orion-setup (venv from a wheel directory, offline) →
+# oriond --check-config → the installed oriond runs as user orion (setpriv; no systemd
+# needed) on the sample footage with the real model and a local mosquitto → detections on
+# MQTT → ownership and modes → stop → remove → purge → nothing the package made is left.
+#
+# Leaves the machine as it found it (the package purged), also on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+[ "$(id -u)" -eq 0 ] || { echo "test-package: needs root (dpkg -i)"; exit 1; }
+
+export PATH="/var/cache/orion/cargo-tools/bin:$PATH"
+CACHE="${ORION_CACHE:-/var/cache/orion}"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+INSTANCE=pkgtest
+WORK=/srv/orion-pkgtest
+CONF=/etc/orion/$INSTANCE.toml
+ORIOND_PID=""
+BROKER_PID=""
+
+say() { echo "test-package: $*"; }
+fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
+
+cleanup() {
+  set +e
+  [ -n "$ORIOND_PID" ] && kill -TERM "$ORIOND_PID" 2>/dev/null && wait "$ORIOND_PID" 2>/dev/null
+  [ -n "$BROKER_PID" ] && kill -TERM "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  rm -f "$CONF"
+  dpkg -P orion >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- build and lint --------------------------------------------------------------------
+say "build"
+./packaging/build-deb.sh >/dev/null
+DEB=$(ls -t "$TARGET"/debian/orion_*.deb | head -n 1)
+say "package $(basename "$DEB"): $(du -k "$DEB" | cut -f1) KiB, installed $(dpkg-deb -f "$DEB" Installed-Size) KiB"
+say "lintian"
+if ! lintian --fail-on error,warning "$DEB" >"$TARGET/debian/lintian.log" 2>&1; then
+  cat "$TARGET/debian/lintian.log"
+  fail "lintian reports errors or warnings"
+fi
+say "lintian: clean (justified overrides in packaging/lintian-overrides)"
+
+# ---- install ---------------------------------------------------------------------------
+dpkg -P orion >/dev/null 2>&1 || true
+say "install"
+apt-get install -y -qq "$DEB" >/dev/null
+getent passwd orion >/dev/null || fail "no user orion"
+id -nG orion | grep -qw video || fail "orion is not in group video"
+[ "$(stat -c '%U:%G %a' /var/lib/orion)" = "orion:orion 750" ] || fail "/var/lib/orion is $(stat -c '%U:%G %a' /var/lib/orion)"
+for unit in oriond.service oriond@.service; do
+  [ -f "/usr/lib/systemd/system/$unit" ] || fail "$unit not installed"
+done
+say "systemd-analyze verify"
+systemd-analyze verify /usr/lib/systemd/system/oriond.service
+# A template verifies through an instance name.
+cp /usr/lib/systemd/system/oriond@.service "/tmp/oriond@$INSTANCE.service"
+systemd-analyze verify "/tmp/oriond@$INSTANCE.service"
+rm -f "/tmp/oriond@$INSTANCE.service"
+for unit in oriond.service oriond@.service; do
+  score=$(systemd-analyze security --offline=true "/usr/lib/systemd/system/$unit" 2>/dev/null \
+    | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  say "systemd-analyze security $unit: exposure $score"
+  awk -v s="$score" 'BEGIN { exit !(s != "" && s < 3.0) }' || fail "$unit exposure $score (aim: below 3.0)"
+done
+
+# ---- a modified conffile survives an upgrade -------------------------------------------
+echo "# edited by the operator" >> /etc/orion/orion.toml
+cargo deb --no-build --locked --strip -p orion-supervisor --deb-version 0.1.0-2 -o "$TARGET/debian/upgrade.deb" >/dev/null
+dpkg -i --force-confold "$TARGET/debian/upgrade.deb" >/dev/null
+[ "$(dpkg-query -W -f='${Version}' orion)" = "0.1.0-2" ] || fail "upgrade did not happen"
+grep -q "# edited by the operator" /etc/orion/orion.toml || fail "the upgrade overwrote the edited conffile"
+say "upgrade kept the edited /etc/orion/orion.toml"
+
+# ---- a test instance: footage, real model, local broker --------------------------------
+install -d -m 0755 "$WORK" "$WORK/models"
+cp "$REPO/fixtures/footage/sample.mp4" "$WORK/"
+cp "$REPO"/fixtures/models/real/yolo11n_yolov3-tiny_*.onnx "$WORK/models/"
+chmod -R a+rX "$WORK"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$WORK/mosquitto.conf" <<EOF
+listener $PORT 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+EOF
+mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+BROKER_PID=$!
+cat > "$CONF" <<EOF
+instance_id = "$INSTANCE"
+room_id = "package test"
+[camera]
+source = "file://$WORK/sample.mp4"
+[stream]
+rate_hz = 4
+[detector]
+model_dir = "$WORK/models"
+[mqtt]
+host = "127.0.0.1"
+port = $PORT
+EOF
+chmod 0644 "$CONF"
+
+say "orion-setup (venv from a wheel directory, no index)"
+WHEELS="$CACHE/wheels"
+"${ORION_VENV:-$REPO/.venv}/bin/python" -m pip download --quiet --disable-pip-version-check --cache-dir "$CACHE/pip" \
+  -r /usr/lib/orion/python/requirements.txt -d "$WHEELS"
+orion-setup --config "$CONF" --wheels "$WHEELS" | tee "$WORK/setup.log"
+grep -q "^ready" "$WORK/setup.log" || fail "orion-setup did not report ready"
+[ -x /var/lib/orion/venv/bin/python3 ] || fail "no venv at /var/lib/orion/venv"
+
+# As systemd would run it: user orion with its groups, its home, a clean environment.
+# (env and setpriv exec, so $! of a background run is oriond itself.)
+AS_ORION=(env -i HOME=/var/lib/orion PATH=/usr/bin:/bin LANG=C.UTF-8
+  setpriv --reuid=orion --regid=orion --init-groups --inh-caps=-all --)
+say "oriond --check-config as orion"
+"${AS_ORION[@]}" /usr/bin/oriond --check-config --config "$CONF"
+
+# systemd's RuntimeDirectory= would make this.
+install -d -o orion -g orion -m 0750 /run/orion
+say "start the installed oriond as orion"
+"${AS_ORION[@]}" /usr/bin/oriond --config "$CONF" >"$WORK/oriond.log" 2>&1 &
+ORIOND_PID=$!
+
+# An operator's view: every message under care/, QoS 1, until a detection with people.
+say "waiting for detections on MQTT"
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -V mqttv5 -q 1 -t 'care/#' -v -W 120 \
+  > "$WORK/mqtt.log" 2>&1 &
+SUB=$!
+deadline=$((SECONDS + 120))
+while ! grep -q "^care/inferences/$INSTANCE/person_detection .*\"count\":[1-9]" "$WORK/mqtt.log"; do
+  kill -0 "$ORIOND_PID" 2>/dev/null || { cat "$WORK/oriond.log"; fail "oriond exited"; }
+  [ $SECONDS -lt $deadline ] || { tail -20 "$WORK/oriond.log"; fail "no detection with people within 120 s"; }
+  sleep 1
+done
+kill "$SUB" 2>/dev/null; wait "$SUB" 2>/dev/null || true
+say "detection: $(grep -m1 "^care/inferences/$INSTANCE/person_detection .*\"count\":[1-9]" "$WORK/mqtt.log" | cut -c1-200)"
+grep -q "^care/availability/$INSTANCE online" "$WORK/mqtt.log" || fail "no availability online"
+
+say "orionctl -i $INSTANCE"
+orionctl -i "$INSTANCE" status
+orionctl -i "$INSTANCE" rois set 0.1,0.1,0.8,0.8 >/dev/null
+orionctl -i "$INSTANCE" rois clear >/dev/null
+
+# ---- ownership and modes ---------------------------------------------------------------
+say "ownership and modes"
+SOCK=/run/orion/oriond-$INSTANCE.sock
+[ "$(stat -c '%U %a' "$SOCK")" = "orion 660" ] || fail "socket is $(stat -c '%U %a' "$SOCK")"
+[ "$(stat -c '%U %a' /run/orion)" = "orion 750" ] || fail "/run/orion is $(stat -c '%U %a' /run/orion)"
+STATE=/var/lib/orion/desired-$INSTANCE.json
+[ "$(stat -c '%U %a' "$STATE")" = "orion 600" ] || fail "state file is $(stat -c '%U %a' "$STATE")"
+for p in $(pgrep -P "$ORIOND_PID"); do
+  [ "$(stat -c %U "/proc/$p")" = "orion" ] || fail "child $p does not run as orion"
+done
+CAPTURE=$(orionctl -i "$INSTANCE" pid capture)
+grep -q "^NoNewPrivs:[[:space:]]*1" "/proc/$CAPTURE/status" || fail "capture has no NoNewPrivs"
+grep -q "^Seccomp:[[:space:]]*2" "/proc/$CAPTURE/status" || fail "capture has no seccomp filter"
+readlink "/proc/$CAPTURE/fd/3" | grep -q "^/memfd:orion-$INSTANCE-frames" || fail "capture's fd 3 is not the sealed ring"
+if ls /dev/shm | grep -q "orion-$INSTANCE"; then fail "shared memory reachable by path: $(ls /dev/shm)"; fi
+world=$(find /var/lib/orion /run/orion /etc/orion /usr/lib/orion -perm -o+w ! -type l 2>/dev/null)
+[ -z "$world" ] || fail "world-writable: $world"
+say "socket 0660, state 0600, ring and tensors memfds (no path), children as orion, capture sandboxed"
+
+# ---- stop ------------------------------------------------------------------------------
+kill -TERM "$ORIOND_PID"
+status=0
+wait "$ORIOND_PID" || status=$?
+[ "$status" -eq 0 ] || { tail -20 "$WORK/oriond.log"; fail "oriond exited with $status on SIGTERM"; }
+ORIOND_PID=""
+pgrep -u orion >/dev/null && fail "processes of orion left: $(pgrep -u orion -a)"
+grep -q "^care/availability/$INSTANCE offline" <(mosquitto_sub -h 127.0.0.1 -p "$PORT" -t "care/availability/$INSTANCE" -C 1 -W 5 -v) \
+  || fail "availability not offline after the stop"
+say "stopped: children gone, availability offline"
+
+# ---- remove, purge ---------------------------------------------------------------------
+rm -f "$CONF"
+dpkg -r orion >/dev/null
+[ ! -e /usr/bin/oriond ] || fail "oriond left after remove"
+[ -f /etc/orion/orion.toml ] || fail "remove must keep the conffile"
+dpkg -P orion >/dev/null
+for left in /etc/orion /var/lib/orion /run/orion /usr/lib/orion /usr/share/doc/orion \
+            /usr/lib/systemd/system/oriond.service /usr/lib/systemd/system/oriond@.service; do
+  [ ! -e "$left" ] || fail "$left left after purge: $(find "$left" | head -20)"
+done
+! getent passwd orion >/dev/null || fail "user orion left after purge"
+! getent group orion >/dev/null || fail "group orion left after purge"
+say "purged: nothing the package made is left"
+say "OK"

@@ -1,0 +1,236 @@
+//! `orion-setup`: makes a box ready to run oriond, and says exactly what is missing.
+//!
+//! 1. the worker's Python environment: creates or repairs the venv that
+//!    `detector.python` names (e.g. /var/lib/orion/venv/bin/python3) with the worker's
+//!    pinned requirements, from the package index or, on an offline device, from a
+//!    directory of wheels (`--wheels DIR`);
+//! 2. the models: which sizes have a 640 and a 320 model in `detector.model_dir`, and the
+//!    file names the configured size still needs;
+//! 3. `oriond --check-config` on the same config.
+//!
+//! Exit 0 when everything is ready, 1 when something is missing (each reported), 2 on a
+//! config oriond would refuse. Every program is run with fixed arguments (no shell).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use orion_config::Config;
+use orion_protocol::ModelSize;
+
+#[derive(Parser, Debug)]
+#[command(name = "orion-setup", version, about = "Prepare this box for oriond")]
+struct Args {
+    /// Orion's configuration
+    #[arg(long, default_value = orion_config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Install the Python packages from this directory of wheels (no network)
+    #[arg(long)]
+    wheels: Option<PathBuf>,
+    /// The worker's requirements (default: requirements.txt of the installed worker)
+    #[arg(long)]
+    requirements: Option<PathBuf>,
+    /// The interpreter that creates the venv
+    #[arg(long, default_value = "/usr/bin/python3")]
+    base_python: PathBuf,
+    /// Leave the venv alone (only check it)
+    #[arg(long)]
+    no_venv: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("orion-setup: {}: {e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut missing = 0;
+    let steps: [(&str, &dyn Fn() -> Result<String>); 3] = [
+        ("python", &|| venv(&args, &config)),
+        ("models", &|| models(&config)),
+        ("config", &|| check_config(&args.config)),
+    ];
+    for (step, run) in steps {
+        match run() {
+            Ok(report) => println!("{step}: {report}"),
+            Err(e) => {
+                missing += 1;
+                println!("{step}: MISSING: {e:#}");
+            }
+        }
+    }
+    if missing == 0 {
+        println!("ready: start oriond (systemctl enable --now oriond)");
+        ExitCode::SUCCESS
+    } else {
+        println!("not ready: {missing} step(s) above need attention");
+        ExitCode::FAILURE
+    }
+}
+
+/// The venv directory of an interpreter path `…/venv/bin/python3`.
+fn venv_dir(python: &Path) -> Result<PathBuf> {
+    let bin = python.parent().filter(|b| b.ends_with("bin"));
+    match bin.and_then(Path::parent) {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => bail!(
+            "detector.python = {} is not inside a venv (…/venv/bin/python3); point it at one",
+            python.display()
+        ),
+    }
+}
+
+fn imports_ok(python: &Path) -> Result<String> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import onnxruntime, numpy, msgpack; print('onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "{} cannot import the worker's packages: {}",
+            python.display(),
+            err.lines().last().unwrap_or("").trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn requirements(args: &Args, config: &Config) -> Result<PathBuf> {
+    if let Some(r) = &args.requirements {
+        return Ok(r.clone());
+    }
+    let worker = match &config.detector.worker_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let exe = std::env::current_exe().context("locate orion-setup")?;
+            exe.parent()
+                .map(|bin| bin.join("../lib/orion/python"))
+                .context("orion-setup has no directory")?
+        }
+    };
+    let file = worker.join("requirements.txt");
+    if !file.is_file() {
+        bail!("{} not found; pass --requirements FILE", file.display());
+    }
+    Ok(file)
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn venv(args: &Args, config: &Config) -> Result<String> {
+    let python = &config.detector.python;
+    if let Ok(versions) = imports_ok(python) {
+        return Ok(format!("{} ready ({versions})", python.display()));
+    }
+    if args.no_venv {
+        return imports_ok(python);
+    }
+    let dir = venv_dir(python)?;
+    let reqs = requirements(args, config)?;
+    println!("python: creating {} ...", dir.display());
+    run(
+        Command::new(&args.base_python)
+            .arg("-m")
+            .arg("venv")
+            .arg(&dir),
+        &format!(
+            "{} -m venv (on Debian: apt install python3-venv)",
+            args.base_python.display()
+        ),
+    )?;
+    let pip = dir.join("bin/python3");
+    let mut install = Command::new(&pip);
+    install.args(["-m", "pip", "install", "--disable-pip-version-check", "-r"]);
+    install.arg(&reqs);
+    if let Some(wheels) = &args.wheels {
+        install.arg("--no-index").arg("--find-links").arg(wheels);
+    }
+    let source = match &args.wheels {
+        Some(w) => format!("pip install from {}", w.display()),
+        None => "pip install from the package index".to_string(),
+    };
+    println!("python: {source} ...");
+    run(&mut install, &source)?;
+    let versions = imports_ok(python)?;
+    Ok(format!("{} created ({versions})", python.display()))
+}
+
+fn models(config: &Config) -> Result<String> {
+    let dir = &config.detector.model_dir;
+    if !dir.is_dir() {
+        bail!(
+            "detector.model_dir {} does not exist; create it and put yolo11{}.onnx there (models/download_models.sh exports them)",
+            dir.display(),
+            config.detector.size
+        );
+    }
+    let mut table = Vec::new();
+    for size in ModelSize::ALL {
+        let found = orion_detector::models::discover(dir, size).ok();
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let entry = match &found {
+            Some(f) => format!(
+                "{size}: 640 {}, 320 {}",
+                name(&f.path_640),
+                f.path_320.as_deref().map_or("-".to_string(), name)
+            ),
+            None => format!("{size}: -"),
+        };
+        table.push(entry);
+    }
+    let size = config.detector.size;
+    if orion_detector::models::discover(dir, size).is_err() {
+        bail!(
+            "the configured size {size} needs {}/yolo11{size}.onnx (or yolo11{size}_NAME_640.onnx; a yolo11{size}_NAME_320.onnx is used for small regions); found {}",
+            dir.display(),
+            table.join("; ")
+        );
+    }
+    Ok(format!("{} ({})", dir.display(), table.join("; ")))
+}
+
+fn check_config(config: &Path) -> Result<String> {
+    let exe = std::env::current_exe().context("locate orion-setup")?;
+    let oriond = exe
+        .parent()
+        .map(|d| d.join("oriond"))
+        .context("orion-setup has no directory")?;
+    let out = Command::new(&oriond)
+        .arg("--check-config")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", oriond.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("oriond --check-config: {}", text.trim());
+    }
+    Ok(format!("oriond --check-config: {}", text.trim()))
+}
