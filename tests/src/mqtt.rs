@@ -162,6 +162,32 @@ impl Watch {
         }
     }
 
+    /// Waits until `n` messages from index `from` on (of `seen`) satisfy `check`.
+    pub fn wait_count(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        from: usize,
+        n: usize,
+        mut check: impl FnMut(&Seen) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.seen[from.min(self.seen.len())..]
+                .iter()
+                .filter(|s| check(s))
+                .count();
+            if count >= n {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("{count} of {n} messages for {what} within {timeout:?}");
+            }
+            self.pull(left.min(Duration::from_millis(200)))?;
+        }
+    }
+
     /// Forgets what was seen so far.
     pub fn clear(&mut self) {
         self.seen.clear();
