@@ -43,7 +43,9 @@ fn detections(watch: &mut Watch, instance: &str, n: usize) {
     let topic = format!("care/inferences/{instance}/person_detection");
     let from = watch.seen.len();
     watch
-        .wait_count(&topic, Duration::from_secs(30), from, n, |s| s.topic == topic)
+        .wait_count(&topic, Duration::from_secs(30), from, n, |s| {
+            s.topic == topic
+        })
         .unwrap();
 }
 
@@ -63,10 +65,18 @@ fn two_instances_share_a_box_and_a_broker_but_nothing_else() {
     detections(&mut watch, &a.instance, 3);
     detections(&mut watch, &b.instance, 3);
     // Every message names its instance in its topic and body.
-    for s in watch.seen.iter().filter(|s| s.topic.contains("/inferences/")) {
+    for s in watch
+        .seen
+        .iter()
+        .filter(|s| s.topic.contains("/inferences/"))
+    {
         let v: Value = s.json().unwrap();
         let id = v["instance_id"].as_str().unwrap();
-        assert!(s.topic.contains(&format!("/{id}/")), "{} carries {id}", s.topic);
+        assert!(
+            s.topic.contains(&format!("/{id}/")),
+            "{} carries {id}",
+            s.topic
+        );
     }
 
     // Kill a's capture and detector: b does not notice.
@@ -77,12 +87,20 @@ fn two_instances_share_a_box_and_a_broker_but_nothing_else() {
     let da = pid_of(&a, "detector");
     kill(Pid::from_raw(ca as i32), Signal::SIGKILL).unwrap();
     kill(Pid::from_raw(da as i32), Signal::SIGKILL).unwrap();
-    a.wait_for("a's capture and detector back", Duration::from_secs(60), |s| {
-        let procs = s["processes"].as_array().unwrap();
-        procs.iter().all(|p| p["state"] == "RUNNING")
-            && procs.iter().any(|p| p["name"] == "capture" && p["pid"] != ca)
-            && procs.iter().any(|p| p["name"] == "detector" && p["pid"] != da)
-    })
+    a.wait_for(
+        "a's capture and detector back",
+        Duration::from_secs(60),
+        |s| {
+            let procs = s["processes"].as_array().unwrap();
+            procs.iter().all(|p| p["state"] == "RUNNING")
+                && procs
+                    .iter()
+                    .any(|p| p["name"] == "capture" && p["pid"] != ca)
+                && procs
+                    .iter()
+                    .any(|p| p["name"] == "detector" && p["pid"] != da)
+        },
+    )
     .unwrap();
     detections(&mut watch, &a.instance, 2);
     let after_b: Vec<u32> = ["control", "detector", "capture"]
@@ -115,10 +133,13 @@ fn the_sandboxed_capture_reaches_nothing_but_its_camera_and_its_ring() {
             ),
         );
     let o = Oriond::start_with(instance, dir, &text).unwrap();
-    o.wait_all_running(orion_tests::oriond::START_TIMEOUT).unwrap();
+    o.wait_all_running(orion_tests::oriond::START_TIMEOUT)
+        .unwrap();
     let capture = pid_of(&o, "capture");
     let detector = pid_of(&o, "detector");
-    let worker = o.status().unwrap()["detector"]["worker_pid"].as_u64().unwrap() as u32;
+    let worker = o.status().unwrap()["detector"]["worker_pid"]
+        .as_u64()
+        .unwrap() as u32;
 
     // The real capture: confined, and says so in the status operators read.
     let proc_status = std::fs::read_to_string(format!("/proc/{capture}/status")).unwrap();
@@ -157,9 +178,16 @@ fn the_sandboxed_capture_reaches_nothing_but_its_camera_and_its_ring() {
         .args(["--truncate-fd-of", &format!("{capture}:3")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["sandbox"], "landlock fully enforced, seccomp on, no_new_privs on");
+    assert_eq!(
+        report["sandbox"],
+        "landlock fully enforced, seccomp on, no_new_privs on"
+    );
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 12, "{report}");
     for r in results {
@@ -179,13 +207,21 @@ fn the_sandboxed_capture_reaches_nothing_but_its_camera_and_its_ring() {
     let len = ring.metadata().unwrap().len();
     for new_len in [0, len / 2, len * 2] {
         let err = ring.set_len(new_len).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc_eperm() as i32), "set_len({new_len})");
+        assert_eq!(
+            err.raw_os_error(),
+            Some(libc_eperm() as i32),
+            "set_len({new_len})"
+        );
     }
     drop(ring);
-    let before = o.status().unwrap()["detector"]["results"].as_u64().unwrap_or(0);
-    o.wait_for("more results after the truncation attempts", Duration::from_secs(30), |s| {
-        s["detector"]["results"].as_u64().unwrap_or(0) > before + 3
-    })
+    let before = o.status().unwrap()["detector"]["results"]
+        .as_u64()
+        .unwrap_or(0);
+    o.wait_for(
+        "more results after the truncation attempts",
+        Duration::from_secs(30),
+        |s| s["detector"]["results"].as_u64().unwrap_or(0) > before + 3,
+    )
     .unwrap();
     assert_eq!(pid_of(&o, "detector"), detector);
     assert_eq!(pid_of(&o, "capture"), capture);
