@@ -161,8 +161,11 @@ impl AutoFocus {
 pub struct Mqtt {
     /// Without MQTT the box is driven by `orionctl` only (no control process).
     pub enabled: bool,
-    /// Run a broker inside orion-control on `host:port` (localhost only): the zero-setup demo.
+    /// Run a local broker on `host:port` (localhost only) as a supervised child of oriond:
+    /// the zero-setup demo (ADR 0006).
     pub embedded: bool,
+    /// The broker program `embedded` runs (mosquitto).
+    pub broker_program: PathBuf,
     pub host: String,
     pub port: u16,
     /// `5` or `3.1.1`.
@@ -178,6 +181,10 @@ pub struct Mqtt {
     pub status_interval_s: u64,
     /// Commands waiting for their ack at once; more are rejected with an error ack.
     pub max_inflight_commands: u32,
+    /// A command older than this is refused (`expired`) instead of applied: its
+    /// `timestamp`, if it has one, must be newer; and the broker keeps orion-control's
+    /// persistent session (MQTT 5) at most this long.
+    pub command_max_age_s: u32,
     pub qos: Qos,
 }
 
@@ -186,6 +193,7 @@ impl Default for Mqtt {
         Self {
             enabled: true,
             embedded: false,
+            broker_program: "/usr/sbin/mosquitto".into(),
             host: "localhost".into(),
             port: 1883,
             version: "5".into(),
@@ -197,6 +205,7 @@ impl Default for Mqtt {
             keepalive_s: 30,
             status_interval_s: 30,
             max_inflight_commands: 32,
+            command_max_age_s: 60,
             qos: Qos::default(),
         }
     }
@@ -343,6 +352,9 @@ impl Config {
         fix(&mut self.supervisor.state_dir);
         if let Some(p) = self.supervisor.bin_dir.as_mut() {
             fix(p);
+        }
+        if self.mqtt.broker_program.components().count() > 1 {
+            fix(&mut self.mqtt.broker_program);
         }
         if let Some(p) = self.mqtt.password_file.as_mut() {
             fix(p);

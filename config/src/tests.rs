@@ -130,3 +130,106 @@ fn camera_secrets_live_in_their_own_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod fuzz {
+    //! Arbitrary and near-valid config files: parsed into a valid config or refused with an
+    //! error naming the key (or the TOML syntax); never a panic. `ORION_FUZZ_CASES` sets the
+    //! inputs per property (default 2000).
+    use super::{Config, MINIMAL};
+    use crate::validate;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("ORION_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:?}")),
+            any::<bool>().prop_map(|v| v.to_string()),
+            "[a-z0-9/:._ -]{0,20}".prop_map(|s| format!("{s:?}")),
+            Just("\"rtsp://cam/s\"".to_string()),
+            Just("[\"person\"]".to_string()),
+            Just("5".to_string()),
+            Just("0.1".to_string()),
+            Just("nan".to_string()),
+            Just("inf".to_string()),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        let section = prop::sample::select(vec![
+            "[camera]",
+            "[stream]",
+            "[detector]",
+            "[auto_focus]",
+            "[mqtt]",
+            "[mqtt.qos]",
+            "[mqtt.tls]",
+            "[supervisor]",
+            "[ring]",
+            "[bogus]",
+        ])
+        .prop_map(String::from);
+        let key = prop::sample::select(vec![
+            "source",
+            "width",
+            "height",
+            "rate_hz",
+            "stall_timeout_s",
+            "size",
+            "confidence",
+            "iou",
+            "classes",
+            "threshold_320",
+            "enabled",
+            "strategy",
+            "alpha",
+            "embedded",
+            "host",
+            "port",
+            "version",
+            "prefix",
+            "keepalive_s",
+            "slots",
+            "startsecs",
+            "startretries",
+            "instance_id",
+            "room_id",
+            "detections",
+            "credentials_file",
+            "command_max_age_s",
+            "nonsense",
+        ]);
+        prop_oneof![
+            section,
+            (key, value()).prop_map(|(k, v)| format!("{k} = {v}")),
+            ".{0,30}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn config_files_are_valid_or_refused_by_key(lines in prop::collection::vec(line(), 0..24)) {
+            let text = format!("{MINIMAL}{}\n", lines.join("\n"));
+            match Config::parse(&text) {
+                Ok(c) => {
+                    // What is accepted passes its own checks again and is in range.
+                    prop_assert!(validate::check(&c).is_ok());
+                    prop_assert!((2..=64).contains(&c.ring.slots));
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(!msg.is_empty());
+                    prop_assert!(e.key().is_some() || msg.contains("TOML"), "{msg}");
+                }
+            }
+        }
+    }
+}

@@ -188,6 +188,12 @@ fn mqtt(c: &Config) -> Result<(), ConfigError> {
     if m.embedded && m.tls.is_some() {
         return Err(bad("mqtt.tls", "not supported with the embedded broker"));
     }
+    if m.embedded && (m.username.is_some() || m.password_file.is_some()) {
+        return Err(bad(
+            "mqtt.username",
+            "the embedded broker takes local clients without credentials; leave username and password_file out",
+        ));
+    }
     if !matches!(m.version.as_str(), "5" | "3.1.1") {
         return Err(bad(
             "mqtt.version",
@@ -216,6 +222,12 @@ fn mqtt(c: &Config) -> Result<(), ConfigError> {
     }
     int("mqtt.keepalive_s", m.keepalive_s, 5, 3600)?;
     int("mqtt.status_interval_s", m.status_interval_s, 1, 3600)?;
+    int(
+        "mqtt.command_max_age_s",
+        m.command_max_age_s.into(),
+        1,
+        86_400,
+    )?;
     int(
         "mqtt.max_inflight_commands",
         m.max_inflight_commands.into(),

@@ -3,7 +3,7 @@
 //! (re)published on every connect; nothing waits on the broker, and everything dropped is
 //! counted in the status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
@@ -13,16 +13,17 @@ use orion_protocol::command::{self, Ack, MAX_COMMAND};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::mqtt::{self, Client, Event, Message};
+use crate::mqtt::{self, Client, Event, Message, Receipt};
 use crate::oriond::Link;
 use crate::topics::Topics;
 
-/// Where an answer goes.
+/// Where an answer goes, and the broker receipt acknowledged once it went.
 struct Origin {
     command: String,
     request_id: Option<String>,
     response_topic: Option<String>,
     correlation: Option<Bytes>,
+    receipt: Receipt,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -31,6 +32,8 @@ struct Counters {
     connects: u64,
     commands: u64,
     commands_rejected: u64,
+    commands_expired: u64,
+    commands_redelivered: u64,
     detections_published: u64,
     detections_dropped: u64,
     acks_dropped: u64,
@@ -42,7 +45,9 @@ pub struct App {
     topics: Topics,
     client: Client,
     link_out: mpsc::Sender<Vec<u8>>,
-    inflight: HashMap<u64, Origin>,
+    /// Commands forwarded to oriond, by the request id oriond answers to. A redelivered
+    /// command may be in flight twice under one id: answers are taken in order.
+    inflight: HashMap<String, VecDeque<Origin>>,
     next_id: u64,
     counters: Counters,
     status: Option<Value>,
@@ -153,56 +158,92 @@ impl App {
     }
 
     /// One command from MQTT: validated here (nothing reaches oriond otherwise), then
-    /// forwarded; the ack goes out when oriond answers.
+    /// forwarded; the ack goes out when oriond answers, and only then is the message
+    /// acknowledged to the broker, so a command in flight here when this process dies is
+    /// redelivered to the next one (oriond answers a repeated request id again without
+    /// applying it twice).
     fn command(&mut self, msg: Message) {
         self.counters.commands += 1;
+        if msg.redelivered {
+            self.counters.commands_redelivered += 1;
+        }
         let mut origin = Origin {
             command: "unknown".into(),
             request_id: None,
-            response_topic: msg.response_topic.clone(),
-            correlation: msg.correlation.clone(),
+            response_topic: msg.response_topic,
+            correlation: msg.correlation,
+            receipt: msg.receipt,
         };
         if msg.payload.len() > MAX_COMMAND {
             let why = format!(
                 "payload of {} bytes is over the {MAX_COMMAND}-byte limit",
                 msg.payload.len()
             );
-            return self.reject(&origin, why);
+            return self.reject(origin, why);
         }
         let Ok(text) = std::str::from_utf8(&msg.payload) else {
-            return self.reject(&origin, "payload is not UTF-8".into());
+            return self.reject(origin, "payload is not UTF-8".into());
         };
         let cmd = command::parse(text);
         origin.command = cmd.name.clone();
         origin.request_id = cmd.request_id.clone();
         let action = match cmd.action {
             Ok(a) => a,
-            Err(e) => return self.reject(&origin, e),
+            Err(e) => return self.reject(origin, e),
         };
+        if let Some(sent) = &cmd.timestamp
+            && let Err(why) = self.check_age(sent)
+        {
+            self.counters.commands_expired += 1;
+            return self.reject(origin, why);
+        }
         let max = self.config.mqtt.max_inflight_commands as usize;
-        if self.inflight.len() >= max {
+        let in_flight: usize = self.inflight.values().map(VecDeque::len).sum();
+        if in_flight >= max {
             return self.reject(
-                &origin,
+                origin,
                 format!("too many commands in flight (at most {max}); try again"),
             );
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let request = action.to_request(Some(&format!("ctl-{id}")));
-        match self.link_out.try_send(request.to_string().into_bytes()) {
-            Ok(()) => {
-                self.inflight.insert(id, origin);
+        // A command with a request id is named by that id and its bytes for oriond's
+        // duplicate check: a redelivery repeats both; a reused id with another command
+        // does not.
+        let id = match &origin.request_id {
+            Some(rid) => format!("{}{:016x}", command::MQTT_ID_PREFIX, digest(rid, text)),
+            None => {
+                self.next_id += 1;
+                format!("ctl-{}", self.next_id)
             }
-            Err(_) => self.reject(&origin, "oriond is not answering; try again".into()),
+        };
+        let request = action.to_request(Some(&id));
+        match self.link_out.try_send(request.to_string().into_bytes()) {
+            Ok(()) => self.inflight.entry(id).or_default().push_back(origin),
+            Err(_) => self.reject(origin, "oriond is not answering; try again".into()),
         }
     }
 
-    fn reject(&mut self, origin: &Origin, why: String) {
-        self.counters.commands_rejected += 1;
-        tracing::info!(command = origin.command, error = why, "command rejected");
-        self.ack(origin, Err(why));
+    /// A command's `timestamp` must be RFC 3339 and at most `command_max_age_s` old.
+    fn check_age(&self, sent: &str) -> Result<(), String> {
+        let max = self.config.mqtt.command_max_age_s;
+        let at = humantime::parse_rfc3339_weak(sent)
+            .map_err(|_| format!("timestamp {sent:?} is not RFC 3339"))?;
+        match SystemTime::now().duration_since(at) {
+            Ok(age) if age.as_secs_f64() > f64::from(max) => Err(format!(
+                "expired: sent {:.0} s ago, more than mqtt.command_max_age_s = {max}",
+                age.as_secs_f64()
+            )),
+            _ => Ok(()),
+        }
     }
 
+    fn reject(&mut self, origin: Origin, why: String) {
+        self.counters.commands_rejected += 1;
+        tracing::info!(command = origin.command, error = why, "command rejected");
+        self.ack(&origin, Err(why));
+    }
+
+    /// Publishes the ack (first, before anything the command caused), then acknowledges
+    /// the command to the broker.
     fn ack(&mut self, origin: &Origin, result: Result<Value, String>) {
         let (status, data, error) = match result {
             Ok(data) => ("success", data, Value::Null),
@@ -235,6 +276,9 @@ impl App {
             self.counters.acks_dropped += 1;
             tracing::warn!(command = origin.command, "ack could not be queued");
         }
+        if let Err(e) = self.client.acknowledge(&origin.receipt) {
+            tracing::warn!(error = e, "cannot acknowledge a command to the broker");
+        }
     }
 
     fn oriond_message(&mut self, body: &[u8]) {
@@ -252,12 +296,14 @@ impl App {
                 let Ok(ack) = serde_json::from_value::<Ack>(value) else {
                     return;
                 };
-                let id = ack
-                    .request_id
-                    .as_deref()
-                    .and_then(|id| id.strip_prefix("ctl-"))
-                    .and_then(|n| n.parse::<u64>().ok());
-                if let Some(origin) = id.and_then(|id| self.inflight.remove(&id)) {
+                let Some(id) = ack.request_id.clone() else {
+                    return;
+                };
+                let origin = self.inflight.get_mut(&id).and_then(VecDeque::pop_front);
+                if self.inflight.get(&id).is_some_and(VecDeque::is_empty) {
+                    self.inflight.remove(&id);
+                }
+                if let Some(origin) = origin {
                     self.ack(&origin, ack.into_result());
                 }
             }
@@ -313,7 +359,8 @@ impl App {
         }
         let mut status = status.clone();
         status["mqtt"] = json!(self.counters);
-        status["mqtt"]["commands_in_flight"] = json!(self.inflight.len());
+        status["mqtt"]["commands_in_flight"] =
+            json!(self.inflight.values().map(VecDeque::len).sum::<usize>());
         status["timestamp"] = json!(now_rfc3339());
         let qos = self.config.mqtt.qos.status;
         if self
@@ -331,6 +378,16 @@ impl App {
             self.status_published = Some(Instant::now());
         }
     }
+}
+
+/// A digest of a command's request id and text, the same in every orion-control process of
+/// this build (`DefaultHasher::new` has fixed keys).
+fn digest(request_id: &str, text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    request_id.hash(&mut h);
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// The parts of the status whose change is news.

@@ -9,7 +9,6 @@ use clap::Parser;
 use orion_config::Config;
 
 mod app;
-mod broker;
 mod mqtt;
 mod oriond;
 mod topics;
@@ -35,9 +34,6 @@ fn main() -> ExitCode {
     orion_process::run_main("orion-control", config, |config| {
         // Parent death → SIGTERM, which the app turns into an orderly "offline".
         nix_pdeathsig()?;
-        if config.mqtt.embedded {
-            broker::start(&config)?;
-        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -26,6 +26,18 @@ pub struct Message {
     /// MQTT 5 response topic and correlation data.
     pub response_topic: Option<String>,
     pub correlation: Option<Bytes>,
+    /// The broker's redelivery flag (a QoS 1 message it sent before, unacknowledged).
+    pub redelivered: bool,
+    /// What acknowledges it to the broker ([`Client::acknowledge`]).
+    pub receipt: Receipt,
+}
+
+/// A received publish, kept until it is acknowledged to the broker (PUBACK). Until then the
+/// broker keeps a QoS 1 command in the persistent session and redelivers it to the next
+/// orion-control if this one dies.
+pub enum Receipt {
+    V4(Box<rumqttc::Publish>),
+    V5(Box<rumqttc::v5::mqttbytes::v5::Publish>),
 }
 
 pub enum Event {
@@ -87,6 +99,15 @@ impl Client {
         }
     }
 
+    /// Acknowledges a received message to the broker (no-op for QoS 0).
+    pub fn acknowledge(&self, receipt: &Receipt) -> Result<(), String> {
+        match (self, receipt) {
+            (Client::V4(c), Receipt::V4(p)) => c.try_ack(p).map_err(|e| e.to_string()),
+            (Client::V5(c), Receipt::V5(p)) => c.try_ack(p).map_err(|e| e.to_string()),
+            _ => Err("receipt of the other protocol version".into()),
+        }
+    }
+
     pub fn try_subscribe(&self, topic: &str, qos: u8) -> Result<(), String> {
         match self {
             Client::V4(c) => c.try_subscribe(topic, qos4(qos)).map_err(|e| e.to_string()),
@@ -103,12 +124,15 @@ pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver
     let password = config.mqtt_password()?;
     let transport = tls(config)?;
     let (tx, rx) = mpsc::channel(1024);
-    // The embedded broker speaks MQTT 3.1.1.
-    let v5 = m.version == "5" && !m.embedded;
+    let v5 = m.version == "5";
     let client = if v5 {
         let mut o = rumqttc::v5::MqttOptions::new(id, m.host.clone(), m.port);
+        // A persistent session that outlives an orion-control restart by at most the age a
+        // command may reach: the broker queues QoS 1 commands while we are away.
         o.set_keep_alive(keepalive)
-            .set_clean_start(true)
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(m.command_max_age_s))
+            .set_manual_acks(true)
             .set_max_packet_size(Some(MAX_INCOMING as u32))
             .set_last_will(LastWill5::new(
                 topics.availability.clone(),
@@ -131,8 +155,11 @@ pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver
         Client::V5(client)
     } else {
         let mut o = rumqttc::MqttOptions::new(id, m.host.clone(), m.port);
+        // MQTT 3.1.1 has no session expiry: the broker keeps the session until its own
+        // limit; commands carrying a timestamp older than command_max_age_s are refused.
         o.set_keep_alive(keepalive)
-            .set_clean_session(true)
+            .set_clean_session(false)
+            .set_manual_acks(true)
             .set_max_packet_size(MAX_INCOMING, MAX_INCOMING)
             .set_last_will(rumqttc::LastWill::new(
                 topics.availability.clone(),
@@ -212,9 +239,11 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
             }
             Ok(E::Incoming(Packet::Publish(p))) => Event::Message(Message {
                 topic: p.topic.clone(),
-                payload: p.payload,
+                payload: p.payload.clone(),
                 response_topic: None,
                 correlation: None,
+                redelivered: p.dup,
+                receipt: Receipt::V4(Box::new(p)),
             }),
             Ok(_) => continue,
             Err(e) => {
@@ -243,13 +272,16 @@ async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) 
             Ok(E::Incoming(Packet::Publish(p))) => {
                 let (response_topic, correlation) = p
                     .properties
+                    .clone()
                     .map(|props| (props.response_topic, props.correlation_data))
                     .unwrap_or_default();
                 Event::Message(Message {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                    payload: p.payload,
+                    payload: p.payload.clone(),
                     response_topic,
                     correlation,
+                    redelivered: p.dup,
+                    receipt: Receipt::V5(Box::new(p)),
                 })
             }
             Ok(_) => continue,

@@ -236,7 +236,7 @@ fn bad_commands_get_one_error_ack_each_and_change_nothing() {
         (json!({"command": "set_attention_rois", "params": {"rois": many}, "request_id": "b6"}).to_string(), "1..=16"),
         (r#"{"command": "set_auto_focus_strategy", "params": {"strategy": "velocity", "alpha": 7}, "request_id": "b7"}"#.into(), "alpha"),
         (r#"{"command": "launch_rockets", "request_id": "b8"}"#.into(), "unknown command"),
-        (r#"{"command": "restart_process", "params": {"name": "bash"}, "request_id": "b9"}"#.into(), "control, detector, capture"),
+        (r#"{"command": "restart_process", "params": {"name": "bash"}, "request_id": "b9"}"#.into(), "broker, control, detector, capture"),
     ];
     for (payload, expect) in &cases {
         let rid = serde_json::from_str::<Value>(payload).unwrap()["request_id"]
@@ -375,15 +375,23 @@ fn mqtt5_response_topic_and_correlation_data_are_honoured() {
 }
 
 #[test]
-fn the_embedded_broker_needs_nothing_installed() {
+fn the_embedded_broker_is_a_supervised_local_mosquitto_speaking_mqtt5() {
     let port = orion_tests::mqtt::free_port().unwrap();
     let (instance, dir) = Oriond::scratch().unwrap();
     let text = Oriond::config_text(&instance, &dir, Some(port), "")
         .unwrap()
         .replace("[mqtt]\n", "[mqtt]\nembedded = true\n");
-    let o = Oriond::start_with(instance.clone(), dir, &text).unwrap();
+    let mut o = Oriond::start_with(instance.clone(), dir, &text).unwrap();
     o.wait_all_running(START_TIMEOUT).unwrap();
-    let mut watch = Watch::start_with(port, "care/#", false).unwrap();
+    // The broker is one of oriond's children, started first and stopped last.
+    let names: Vec<String> = o.status().unwrap()["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["broker", "control", "detector", "capture"]);
+    let mut watch = Watch::start_with(port, "care/#", true).unwrap();
     let availability = format!("care/availability/{instance}");
     let seen = watch
         .wait_for("online (retained)", Duration::from_secs(20), |s| {
@@ -406,6 +414,17 @@ fn the_embedded_broker_needs_nothing_installed() {
         .json()
         .unwrap();
     assert_eq!(ack["status"], "success", "{ack}");
+    // It never outlives oriond (parent-death signal set before exec).
+    let broker = o.child_pid("broker").unwrap();
+    o.signal(Signal::SIGKILL).unwrap();
+    let t = std::time::Instant::now();
+    while !orion_tests::oriond::process_gone(broker) {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the broker outlived oriond"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `openssl` in `dir`: a CA, a server certificate for localhost, a client certificate.

@@ -222,3 +222,115 @@ fn read_frame(r: &mut impl Read) -> Result<Vec<u8>> {
         .map_err(|_| anyhow::anyhow!("worker closed its output mid-reply"))?;
     Ok(body)
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The bridge's side of the worker protocol against arbitrary worker output: every
+    //! stream ends in replies, decode errors or a "worker gone" event — never a panic, never
+    //! an allocation past [`MAX_REPLY`]. `ORION_FUZZ_CASES` sets the inputs (default 2000).
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("ORION_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    }
+
+    /// MsgPack maps shaped like replies: a known or unknown `type`, fields of any type.
+    fn reply_like() -> impl Strategy<Value = Vec<u8>> {
+        use serde_json::Value;
+        let value = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+            prop::collection::vec(any::<f32>(), 0..12).prop_map(Value::from),
+            prop::collection::vec(".{0,4}", 0..4).prop_map(Value::from),
+            Just(Value::Null),
+        ];
+        let key = prop::sample::select(vec![
+            "id",
+            "pid",
+            "size",
+            "sizes",
+            "names",
+            "imgsz",
+            "model_size",
+            "boxes",
+            "scores",
+            "classes",
+            "timing",
+            "kind",
+            "message",
+            "load_ms",
+        ]);
+        (
+            prop::sample::select(vec![
+                "ready",
+                "result",
+                "model_loaded",
+                "error",
+                "pong",
+                "what",
+            ]),
+            prop::collection::vec((key, value), 0..10),
+        )
+            .prop_map(|(kind, fields)| {
+                let mut map = serde_json::Map::new();
+                map.insert("type".into(), Value::from(kind));
+                for (k, v) in fields {
+                    map.insert(k.into(), v);
+                }
+                rmp_serde::to_vec_named(&Value::Object(map)).unwrap()
+            })
+    }
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn drain(stream: Vec<u8>) -> Vec<Event> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        read_replies(&stream[..], 7, &tx);
+        drop(tx);
+        rx.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_output_ends_in_a_worker_gone_event(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let events = drain(bytes);
+            let gone = matches!(events.last(), Some(Event::WorkerGone { generation: 7, .. }));
+            prop_assert!(gone, "the stream did not end in WorkerGone");
+        }
+
+        #[test]
+        fn reply_shaped_messages_decode_or_are_refused(bodies in prop::collection::vec(reply_like(), 1..6)) {
+            let stream: Vec<u8> = bodies.iter().flat_map(|b| framed(b)).collect();
+            let events = drain(stream);
+            // One event per message, then the end of the stream.
+            prop_assert_eq!(events.len(), bodies.len() + 1);
+            for e in &events[..bodies.len()] {
+                match e {
+                    Event::Worker { generation: 7, reply: Ok(_) | Err(_) } => {}
+                    _ => prop_assert!(false, "unexpected event"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversize_length_is_refused_before_allocating() {
+        let events = drain(u32::MAX.to_be_bytes().to_vec());
+        match &events[..] {
+            [Event::WorkerGone { why, .. }] => assert!(why.contains("exceeds"), "{why}"),
+            _ => panic!("expected one WorkerGone"),
+        }
+    }
+}

@@ -21,10 +21,16 @@ pub const MAX_COMMAND: usize = 64 * 1024;
 /// Longest request id echoed back.
 pub const MAX_REQUEST_ID: usize = 128;
 
-/// A process oriond supervises.
+/// Prefix of the request ids orion-control forwards for MQTT commands that carry one:
+/// oriond answers a repeated id again instead of applying the command twice.
+pub const MQTT_ID_PREFIX: &str = "mqtt:";
+
+/// A process oriond supervises. (Declaration order is start order.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessName {
+    /// The embedded MQTT broker (a mosquitto child, only with `mqtt.embedded`; ADR 0006).
+    Broker,
     Control,
     Detector,
     Capture,
@@ -32,7 +38,8 @@ pub enum ProcessName {
 
 impl ProcessName {
     /// Start order; stop order is the reverse.
-    pub const START_ORDER: [ProcessName; 3] = [
+    pub const START_ORDER: [ProcessName; 4] = [
+        ProcessName::Broker,
         ProcessName::Control,
         ProcessName::Detector,
         ProcessName::Capture,
@@ -40,6 +47,7 @@ impl ProcessName {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ProcessName::Broker => "broker",
             ProcessName::Control => "control",
             ProcessName::Detector => "detector",
             ProcessName::Capture => "capture",
@@ -61,7 +69,7 @@ impl std::str::FromStr for ProcessName {
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "no such process {:?} (control, detector, capture)",
+                    "no such process {:?} (broker, control, detector, capture)",
                     s.chars().take(32).collect::<String>()
                 )
             })
@@ -132,6 +140,9 @@ impl Action {
 pub struct Command {
     pub name: String,
     pub request_id: Option<String>,
+    /// When the sender sent it (RFC 3339), if it says: a command older than
+    /// `mqtt.command_max_age_s` is refused as `expired`.
+    pub timestamp: Option<String>,
     pub action: Result<Action, String>,
 }
 
@@ -141,6 +152,7 @@ impl Command {
         Self {
             name: "unknown".into(),
             request_id: None,
+            timestamp: None,
             action: Err(why.into()),
         }
     }
@@ -153,6 +165,8 @@ struct Raw {
     params: Value,
     #[serde(default)]
     request_id: Option<Value>,
+    #[serde(default)]
+    timestamp: Option<Value>,
 }
 
 /// Parses and validates one request.
@@ -182,13 +196,20 @@ fn from_raw(raw: Raw) -> Command {
         Some(Value::String(_)) => Err(format!("request_id must be at most {MAX_REQUEST_ID} bytes")),
         Some(_) => Err("request_id must be a string".to_string()),
     };
-    let (request_id, action) = match request_id {
-        Ok(id) => (id, action(&name, &raw.params)),
-        Err(e) => (None, Err(e)),
+    let timestamp = match raw.timestamp {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= 64 => Ok(Some(s)),
+        Some(_) => Err("timestamp must be an RFC 3339 string".to_string()),
+    };
+    let (request_id, timestamp, action) = match (request_id, timestamp) {
+        (Ok(id), Ok(ts)) => (id, ts, action(&name, &raw.params)),
+        (Ok(id), Err(e)) => (id, None, Err(e)),
+        (Err(e), _) => (None, None, Err(e)),
     };
     Command {
         name,
         request_id,
+        timestamp,
         action,
     }
 }
@@ -255,7 +276,7 @@ fn action(name: &str, params: &Value) -> Result<Action, String> {
                 .parse()
                 .map(Action::RestartProcess)
                 .map_err(|e| format!("params.name: {e}")),
-            _ => Err("params.name must be one of control, detector, capture".into()),
+            _ => Err("params.name must be one of broker, control, detector, capture".into()),
         },
         "shutdown" => no_params(Action::Shutdown),
         other => Err(format!(
@@ -402,7 +423,7 @@ mod tests {
             parse(r#"{"command":"restart_process","params":{"name":"sh"}}"#)
                 .action
                 .unwrap_err()
-                .contains("control, detector, capture")
+                .contains("broker, control, detector, capture")
         );
         let id = parse(r#"{"command":"get_status","request_id":5}"#);
         assert!(

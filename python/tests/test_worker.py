@@ -10,10 +10,13 @@ import msgpack
 import numpy as np
 import pytest
 
-from conftest import ROOT, SYNTHETIC
+from conftest import ROOT, SYNTHETIC, require_fixtures
 from orion_worker.tensors import HEADER, MAGIC, VERSION
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(SYNTHETIC), reason="run models/fetch_fixtures.sh first")
+
+@pytest.fixture(autouse=True)
+def fixtures_present():
+    require_fixtures()
 
 
 def model(letter, size):

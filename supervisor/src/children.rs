@@ -51,6 +51,8 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// The frame ring, handed down at `orion_process::ring_arg::RING_FD` with this access.
     pub ring: Option<Access>,
+    /// Files written (mode 0600) just before the start: the embedded broker's config.
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// The directory of the child binaries: the config's `bin_dir`, else oriond's own.
@@ -94,6 +96,7 @@ pub fn spec(
                 config.camera_uri().map_err(|e| e.to_string())?,
             )],
             ring: Some(Access::ReadWrite),
+            files: Vec::new(),
         },
         ProcessName::Detector => {
             let d = &config.detector;
@@ -141,6 +144,7 @@ pub fn spec(
                 args,
                 env: Vec::new(),
                 ring: Some(Access::ReadOnly),
+                files: Vec::new(),
             }
         }
         ProcessName::Control => Spec {
@@ -148,15 +152,67 @@ pub fn spec(
             args: vec![s(&"--config"), config_path.to_string_lossy().into_owned()],
             env: Vec::new(),
             ring: None,
+            files: Vec::new(),
         },
+        ProcessName::Broker => {
+            let conf = config
+                .supervisor
+                .state_dir
+                .join(format!("mosquitto-{}.conf", config.instance_id));
+            Spec {
+                program: config.mqtt.broker_program.clone(),
+                args: vec![s(&"-c"), conf.to_string_lossy().into_owned()],
+                env: Vec::new(),
+                ring: None,
+                files: vec![(conf, broker_conf(config))],
+            }
+        }
     })
+}
+
+/// The embedded broker's mosquitto config (ADR 0006): localhost only, anonymous local
+/// clients, Nagle off so an ack never waits for a client's delayed TCP ACK, sessions kept
+/// in memory (persistent sessions survive orion-control restarts, not broker restarts).
+fn broker_conf(config: &Config) -> String {
+    let m = &config.mqtt;
+    // Run as root (the demo), mosquitto would switch to user mosquitto, which clears the
+    // parent-death signal that takes it down with oriond; stay root there.
+    let user = if nix::unistd::geteuid().is_root() {
+        "user root\n"
+    } else {
+        ""
+    };
+    format!(
+        "# Written by oriond at every start of the embedded broker (mqtt.embedded).\n\
+         listener {port} {host}\n\
+         allow_anonymous true\n\
+         set_tcp_nodelay true\n\
+         persistence false\n\
+         max_queued_messages 1000\n\
+         log_dest stderr\n\
+         log_type error\n\
+         log_type warning\n\
+         log_type notice\n\
+         log_type information\n\
+         log_timestamp false\n\
+         {user}",
+        port = m.port,
+        host = m.host,
+    )
+}
+
+/// True for the broker's line saying it listens (mosquitto logs it at notice level).
+pub fn broker_ready_line(line: &str) -> bool {
+    line.starts_with("mosquitto version") && line.trim_end().ends_with(" running")
 }
 
 /// How a child ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExitInfo {
-    /// When oriond noticed, microseconds since the Unix epoch.
+    /// When oriond's supervisor acted on the exit (state change), µs since the Unix epoch.
     pub at_unix_us: u64,
+    /// When the reaper task collected the exit status, µs since the Unix epoch.
+    pub reaped_unix_us: u64,
     /// `exit 1`, `signal 9 (SIGKILL)`.
     pub status: String,
     pub expected: bool,

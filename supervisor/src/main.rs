@@ -15,8 +15,10 @@ use tokio::sync::mpsc;
 mod children;
 mod desired;
 mod ipc;
+mod persist;
 mod preflight;
 mod supervisor;
+mod sys;
 
 use desired::Desired;
 use supervisor::{Event, Supervisor};

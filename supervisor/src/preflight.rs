@@ -27,6 +27,14 @@ pub fn check(config: &Config, size: ModelSize) -> Result<()> {
             bin.display()
         );
     }
+    if config.mqtt.enabled && config.mqtt.embedded {
+        let broker = &config.mqtt.broker_program;
+        ensure!(
+            broker.is_file(),
+            "mqtt.embedded runs mqtt.broker_program = {}, which is not installed (apt install mosquitto)",
+            broker.display()
+        );
+    }
     orion_detector::models::discover(&config.detector.model_dir, size)
         .with_context(|| "detector.model_dir".to_string())?;
     if let Some(dir) = &config.detector.worker_dir {

@@ -79,7 +79,21 @@ struct Reply {
     conn: u64,
     command: String,
     request_id: Option<String>,
+    /// Set for MQTT commands with a request id: the same id again is answered from
+    /// [`Supervisor::seen`] instead of being applied twice.
+    dedupe: Option<String>,
 }
+
+/// What oriond remembers of an MQTT request id.
+enum Seen {
+    /// Being handled; these repeats wait for the same answer.
+    InFlight(Vec<Reply>),
+    /// Answered with this ack at this time.
+    Done(Ack, Instant),
+}
+
+/// Request ids remembered at most (the oldest answered ones are forgotten first).
+const SEEN_MAX: usize = 4096;
 
 /// A request oriond sent to a child and awaits the ack of.
 struct Pending {
@@ -124,6 +138,9 @@ pub struct Supervisor {
     events: mpsc::UnboundedSender<Event>,
     ring: RingOwner,
     started: Instant,
+    /// MQTT request ids recently seen (redelivered commands are answered, not re-applied).
+    seen: HashMap<String, Seen>,
+    persister: Option<crate::persist::Persister>,
 }
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,11 +176,14 @@ impl Supervisor {
             events,
             ring,
             started: Instant::now(),
+            seen: HashMap::new(),
+            persister: None,
         }
     }
 
     /// Starts the children in order and handles events until shut down.
     pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) -> Result<()> {
+        self.persister = Some(crate::persist::Persister::start());
         self.boot = self.children.keys().copied().collect();
         self.boot_next();
         if let Some(interval) = watchdog_interval() {
@@ -182,6 +202,9 @@ impl Supervisor {
             if self.finished() {
                 break;
             }
+        }
+        if let Some(persister) = self.persister.take() {
+            persister.flush().await;
         }
         tracing::info!("oriond stopped");
         Ok(())
@@ -208,6 +231,10 @@ impl Supervisor {
                 eprintln!("{name}: {line}");
                 if let Some(c) = self.children.get_mut(&name) {
                     c.log.push_line(&line);
+                }
+                // The broker cannot say hello; it says it listens.
+                if name == ProcessName::Broker && children::broker_ready_line(&line) {
+                    self.ready(name);
                 }
             }
             Event::Accepted {
@@ -292,7 +319,17 @@ impl Supervisor {
         ) {
             return;
         }
+        if let Err(e) = write_files(&spec.files) {
+            let why = format!("cannot write {name}'s files: {e}");
+            tracing::error!("{why}");
+            if let Some(child) = self.children.get_mut(&name) {
+                child.generation += 1;
+            }
+            self.failed_start(name, why);
+            return;
+        }
         let mut cmd = tokio::process::Command::new(&spec.program);
+        crate::sys::die_with_oriond(&mut cmd);
         if let Some(access) = spec.ring {
             let handed = self
                 .ring
@@ -392,7 +429,9 @@ impl Supervisor {
         self.push_status();
     }
 
-    fn exited(&mut self, name: ProcessName, generation: u64, status: String, at: SystemTime) {
+    fn exited(&mut self, name: ProcessName, generation: u64, status: String, reaped: SystemTime) {
+        // Detected when the supervisor acts on it (now), not when the reaper saw it.
+        let at = SystemTime::now();
         let startsecs = self.config.supervisor.startsecs;
         let Some(child) = self.children.get_mut(&name) else {
             return;
@@ -407,8 +446,12 @@ impl Supervisor {
         let at_unix_us = at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
+        let reaped_unix_us = reaped
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         child.last_exit = Some(ExitInfo {
             at_unix_us,
+            reaped_unix_us,
             status: status.clone(),
             expected,
         });
@@ -710,6 +753,36 @@ impl Supervisor {
     fn answer(&mut self, reply: &Reply, result: Result<Value, String>) {
         let ack = Ack::new(&reply.command, reply.request_id.clone(), result);
         self.send(reply.conn, &ack);
+        if let Some(key) = &reply.dedupe {
+            if let Some(Seen::InFlight(waiting)) = self.seen.remove(key) {
+                for other in waiting {
+                    self.send(other.conn, &ack);
+                }
+            }
+            self.remember(key.clone(), ack);
+        }
+    }
+
+    /// Keeps an answered MQTT request id for `mqtt.command_max_age_s` (a command older than
+    /// that is refused as expired anyway), at most [`SEEN_MAX`] of them.
+    fn remember(&mut self, key: String, ack: Ack) {
+        let window = Duration::from_secs(u64::from(self.config.mqtt.command_max_age_s));
+        self.seen
+            .retain(|_, s| !matches!(s, Seen::Done(_, at) if at.elapsed() > window));
+        if self.seen.len() >= SEEN_MAX {
+            let oldest = self
+                .seen
+                .iter()
+                .filter_map(|(k, s)| match s {
+                    Seen::Done(_, at) => Some((*at, k.clone())),
+                    Seen::InFlight(_) => None,
+                })
+                .min();
+            if let Some((_, k)) = oldest {
+                self.seen.remove(&k);
+            }
+        }
+        self.seen.insert(key, Seen::Done(ack, Instant::now()));
     }
 
     fn closed(&mut self, conn: u64, why: Option<String>) {
@@ -814,7 +887,7 @@ impl Supervisor {
             ProcessName::Detector => {
                 value.get("state").and_then(Value::as_str) != Some("starting_worker")
             }
-            ProcessName::Control => false,
+            ProcessName::Control | ProcessName::Broker => false,
         };
         let changed = self
             .children
@@ -863,12 +936,14 @@ impl Supervisor {
             self.maybe_running(pending.child);
             return;
         }
-        if result.is_ok() && self.desired.apply(&pending.action) {
-            self.persist();
-            self.push_status();
-        }
+        // The ack first: the status the change causes follows it.
+        let ok = result.is_ok();
         if let Some(reply) = &pending.reply {
             self.answer(reply, result);
+        }
+        if ok && self.desired.apply(&pending.action) {
+            self.persist();
+            self.push_status();
         }
     }
 
@@ -900,9 +975,10 @@ impl Supervisor {
         }
     }
 
+    /// Saves the desired state in the background (coalesced; see `persist`).
     fn persist(&self) {
-        if let Err(e) = self.desired.save(&self.config.state_path(), &self.config) {
-            tracing::error!(error = format!("{e:#}"), "cannot save the desired state");
+        if let Some(p) = &self.persister {
+            p.save(&self.desired, &self.config);
         }
     }
 
@@ -922,17 +998,43 @@ impl Supervisor {
                 conn,
                 command: name.to_string(),
                 request_id,
+                dedupe: None,
             };
             let params = value.get("params").cloned().unwrap_or(Value::Null);
             self.supervisor_request(reply, &params);
             return;
         }
         let cmd = command::parse_value(value);
+        let dedupe = cmd
+            .request_id
+            .as_ref()
+            .filter(|id| id.starts_with(command::MQTT_ID_PREFIX))
+            .cloned();
         let reply = Reply {
             conn,
             command: cmd.name.clone(),
             request_id: cmd.request_id.clone(),
+            dedupe: dedupe.clone(),
         };
+        if let Some(key) = dedupe {
+            match self.seen.get_mut(&key) {
+                Some(Seen::Done(ack, _)) => {
+                    tracing::info!(
+                        request_id = key,
+                        "repeated request answered again, not applied"
+                    );
+                    let ack = ack.clone();
+                    return self.send(conn, &ack);
+                }
+                Some(Seen::InFlight(waiting)) => {
+                    waiting.push(reply);
+                    return;
+                }
+                None => {
+                    self.seen.insert(key, Seen::InFlight(Vec::new()));
+                }
+            }
+        }
         let action = match cmd.action {
             Ok(a) => a,
             Err(e) => return self.answer(&reply, Err(e)),
@@ -1022,13 +1124,14 @@ impl Supervisor {
                 | Action::DisableAutoFocus
         );
         if deferrable && self.children.contains_key(&name) {
-            if self.desired.apply(&action) {
-                self.persist();
-            }
             self.answer(
                 &reply,
                 Ok(json!({"deferred": true, "detector": state, "note": "applied when the detector is RUNNING again"})),
             );
+            if self.desired.apply(&action) {
+                self.persist();
+                self.push_status();
+            }
         } else {
             self.answer(
                 &reply,
@@ -1101,7 +1204,7 @@ impl Supervisor {
             (_, Some(Err(e))) => self.answer(&reply, Err(e)),
             (_, None) => self.answer(
                 &reply,
-                Err("params.name must be control, detector or capture".into()),
+                Err("params.name must be broker, control, detector or capture".into()),
             ),
             ("process_status", Some(Ok(p))) => {
                 let data = self
@@ -1289,8 +1392,28 @@ impl Supervisor {
 fn managed(config: &Config) -> Vec<ProcessName> {
     ProcessName::START_ORDER
         .into_iter()
-        .filter(|n| *n != ProcessName::Control || config.mqtt.enabled)
+        .filter(|n| match n {
+            ProcessName::Broker => config.mqtt.enabled && config.mqtt.embedded,
+            ProcessName::Control => config.mqtt.enabled,
+            ProcessName::Detector | ProcessName::Capture => true,
+        })
         .collect()
+}
+
+/// Writes each file (0600, through a new file: a symlink planted there is not followed).
+fn write_files(files: &[(PathBuf, String)]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    for (path, text) in files {
+        let _ = std::fs::remove_file(path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(text.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

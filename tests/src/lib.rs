@@ -8,6 +8,10 @@
 //!   failing test leaves nothing running.
 //! - [`mqtt`]: a real mosquitto on a free port, and `mosquitto_sub`/`mosquitto_pub`.
 //! - [`oriond`]: a real oriond on its own config, socket and ring, and a client for it.
+//! - [`operator`]: an MQTT 5 client subscribed to `care/#` at QoS 1, as an operator's
+//!   backend sees Orion.
+//! - [`system`]: the whole system (camera, broker, oriond on the real model) for
+//!   end-to-end tests, the soak and the `system` benchmarks.
 //! - [`ring_probe`]: the protocol of the `ring-writer` / `ring-reader` helper programs.
 //! - [`rtsp_server`]: the RTSP server standing in for a camera (`rtsp-test-server`).
 
@@ -17,7 +21,15 @@ pub mod bins;
 pub mod child;
 pub mod fixtures;
 pub mod mqtt;
+pub mod operator;
 pub mod oriond;
 pub mod pattern;
 pub mod ring_probe;
 pub mod rtsp_server;
+pub mod system;
+
+/// A number unique within this process (names of scratch objects).
+pub fn unique() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
