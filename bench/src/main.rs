@@ -12,6 +12,7 @@ mod report;
 mod ring;
 mod stats;
 mod supervisor;
+mod system;
 
 #[derive(Parser)]
 #[command(about = "Orion benchmarks (JSON lines on stdout)")]
@@ -32,6 +33,9 @@ enum Suite {
     Supervisor(supervisor::Options),
     /// Control: MQTT command → ack latency through a local mosquitto while detection runs.
     Control(control::Options),
+    /// The whole system as an operator sees it: acks on three brokers, rate change and model
+    /// swap gaps, kill-to-recovery, crash detection, RSS, latency (real model, real footage).
+    System(system::Options),
     /// Internal: a child process of the ring suite.
     #[command(hide = true)]
     RingChild(ring::ChildArgs),
@@ -53,6 +57,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Suite::Detector(opts) => detector::run(&opts)?,
         Suite::Supervisor(opts) => supervisor::run(&opts)?,
         Suite::Control(opts) => control::run(&opts)?,
+        Suite::System(opts) => system::run(&opts)?,
         Suite::RingChild(args) => ring::child(&args)?,
         Suite::CaptureChild(args) => {
             orion_capture::cli::init_logging();

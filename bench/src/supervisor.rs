@@ -83,7 +83,7 @@ fn find<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// Kills `name`, waits until it is RUNNING again; ms from the kill to oriond's record.
-fn kill_and_wait(o: &Oriond, name: &str) -> Result<f64> {
+pub fn kill_and_wait(o: &Oriond, name: &str) -> Result<f64> {
     // Up longer than startsecs (0.5 s in the test config), or the kill is a failed start
     // and oriond rightly backs off.
     o.wait_for(&format!("{name} up for 0.6 s"), START_TIMEOUT, |s| {
@@ -109,7 +109,7 @@ fn kill_and_wait(o: &Oriond, name: &str) -> Result<f64> {
 }
 
 /// The floor: SIGKILL a direct child (`sleep`) and reap it with a blocking wait.
-fn baseline_ms(n: usize) -> Result<f64> {
+pub fn baseline_ms(n: usize) -> Result<f64> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let mut child = Command::new("sleep").arg("60").spawn()?;
@@ -122,7 +122,7 @@ fn baseline_ms(n: usize) -> Result<f64> {
     percentile(&samples, 99.0).context("no samples")
 }
 
-fn rss_kb(pid: u32) -> Result<u64> {
+pub fn rss_kb(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -141,7 +141,8 @@ pub fn build_binaries(with_control: bool) -> Result<()> {
         cmd.args(["-p", package]);
     }
     if with_control {
-        cmd.args(["-p", "orion-control"]);
+        // The system suite also runs the camera (the RTSP test server).
+        cmd.args(["-p", "orion-control", "-p", "orion-tests", "--bins"]);
     }
     let status = cmd.status().context("run cargo build")?;
     if !status.success() {

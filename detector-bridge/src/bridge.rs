@@ -101,6 +101,9 @@ pub struct Bridge {
     sizes: Vec<u32>,
     restart_at: Option<Instant>,
     backoff: Duration,
+    /// The current worker delivered a result: it was healthy, so its death is a crash to
+    /// recover from at once, not a crash loop to back off from.
+    worker_healthy: bool,
     model: ModelFiles,
     pending: Option<PendingSwap>,
     paused: bool,
@@ -143,6 +146,7 @@ impl Bridge {
             sizes: Vec::new(),
             restart_at: Some(Instant::now()),
             backoff: WORKER_BACKOFF_MIN,
+            worker_healthy: false,
             model,
             pending: None,
             paused,
@@ -358,6 +362,7 @@ impl Bridge {
                     return;
                 };
                 tracing::trace!(id, inference_ms = timing.inference_ms, "result");
+                self.worker_healthy = true;
                 let detections = map_boxes(&job, &boxes, &scores, &classes);
                 if self.auto_focus && self.rois.is_none() {
                     self.autofocus.update(&normalized(&job, &detections));
@@ -505,9 +510,18 @@ impl Bridge {
     fn worker_died(&mut self, why: &str) {
         self.worker = None; // kills and reaps it if it is still there
         self.ready = false;
-        if self.worker_started.elapsed() > Duration::from_secs(30) {
-            self.backoff = WORKER_BACKOFF_MIN;
-        }
+        // A worker that inferred (or ran a while) is restarted at once; one that dies before
+        // its first result is in a crash loop and waits 0.5 s, doubling to 10 s.
+        let delay =
+            if self.worker_healthy || self.worker_started.elapsed() > Duration::from_secs(30) {
+                self.backoff = WORKER_BACKOFF_MIN;
+                Duration::ZERO
+            } else {
+                let d = self.backoff;
+                self.backoff = (self.backoff * 2).min(WORKER_BACKOFF_MAX);
+                d
+            };
+        self.worker_healthy = false;
         for slot in &mut self.slots {
             if matches!(slot, Slot::InFlight(_)) {
                 self.counters.dropped_in_flight += 1;
@@ -526,11 +540,10 @@ impl Bridge {
         self.counters.worker_restarts += 1;
         tracing::warn!(
             why,
-            retry_in_ms = self.backoff.as_millis() as u64,
+            retry_in_ms = delay.as_millis() as u64,
             "worker gone, restarting"
         );
-        self.restart_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(WORKER_BACKOFF_MAX);
+        self.restart_at = Some(Instant::now() + delay);
     }
 
     // ---- commands and status ----------------------------------------------------------------

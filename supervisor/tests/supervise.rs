@@ -60,7 +60,15 @@ fn a_killed_child_is_noticed_at_once_and_comes_back_in_the_desired_state() {
     }
     for name in ["control", "detector", "capture"] {
         // Up longer than startsecs, so the kill is a crash and not a failed start.
-        std::thread::sleep(Duration::from_millis(600));
+        o.wait_for(&format!("{name} up 0.6 s"), START_TIMEOUT, |s| {
+            s["processes"].as_array().is_some_and(|ps| {
+                ps.iter().all(|p| p["state"] == "RUNNING")
+                    && ps
+                        .iter()
+                        .any(|p| p["name"] == name && p["uptime_s"].as_f64().unwrap_or(0.0) >= 0.6)
+            })
+        })
+        .unwrap();
         let before = pids(&o);
         let victim = o.child_pid(name).unwrap();
         let killed_at = now_us();
@@ -520,12 +528,12 @@ fn sighup_applies_an_edited_config_and_keeps_running_on_a_bad_one() {
     let good = std::fs::read_to_string(&o.config).unwrap();
     std::fs::write(&o.config, good.replace("rate_hz = 5", "rate_hz = 500")).unwrap();
     kill(oriond, Signal::SIGHUP).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    while !o.stderr_text().contains("config not reloaded") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no error logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(o.child_pid("capture").unwrap(), capture);
-    assert!(
-        o.stderr_text().contains("config not reloaded"),
-        "no error logged"
-    );
     // A good edit of the stream rate: capture restarts at the new rate, the detector stays.
     std::fs::write(&o.config, good.replace("rate_hz = 5", "rate_hz = 4")).unwrap();
     kill(oriond, Signal::SIGHUP).unwrap();

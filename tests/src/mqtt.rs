@@ -100,6 +100,9 @@ impl Watch {
     pub fn start_with(port: u16, filter: &str, v5: bool) -> Result<Self> {
         let mut cmd = Command::new("mosquitto_sub");
         let version = if v5 { "mqttv5" } else { "mqttv311" };
+        // A private probe topic besides the filter: once a probe comes back, the
+        // subscription is in place (mosquitto_sub itself says nothing).
+        let probe = format!("orion-probe/{}-{}", std::process::id(), crate::unique());
         cmd.args([
             "-h",
             "127.0.0.1",
@@ -110,14 +113,29 @@ impl Watch {
             "-q",
             "1",
         ])
-        .args(["-t", filter, "-F", "%t\t%r\t%D\t%p"]);
+        .args(["-t", filter, "-t", &probe, "-F", "%t\t%r\t%D\t%p"]);
         let guard = ChildGuard::spawn(cmd)?;
-        // Subscribed once it has connected; mosquitto_sub says nothing, so give it a moment.
-        std::thread::sleep(Duration::from_millis(200));
-        Ok(Self {
+        let mut watch = Self {
             guard,
             seen: Vec::new(),
-        })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            publish(port, &probe, "probe", &[])?;
+            if watch
+                .wait_for("the subscription probe", Duration::from_millis(300), |s| {
+                    s.topic == probe
+                })
+                .is_ok()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("mosquitto_sub did not subscribe within 10 s");
+            }
+        }
+        watch.seen.retain(|s| s.topic != probe);
+        Ok(watch)
     }
 
     fn pull(&mut self, timeout: Duration) -> Result<bool> {

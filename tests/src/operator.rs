@@ -137,6 +137,19 @@ impl Operator {
         Ok((rid, t))
     }
 
+    /// Publishes `payload` to any topic at QoS `qos` (the broker's own round trip, for
+    /// baselines).
+    pub fn publish(&mut self, topic: &str, qos: u8, payload: Vec<u8>) -> Result<()> {
+        let qos = if qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        self.client
+            .publish(topic, qos, false, payload)
+            .context("publish")
+    }
+
     /// Publishes raw bytes to the command topic at QoS 1.
     pub fn send_raw(&mut self, payload: Vec<u8>) -> Result<()> {
         self.client

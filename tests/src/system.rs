@@ -37,6 +37,8 @@ pub struct Spec {
     pub size: char,
     /// Extra config lines, appended (keys of a table present go in with their table).
     pub extra: String,
+    /// Model directory (default: fixtures/models/real).
+    pub models: Option<PathBuf>,
 }
 
 impl Default for Spec {
@@ -46,6 +48,7 @@ impl Default for Spec {
             rate_hz: 5.0,
             size: 'n',
             extra: String::new(),
+            models: None,
         }
     }
 }
@@ -184,7 +187,11 @@ status_interval_s = 5
 "#,
         rate = spec.rate_hz,
         size = spec.size,
-        models = fixtures::fixture("models/real")?.display(),
+        models = match &spec.models {
+            Some(dir) => dir.clone(),
+            None => fixtures::fixture("models/real")?,
+        }
+        .display(),
         python = fixtures::python()?.display(),
         worker = fixtures::repo().join("python").display(),
         dir = dir.display(),

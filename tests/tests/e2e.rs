@@ -291,6 +291,18 @@ fn a_command_in_flight_when_control_dies_is_answered_once_by_its_successor() {
     op.wait_detections(0, 2, Duration::from_secs(30)).unwrap();
     let health = op.topic("health");
     for round in 0..5 {
+        // Up longer than startsecs: this kill is a crash, not a failed start.
+        sys.o
+            .wait_for("control up 0.6 s", ACK, |s| {
+                s["processes"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        p["name"] == "control"
+                            && p["state"] == "RUNNING"
+                            && p["uptime_s"].as_f64().unwrap_or(0.0) >= 0.6
+                    })
+                })
+            })
+            .unwrap();
         let control = sys.o.child_pid("control").unwrap();
         // A command the broker is delivering while control dies, and some sent while it
         // is away: the persistent session keeps them, the successor answers them.
@@ -305,8 +317,9 @@ fn a_command_in_flight_when_control_dies_is_answered_once_by_its_successor() {
             let (ack, _) = op.ack(id, ACK).unwrap();
             assert_eq!(ack["status"], "success", "{ack}");
         }
-        std::thread::sleep(Duration::from_millis(500));
-        op.pull(Duration::from_millis(10));
+        // Acks go out in order: once a later marker is answered, a duplicate would be here.
+        let (marker, _) = op.send("get_status", json!({})).unwrap();
+        op.ack(&marker, ACK).unwrap();
         for id in std::iter::once(&rid).chain(&away) {
             let n = op
                 .seen
