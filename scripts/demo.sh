@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: the whole of Orion on real footage. A local RTSP server loops the sample
 # street video; oriond runs capture, the detector (YOLOv3-tiny converted to the YOLO11
-# layout, real ONNX Runtime) and control with its embedded MQTT broker; this script watches
+# layout, real ONNX Runtime) and control, with an embedded broker (a local mosquitto oriond
+# runs as its child, ADR 0006); this script watches
 # the MQTT traffic, drives Orion live (ROIs, rate, auto-focus, pause) with orionctl and
 # mosquitto_pub, and prints what came out. Usage: scripts/demo.sh [SECONDS]  (default 40)
 #
@@ -64,7 +65,7 @@ for _ in $(seq 1 180); do
 done
 "${CTL[@]}" status
 
-mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V mqttv311 -t 'care/#' -v > "$RUN/mqtt.log" &
+mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V mqttv5 -t 'care/#' -v > "$RUN/mqtt.log" &
 SUB_PID=$!
 third=$(( SECONDS_TOTAL / 4 ))
 sleep "$third"
