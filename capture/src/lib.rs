@@ -5,12 +5,11 @@
 //! - [`sink`]: each frame into the ring, counted ([`sink::FrameSink`]).
 //! - [`stream`]: the reconnect-forever loop with stall detection ([`stream::Capture`]).
 //! - [`sandbox`]: Landlock and seccomp: the network-facing process gets the least.
-//! - [`backoff`], [`status`]: reconnect delays and status reports.
+//! - [`status`]: status reports (reconnect delays: `orion_process::backoff`).
 //! - [`cli`]: the process: arguments, validation, signal handling.
 
 #![forbid(unsafe_code)]
 
-pub mod backoff;
 pub mod cli;
 pub mod pipeline;
 pub mod sandbox;

@@ -11,11 +11,11 @@ use gstreamer_app as gst_app;
 use orion_protocol::StreamState;
 use orion_ring::monotonic_ns;
 
-use crate::backoff::Backoff;
 use crate::pipeline::{self, StreamSettings};
 use crate::sink::FrameSink;
 use crate::source::Source;
 use crate::status::Reporter;
+use orion_process::backoff::Backoff;
 
 /// How often the loop wakes to check for stalls, status and shutdown.
 const TICK: Duration = Duration::from_millis(50);

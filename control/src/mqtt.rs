@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use orion_config::Config;
+use orion_process::backoff::Backoff;
 use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
 use tokio::sync::mpsc;
 
@@ -16,8 +17,14 @@ use crate::topics::Topics;
 /// Largest packet accepted from the broker: well above the 64 KiB command limit, so an
 /// oversize command is read and answered with an error instead of dropping the connection.
 const MAX_INCOMING: usize = 4 << 20;
-const BACKOFF_MIN: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Reconnect delays: 0.25 s doubling to 30 s, from the start again once connected.
+fn backoff() -> Backoff {
+    Backoff::new(
+        Duration::from_millis(250),
+        Duration::from_secs(30),
+        Duration::MAX,
+    )
+}
 
 /// A message on a subscribed topic.
 pub struct Message {
@@ -212,11 +219,9 @@ fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {
     )))
 }
 
-/// Reports a lost connection, then waits out the backoff (doubled for next time). False
-/// when the app is gone.
-async fn disconnected(tx: &mpsc::Sender<Event>, backoff: &mut Duration, error: String) -> bool {
-    let retry_in = *backoff;
-    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+/// Reports a lost connection, then waits out the backoff. False when the app is gone.
+async fn disconnected(tx: &mpsc::Sender<Event>, backoff: &mut Backoff, error: String) -> bool {
+    let retry_in = backoff.after_run(Duration::ZERO);
     if tx
         .send(Event::Disconnected { error, retry_in })
         .await
@@ -230,11 +235,11 @@ async fn disconnected(tx: &mpsc::Sender<Event>, backoff: &mut Duration, error: S
 
 async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
     use rumqttc::{Event as E, Packet};
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = backoff();
     loop {
         let event = match eventloop.poll().await {
             Ok(E::Incoming(Packet::ConnAck(_))) => {
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 Event::Connected
             }
             Ok(E::Incoming(Packet::Publish(p))) => Event::Message(Message {
@@ -262,11 +267,11 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
 async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) {
     use rumqttc::v5::Event as E;
     use rumqttc::v5::mqttbytes::v5::Packet;
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = backoff();
     loop {
         let event = match eventloop.poll().await {
             Ok(E::Incoming(Packet::ConnAck(_))) => {
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 Event::Connected
             }
             Ok(E::Incoming(Packet::Publish(p))) => {

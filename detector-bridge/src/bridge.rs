@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
+use orion_process::backoff::Backoff;
 use orion_process::ring_arg::RingArg;
 use orion_protocol::{
     BBox, Detection, DetectionData, DetectionMessage, DetectionMetadata, ModelSize, NormRect,
@@ -100,7 +101,7 @@ pub struct Bridge {
     worker_started: Instant,
     sizes: Vec<u32>,
     restart_at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     /// The current worker delivered a result: it was healthy, so its death is a crash to
     /// recover from at once, not a crash loop to back off from.
     worker_healthy: bool,
@@ -145,7 +146,7 @@ impl Bridge {
             worker_started: Instant::now(),
             sizes: Vec::new(),
             restart_at: Some(Instant::now()),
-            backoff: WORKER_BACKOFF_MIN,
+            backoff: Backoff::new(WORKER_BACKOFF_MIN, WORKER_BACKOFF_MAX, Duration::MAX),
             worker_healthy: false,
             model,
             pending: None,
@@ -514,12 +515,10 @@ impl Bridge {
         // its first result is in a crash loop and waits 0.5 s, doubling to 10 s.
         let delay =
             if self.worker_healthy || self.worker_started.elapsed() > Duration::from_secs(30) {
-                self.backoff = WORKER_BACKOFF_MIN;
+                self.backoff.reset();
                 Duration::ZERO
             } else {
-                let d = self.backoff;
-                self.backoff = (self.backoff * 2).min(WORKER_BACKOFF_MAX);
-                d
+                self.backoff.after_run(Duration::ZERO)
             };
         self.worker_healthy = false;
         for slot in &mut self.slots {

@@ -5,11 +5,13 @@
 //!   0 after an orderly stop).
 //! - [`child_setup`]: die with the parent (`PR_SET_PDEATHSIG`) and turn SIGTERM/SIGINT into
 //!   a stop flag the process polls.
+//! - [`backoff`]: the one doubling delay (reconnects, restarts, failed starts).
 //! - [`channel`]: messages to and from oriond (framed on its socket, or JSON lines by hand).
 //! - [`ring_arg`]: where the frame ring is (`--ring NAME` or the descriptor oriond hands down).
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod channel;
 pub mod ring_arg;
 
