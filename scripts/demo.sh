@@ -25,7 +25,7 @@ if [ "$(id -u)" = 0 ]; then ./scripts/install-deps.sh >/dev/null; else echo "(no
 ./models/fetch_fixtures.sh >/dev/null
 
 echo "== build (release)"
-cargo build --release --quiet -p orion-supervisor -p orion-capture -p orion-detector -p orion-control -p orion-tests
+cargo build --release --quiet -p orion-supervisor -p orion-capture -p orion-detector-bridge -p orion-control -p orion-tests
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
 RUN=/tmp/orion-demo

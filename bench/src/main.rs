@@ -44,7 +44,7 @@ enum Suite {
     CaptureChild(orion_capture::cli::Args),
     /// Internal: runs `orion-detector`'s code (for the detector suite).
     #[command(hide = true)]
-    DetectorChild(orion_detector::cli::Args),
+    DetectorChild(orion_detector_bridge::cli::Args),
     /// Internal: runs `rtsp-test-server`'s code (for the capture suite).
     #[command(hide = true)]
     RtspServer(orion_tests::rtsp_server::Args),
@@ -64,8 +64,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             return Ok(orion_capture::cli::run_with(&args));
         }
         Suite::DetectorChild(args) => {
-            orion_detector::cli::init_logging();
-            return Ok(orion_detector::cli::run_with(&args));
+            orion_detector_bridge::cli::init_logging();
+            return Ok(orion_detector_bridge::cli::run_with(&args));
         }
         Suite::RtspServer(args) => orion_tests::rtsp_server::serve(&args)?,
     }

@@ -137,7 +137,7 @@ pub fn build_binaries(with_control: bool) -> Result<()> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(orion_tests::fixtures::repo())
         .args(["build", "--release", "--quiet"]);
-    for package in ["orion-supervisor", "orion-capture", "orion-detector"] {
+    for package in ["orion-supervisor", "orion-capture", "orion-detector-bridge"] {
         cmd.args(["-p", package]);
     }
     if with_control {

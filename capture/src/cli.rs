@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gstreamer as gst;
 use orion_process::ring_arg::RingArg;
+use orion_protocol::limits::StallTimeout;
 use orion_protocol::{CaptureStatus, FrameSize, RateHz, StreamState};
 use orion_ring::{FrameGeometry, PixelFormat, RingWriter};
 
@@ -43,7 +44,8 @@ pub struct Args {
     /// Frames per second written to the ring, 0.1..=30 (fractions such as 0.5 are exact)
     #[arg(long, default_value_t = 5.0)]
     rate_hz: f64,
-    /// Seconds without a frame before the stream is rebuilt (at least 2.5 frame intervals)
+    /// Seconds without a frame before the stream is rebuilt, 0.5..=300 (at least 2.5 frame
+    /// intervals)
     #[arg(long, default_value_t = 5.0)]
     stall_timeout_s: f64,
     #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
@@ -67,10 +69,9 @@ struct Config {
 }
 
 fn validate(args: &Args) -> Result<Config> {
-    let stall = args.stall_timeout_s;
-    if !(stall.is_finite() && (0.5..=3600.0).contains(&stall)) {
-        bail!("stall_timeout_s must be in 0.5..=3600, got {stall}");
-    }
+    let stall = StallTimeout::new(args.stall_timeout_s)
+        .map_err(|e| anyhow::anyhow!("stall_timeout_s {e}"))?
+        .get();
     if !(100..=60_000).contains(&args.status_interval_ms) {
         bail!(
             "status_interval_ms must be in 100..=60000, got {}",
@@ -108,7 +109,7 @@ pub fn run_with(args: &Args) -> ExitCode {
 
 fn run(config: Config) -> Result<()> {
     let shutdown = orion_process::child_setup()?;
-    orion_process::channel::open("capture")?;
+    orion_process::channel::open(orion_protocol::ProcessName::Capture)?;
     let size = config.settings.size;
     let frame = FrameGeometry::packed(size.width(), size.height(), PixelFormat::Rgb8)?;
     let ring = config.ring.source("frame ring")?;
@@ -144,9 +145,14 @@ fn run(config: Config) -> Result<()> {
                 orion_protocol::Command::rejected(why)
             }
         };
-        orion_process::channel::send(&orion_protocol::Ack::for_command(
-            &cmd,
-            Err("capture takes no commands; change its settings through oriond".into()),
+        orion_process::channel::send(&orion_protocol::Message::Ack(
+            orion_protocol::Ack::for_command(
+                &cmd,
+                Err(orion_protocol::AckError::new(
+                    orion_protocol::ErrorKind::Refused,
+                    "capture takes no commands; change its settings through oriond",
+                )),
+            ),
         ));
     })?;
     let sink = Arc::new(FrameSink::new(writer));

@@ -1,16 +1,17 @@
 //! The appsink end: each decoded RGB frame goes into the ring, and is counted.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
+use orion_process::rate::RateWindow;
 use orion_ring::{CaptureTime, FrameGeometry, PixelFormat, RingWriter, monotonic_ns};
 
 /// Window over which fps is measured.
-const FPS_WINDOW_NS: u64 = 5_000_000_000;
+const FPS_WINDOW: Duration = Duration::from_secs(5);
 
 /// Owns the ring writer for the whole life of the process (across pipeline rebuilds, so
 /// the epoch changes only when the process restarts) and the frame counters.
@@ -20,7 +21,7 @@ pub struct FrameSink {
     write_errors: AtomicU64,
     last_frame_ns: AtomicU64,
     last_seq: AtomicU64,
-    recent: Mutex<VecDeque<u64>>,
+    recent: Mutex<RateWindow>,
     epoch: u64,
 }
 
@@ -33,7 +34,7 @@ impl FrameSink {
             write_errors: AtomicU64::new(0),
             last_frame_ns: AtomicU64::new(0),
             last_seq: AtomicU64::new(0),
-            recent: Mutex::new(VecDeque::new()),
+            recent: Mutex::new(RateWindow::new(FPS_WINDOW)),
             epoch,
         }
     }
@@ -73,13 +74,7 @@ impl FrameSink {
         self.last_seq.store(seq, Ordering::Relaxed);
         self.last_frame_ns.store(now_ns, Ordering::Relaxed);
         if let Ok(mut recent) = self.recent.lock() {
-            recent.push_back(now_ns);
-            while recent
-                .front()
-                .is_some_and(|&t| now_ns.saturating_sub(t) > FPS_WINDOW_NS)
-            {
-                recent.pop_front();
-            }
+            recent.record(now_ns);
         }
     }
 
@@ -108,21 +103,9 @@ impl FrameSink {
 
     /// Frames per second over the last 5 s (0 with fewer than two frames in the window).
     pub fn fps(&self) -> f64 {
-        let now = monotonic_ns();
-        let Ok(recent) = self.recent.lock() else {
-            return 0.0;
-        };
-        let inside: Vec<u64> = recent
-            .iter()
-            .copied()
-            .filter(|&t| now.saturating_sub(t) <= FPS_WINDOW_NS)
-            .collect();
-        match (inside.first(), inside.last()) {
-            (Some(&first), Some(&last)) if inside.len() >= 2 && last > first => {
-                (inside.len() - 1) as f64 * 1e9 / (last - first) as f64
-            }
-            _ => 0.0,
-        }
+        self.recent
+            .lock()
+            .map_or(0.0, |mut recent| recent.rate(monotonic_ns()))
     }
 
     /// Tells ring readers the writer is alive while no frames flow.

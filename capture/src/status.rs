@@ -57,12 +57,6 @@ impl Reporter {
 
     fn emit(&mut self) {
         self.last_report = Some(Instant::now());
-        let mut line = serde_json::json!({"type": "capture_status"});
-        if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
-            (line.as_object_mut(), serde_json::to_value(&self.status))
-        {
-            obj.extend(fields);
-        }
-        orion_process::channel::send(&line);
+        orion_process::channel::send(&orion_protocol::Message::CaptureStatus(self.status.clone()));
     }
 }

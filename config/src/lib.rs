@@ -1,4 +1,4 @@
-//! Orion's configuration file (DESIGN.md section 5). One TOML file, every key defaulted
+//! Orion's configuration file (docs/operations.md, packaging/orion.toml). One TOML file, every key defaulted
 //! except the camera source; unknown keys and out-of-range values are errors that name the
 //! key's path (`stream.rate_hz`) and the allowed range. `oriond --check-config` runs
 //! [`Config::load`] and nothing else.
@@ -8,13 +8,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod models;
 mod secrets;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 use orion_protocol::focus::{Params, ParamsUpdate, Strategy};
-use orion_protocol::{FrameSize, ModelSize, RateHz};
+use orion_protocol::{FrameSize, InstanceId, ModelSize, RateHz};
 use serde::{Deserialize, Serialize};
 
 pub use validate::ConfigError;
@@ -29,7 +30,7 @@ pub const DEFAULT_PATH: &str = "/etc/orion/orion.toml";
 pub struct Config {
     /// Names the ring, tensors, socket and every MQTT topic: `^[a-z0-9-]{1,64}$`.
     #[serde(default = "defaults::instance_id")]
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     #[serde(default)]
     pub room_id: String,
     pub camera: Camera,
@@ -121,7 +122,7 @@ impl Default for Detector {
     }
 }
 
-/// Auto-focus at start; absent parameters keep the defaults of DESIGN.md section 3.
+/// Auto-focus at start; absent parameters keep the defaults of docs/architecture.md#regions-and-auto-focus.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AutoFocus {
@@ -295,10 +296,10 @@ impl Default for Ring {
 }
 
 mod defaults {
-    use orion_protocol::RateHz;
+    use orion_protocol::{InstanceId, RateHz};
 
-    pub fn instance_id() -> String {
-        "orion".into()
+    pub fn instance_id() -> InstanceId {
+        InstanceId::new("orion").unwrap_or_else(|_| unreachable!("a valid id"))
     }
     pub fn rtsp_transport() -> String {
         "tcp".into()
@@ -388,23 +389,19 @@ impl Config {
         Ok(config)
     }
 
-    /// `orion-{instance_id}-frames`: the label of the frame ring's memfd (it has no path).
+    /// The frame ring's label (its memfd has no path).
     pub fn ring_label(&self) -> String {
-        format!("orion-{}-frames", self.instance_id)
+        self.instance_id.ring_label()
     }
 
     /// oriond's socket: `{socket_dir}/oriond-{instance_id}.sock`.
     pub fn socket_path(&self) -> PathBuf {
-        self.supervisor
-            .socket_dir
-            .join(format!("oriond-{}.sock", self.instance_id))
+        self.instance_id.socket_path(&self.supervisor.socket_dir)
     }
 
     /// The persisted runtime overrides: `{state_dir}/desired-{instance_id}.json`.
     pub fn state_path(&self) -> PathBuf {
-        self.supervisor
-            .state_dir
-            .join(format!("desired-{}.json", self.instance_id))
+        self.instance_id.state_path(&self.supervisor.state_dir)
     }
 
     /// The camera URI the capture opens: `camera.source` with the user and password of
@@ -447,7 +444,7 @@ impl Config {
         self.mqtt
             .client_id
             .clone()
-            .unwrap_or_else(|| format!("orion-{}", self.instance_id))
+            .unwrap_or_else(|| self.instance_id.mqtt_client_id())
     }
 }
 

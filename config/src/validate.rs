@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use orion_protocol::FrameSize;
+use orion_protocol::limits::{
+    ClassNames, Confidence, Iou, RangeError, StallTimeout, Threads, Threshold320, WorkerTimeout,
+};
 
 use crate::Config;
 
@@ -45,6 +48,11 @@ fn bad(path: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A value checked by its protocol type (the same check every command line makes).
+fn ranged<T>(path: &str, checked: Result<T, RangeError>) -> Result<T, ConfigError> {
+    checked.map_err(|e| bad(path, e.to_string()))
+}
+
 fn float(path: &str, v: f64, min: f64, max: f64) -> Result<(), ConfigError> {
     if v.is_finite() && (min..=max).contains(&v) {
         Ok(())
@@ -79,7 +87,6 @@ fn name_like(path: &str, v: &str, max: usize, extra: &[u8]) -> Result<(), Config
 }
 
 pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
-    name_like("instance_id", &c.instance_id, 64, b"")?;
     if c.room_id.len() > 128 || c.room_id.chars().any(char::is_control) {
         return Err(bad("room_id", "must be at most 128 printable characters"));
     }
@@ -92,11 +99,9 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
         };
         return Err(bad(key, e.to_string()));
     }
-    float(
+    ranged(
         "stream.stall_timeout_s",
-        c.stream.stall_timeout_s,
-        1.0,
-        300.0,
+        StallTimeout::new(c.stream.stall_timeout_s),
     )?;
     detector(c)?;
     c.auto_focus.params().map_err(|e| bad("auto_focus", e))?;
@@ -136,32 +141,18 @@ fn camera(c: &Config) -> Result<(), ConfigError> {
 
 fn detector(c: &Config) -> Result<(), ConfigError> {
     let d = &c.detector;
-    float("detector.confidence", d.confidence, 0.0, 1.0)?;
-    if !(d.iou.is_finite() && d.iou > 0.0 && d.iou <= 1.0) {
-        return Err(bad(
-            "detector.iou",
-            format!("must be in (0, 1], got {}", d.iou),
-        ));
-    }
-    if d.classes.is_empty()
-        || d.classes.len() > 80
-        || d.classes
-            .iter()
-            .any(|n| n.is_empty() || n.len() > 64 || n.contains([',', '\n', '\r']))
-    {
-        return Err(bad(
-            "detector.classes",
-            "must list 1..=80 class names of 1..=64 characters without commas",
-        ));
-    }
-    int("detector.threshold_320", d.threshold_320, 0, 7680 * 4320)?;
-    int(
+    ranged("detector.confidence", Confidence::new(d.confidence))?;
+    ranged("detector.iou", Iou::new(d.iou))?;
+    ranged("detector.classes", ClassNames::new(d.classes.clone()))?;
+    ranged("detector.threshold_320", Threshold320::new(d.threshold_320))?;
+    ranged(
         "detector.intra_op_threads",
-        d.intra_op_threads.into(),
-        1,
-        64,
+        Threads::new(d.intra_op_threads),
     )?;
-    float("detector.worker_timeout_s", d.worker_timeout_s, 0.5, 600.0)?;
+    ranged(
+        "detector.worker_timeout_s",
+        WorkerTimeout::new(d.worker_timeout_s),
+    )?;
     if d.model_dir.as_os_str().is_empty() {
         return Err(bad("detector.model_dir", "must not be empty"));
     }

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 use bytes::Bytes;
 use orion_config::Config;
-use orion_protocol::command::{self, Ack, MAX_COMMAND};
+use orion_protocol::DetectionMessage;
+use orion_protocol::command::{self, AckError, ErrorKind, MAX_COMMAND};
+use orion_protocol::message::{self, Frame, Message};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::mqtt::{self, Client, Event, Message, Receipt};
+use crate::mqtt::{self, Client, Event, Receipt, Received};
 use crate::oriond::Link;
 use crate::topics::Topics;
 
@@ -162,7 +164,7 @@ impl App {
     /// acknowledged to the broker, so a command in flight here when this process dies is
     /// redelivered to the next one (oriond answers a repeated request id again without
     /// applying it twice).
-    fn command(&mut self, msg: Message) {
+    fn command(&mut self, msg: Received) {
         self.counters.commands += 1;
         if msg.redelivered {
             self.counters.commands_redelivered += 1;
@@ -179,10 +181,10 @@ impl App {
                 "payload of {} bytes is over the {MAX_COMMAND}-byte limit",
                 msg.payload.len()
             );
-            return self.reject(origin, why);
+            return self.reject(origin, AckError::bad_request(why));
         }
         let Ok(text) = std::str::from_utf8(&msg.payload) else {
-            return self.reject(origin, "payload is not UTF-8".into());
+            return self.reject(origin, AckError::bad_request("payload is not UTF-8"));
         };
         let cmd = command::parse(text);
         origin.command = cmd.name.clone();
@@ -191,6 +193,13 @@ impl App {
             Ok(a) => a,
             Err(e) => return self.reject(origin, e),
         };
+        if action.is_local_only() {
+            let why = format!(
+                "{} is for orionctl on oriond's socket, not MQTT",
+                action.name()
+            );
+            return self.reject(origin, AckError::new(ErrorKind::Refused, why));
+        }
         if let Some(sent) = &cmd.timestamp
             && let Err(why) = self.check_age(sent)
         {
@@ -202,7 +211,10 @@ impl App {
         if in_flight >= max {
             return self.reject(
                 origin,
-                format!("too many commands in flight (at most {max}); try again"),
+                AckError::new(
+                    ErrorKind::Busy,
+                    format!("too many commands in flight (at most {max}); try again"),
+                ),
             );
         }
         // A command with a request id is named by that id and its bytes for oriond's
@@ -218,36 +230,47 @@ impl App {
         let request = action.to_request(Some(&id));
         match self.link_out.try_send(request.to_string().into_bytes()) {
             Ok(()) => self.inflight.entry(id).or_default().push_back(origin),
-            Err(_) => self.reject(origin, "oriond is not answering; try again".into()),
+            Err(_) => self.reject(
+                origin,
+                AckError::new(ErrorKind::Busy, "oriond is not answering; try again"),
+            ),
         }
     }
 
     /// A command's `timestamp` must be RFC 3339 and at most `command_max_age_s` old.
-    fn check_age(&self, sent: &str) -> Result<(), String> {
+    fn check_age(&self, sent: &str) -> Result<(), AckError> {
         let max = self.config.mqtt.command_max_age_s;
         let at = humantime::parse_rfc3339_weak(sent)
-            .map_err(|_| format!("timestamp {sent:?} is not RFC 3339"))?;
+            .map_err(|_| AckError::bad_request(format!("timestamp {sent:?} is not RFC 3339")))?;
         match SystemTime::now().duration_since(at) {
-            Ok(age) if age.as_secs_f64() > f64::from(max) => Err(format!(
-                "expired: sent {:.0} s ago, more than mqtt.command_max_age_s = {max}",
-                age.as_secs_f64()
+            Ok(age) if age.as_secs_f64() > f64::from(max) => Err(AckError::new(
+                ErrorKind::Expired,
+                format!(
+                    "expired: sent {:.0} s ago, more than mqtt.command_max_age_s = {max}",
+                    age.as_secs_f64()
+                ),
             )),
             _ => Ok(()),
         }
     }
 
-    fn reject(&mut self, origin: Origin, why: String) {
+    fn reject(&mut self, origin: Origin, why: AckError) {
         self.counters.commands_rejected += 1;
-        tracing::info!(command = origin.command, error = why, "command rejected");
+        tracing::info!(command = origin.command, error = %why, "command rejected");
         self.ack(&origin, Err(why));
     }
 
     /// Publishes the ack (first, before anything the command caused), then acknowledges
     /// the command to the broker.
-    fn ack(&mut self, origin: &Origin, result: Result<Value, String>) {
-        let (status, data, error) = match result {
-            Ok(data) => ("success", data, Value::Null),
-            Err(e) => ("error", Value::Null, Value::String(e)),
+    fn ack(&mut self, origin: &Origin, result: Result<Value, AckError>) {
+        let (status, data, error, kind) = match result {
+            Ok(data) => ("success", data, Value::Null, Value::Null),
+            Err(e) => (
+                "error",
+                Value::Null,
+                Value::String(e.message),
+                json!(e.kind),
+            ),
         };
         let body = json!({
             "command_ack": origin.command,
@@ -255,6 +278,7 @@ impl App {
             "request_id": origin.request_id,
             "data": data,
             "error": error,
+            "error_kind": kind,
             "timestamp": now_rfc3339(),
         })
         .to_string()
@@ -282,54 +306,45 @@ impl App {
     }
 
     fn oriond_message(&mut self, body: &[u8]) {
-        let Ok(value) = serde_json::from_slice::<Value>(body) else {
-            tracing::warn!("unreadable message from oriond");
-            return;
-        };
-        match value.get("type").and_then(Value::as_str) {
-            Some("detection") => self.detection(value),
-            Some("status") => {
-                self.status = value.get("status").cloned();
-                self.publish_status(false);
-            }
-            Some("ack") => {
-                let Ok(ack) = serde_json::from_value::<Ack>(value) else {
-                    return;
-                };
-                let Some(id) = ack.request_id.clone() else {
-                    return;
-                };
-                let origin = self.inflight.get_mut(&id).and_then(VecDeque::pop_front);
-                if self.inflight.get(&id).is_some_and(VecDeque::is_empty) {
-                    self.inflight.remove(&id);
+        match message::decode(body) {
+            Ok(Frame::Message(m)) => match *m {
+                Message::Detection {
+                    detection,
+                    captured_unix_ns,
+                } => self.detection(detection, captured_unix_ns),
+                Message::Status { status } => {
+                    self.status = Some(status);
+                    self.publish_status(false);
                 }
-                if let Some(origin) = origin {
-                    self.ack(&origin, ack.into_result());
+                Message::Ack(ack) => {
+                    let Some(id) = ack.request_id.clone() else {
+                        return;
+                    };
+                    let origin = self.inflight.get_mut(&id).and_then(VecDeque::pop_front);
+                    if self.inflight.get(&id).is_some_and(VecDeque::is_empty) {
+                        self.inflight.remove(&id);
+                    }
+                    if let Some(origin) = origin {
+                        self.ack(&origin, ack.into_result());
+                    }
                 }
-            }
-            _ => {}
+                _ => {}
+            },
+            Ok(Frame::Request(_)) => tracing::warn!("oriond sent a request; ignored"),
+            Err(e) => tracing::warn!(error = e, "unreadable message from oriond"),
         }
     }
 
-    fn detection(&mut self, mut value: Value) {
-        let Some(detection) = value.get_mut("detection") else {
-            return;
-        };
+    /// Publishes a detection, stamped here — the one publish time and latency it carries.
+    fn detection(&mut self, mut detection: DetectionMessage, captured_unix_ns: u64) {
         if !self.counters.connected {
             self.counters.detections_dropped += 1;
             return;
         }
-        // Stamped at publish, so latency covers the whole path from the camera.
-        let now = SystemTime::now();
-        detection["publish_ts"] = json!(humantime::format_rfc3339_millis(now).to_string());
-        if let Some(capture) = detection["capture_ts"]
-            .as_str()
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-            && let Ok(latency) = now.duration_since(capture)
-        {
-            detection["latency_ms"] = json!(latency.as_secs_f64() * 1000.0);
-        }
-        let body = detection.to_string().into_bytes();
+        detection.stamp(SystemTime::now(), captured_unix_ns);
+        let Ok(body) = serde_json::to_vec(&detection) else {
+            return;
+        };
         let qos = self.config.mqtt.qos.detections;
         match self
             .client

@@ -1,4 +1,4 @@
-//! `orion-control`: Orion's one MQTT client (DESIGN.md section 4), a child of oriond. See
+//! `orion-control`: Orion's one MQTT client (docs/architecture.md#the-command-path), a child of oriond. See
 //! the crate README for the topics, the ack shape and the counters it reports.
 
 use std::path::PathBuf;

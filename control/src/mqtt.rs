@@ -27,7 +27,7 @@ fn backoff() -> Backoff {
 }
 
 /// A message on a subscribed topic.
-pub struct Message {
+pub struct Received {
     pub topic: String,
     pub payload: Bytes,
     /// MQTT 5 response topic and correlation data.
@@ -50,7 +50,7 @@ pub enum Receipt {
 pub enum Event {
     /// (Re)connected: subscribe and republish retained state now.
     Connected,
-    Message(Message),
+    Message(Received),
     /// The connection is gone; the event loop retries after `retry_in`.
     Disconnected {
         error: String,
@@ -242,7 +242,7 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
                 backoff.reset();
                 Event::Connected
             }
-            Ok(E::Incoming(Packet::Publish(p))) => Event::Message(Message {
+            Ok(E::Incoming(Packet::Publish(p))) => Event::Message(Received {
                 topic: p.topic.clone(),
                 payload: p.payload.clone(),
                 response_topic: None,
@@ -280,7 +280,7 @@ async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) 
                     .clone()
                     .map(|props| (props.response_topic, props.correlation_data))
                     .unwrap_or_default();
-                Event::Message(Message {
+                Event::Message(Received {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
                     payload: p.payload.clone(),
                     response_topic,

@@ -3,6 +3,8 @@
 //! when oriond goes away.
 
 use anyhow::{Context, Result};
+use orion_protocol::ProcessName;
+use orion_protocol::message::{self, Message};
 use orion_protocol::wire::nonblocking as wire;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -45,9 +47,12 @@ pub async fn connect() -> Result<Link> {
             }
         }
     });
-    let hello = serde_json::json!({"type": "hello", "name": "control", "pid": std::process::id()});
+    let hello = Message::Hello {
+        name: ProcessName::Control,
+        pid: std::process::id(),
+    };
     out_tx
-        .send(hello.to_string().into_bytes())
+        .send(message::encode(&hello))
         .await
         .context("say hello to oriond")?;
     Ok(Link {

@@ -1,4 +1,4 @@
-//! The topics of DESIGN.md section 4 for one instance.
+//! The topics of one instance (docs/operations.md#3-the-mqtt-broker).
 
 use orion_config::Config;
 

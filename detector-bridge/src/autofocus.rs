@@ -1,4 +1,4 @@
-//! Auto-focus: follow the people in view with a region of interest (DESIGN.md section 3).
+//! Auto-focus: follow the people in view with a region of interest (docs/architecture.md#regions-and-auto-focus).
 //!
 //! Each frame, `T` is the union of the person boxes (normalized to the frame), grown by
 //! `margin` of its size (half on each side), clipped to the frame and at least `min_size`

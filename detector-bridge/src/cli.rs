@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use orion_process::ring_arg::RingArg;
-use orion_protocol::ModelSize;
+use orion_protocol::limits::{
+    ClassNames, Confidence, Iou, RangeError, Threads, Threshold320, WorkerTimeout,
+};
+use orion_protocol::{InstanceId, ModelSize};
 use orion_ring::RingReader;
 
 use crate::bridge::{Bridge, Settings};
@@ -75,54 +78,21 @@ pub struct Args {
 }
 
 fn validate(a: &Args) -> Result<Settings> {
-    if a.instance_id.is_empty()
-        || a.instance_id.len() > 64
-        || !a
-            .instance_id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        bail!(
-            "instance_id must match ^[a-z0-9-]{{1,64}}$, got {:?}",
-            a.instance_id
-        );
-    }
+    let instance_id =
+        InstanceId::new(&a.instance_id).map_err(|e| anyhow::anyhow!("instance_id {e}"))?;
     if a.room_id.len() > 128 {
         bail!("room_id must be at most 128 characters");
     }
     let size: ModelSize = a.size.parse().context("--size")?;
-    if !(1..=64).contains(&a.threads) {
-        bail!("threads must be in 1..=64, got {}", a.threads);
-    }
-    if !(0.0..=1.0).contains(&a.confidence) {
-        bail!("confidence must be in 0..=1, got {}", a.confidence);
-    }
-    if !(a.iou > 0.0 && a.iou <= 1.0) {
-        bail!("iou must be in (0, 1], got {}", a.iou);
-    }
-    let classes: Vec<String> = a
-        .classes
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(String::from)
-        .collect();
-    if classes.is_empty()
-        || classes
-            .iter()
-            .any(|c| c.len() > 64 || c.contains(['\n', '\r']))
-    {
-        bail!(
-            "classes must be a comma-separated list of class names, got {:?}",
-            a.classes
-        );
-    }
-    if !(a.worker_timeout_s.is_finite() && (0.5..=600.0).contains(&a.worker_timeout_s)) {
-        bail!(
-            "worker_timeout_s must be in 0.5..=600, got {}",
-            a.worker_timeout_s
-        );
-    }
+    let range = |what: &str, e: RangeError| anyhow::anyhow!("{what} {e}");
+    let threads = Threads::new(a.threads).map_err(|e| range("threads", e))?;
+    let confidence =
+        Confidence::new(f64::from(a.confidence)).map_err(|e| range("confidence", e))?;
+    let iou = Iou::new(f64::from(a.iou)).map_err(|e| range("iou", e))?;
+    let classes = ClassNames::parse(&a.classes).map_err(|e| range("classes", e))?;
+    let worker_timeout =
+        WorkerTimeout::new(a.worker_timeout_s).map_err(|e| range("worker_timeout_s", e))?;
+    Threshold320::new(a.threshold_320).map_err(|e| range("threshold_320", e))?;
     if !(100..=60_000).contains(&a.status_interval_ms) {
         bail!(
             "status_interval_ms must be in 100..=60000, got {}",
@@ -169,7 +139,7 @@ fn validate(a: &Args) -> Result<Settings> {
         paused: a.paused,
         auto_focus_params,
         ring: RingArg::new(a.ring.as_deref(), a.ring_fd)?,
-        instance_id: a.instance_id.clone(),
+        instance_id,
         room_id: a.room_id.clone(),
         model_dir: a.model_dir.clone(),
         size,
@@ -177,12 +147,12 @@ fn validate(a: &Args) -> Result<Settings> {
         worker: WorkerConfig {
             python: a.python.clone(),
             package_dir,
-            threads: a.threads,
-            classes,
-            confidence: a.confidence,
-            iou: a.iou,
+            threads: threads.get(),
+            classes: classes.names().to_vec(),
+            confidence: confidence.get() as f32,
+            iou: iou.get() as f32,
         },
-        worker_timeout: Duration::from_secs_f64(a.worker_timeout_s),
+        worker_timeout: Duration::from_secs_f64(worker_timeout.get()),
         status_interval: Duration::from_millis(a.status_interval_ms),
     })
 }
@@ -217,13 +187,11 @@ pub fn run_with(args: &Args) -> ExitCode {
 
 fn run(settings: Settings) -> Result<()> {
     let shutdown = orion_process::child_setup()?;
-    orion_process::channel::open("detector")?;
-    let ring = settings
-        .ring
-        .source(&format!("orion-{}-frames", settings.instance_id))?;
+    orion_process::channel::open(orion_protocol::ProcessName::Detector)?;
+    let ring = settings.ring.source(&settings.instance_id.ring_label())?;
     let reader =
         RingReader::attach(ring.clone()).with_context(|| format!("attach to ring {ring}"))?;
-    let tensors = TensorBuffer::create(&format!("orion-{}-tensors", settings.instance_id))
+    let tensors = TensorBuffer::create(&settings.instance_id.tensors_label())
         .context("create the tensor buffer")?;
     let mut bridge = Bridge::new(settings, ring, reader, tensors)?;
     bridge.run(&shutdown)?;

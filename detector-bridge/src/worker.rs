@@ -1,20 +1,19 @@
-//! The Python worker process and its protocol (DESIGN.md section 3): every message is a
+//! The Python worker process and its protocol (detector-bridge/README.md): every message is a
 //! 4-byte big-endian length and a MsgPack map with a `type` key. Replies are read on a
-//! thread and delivered as [`Event::Worker`]s tagged with the worker's generation, so
-//! replies of a worker that was replaced are recognised and ignored.
+//! thread and handed to a callback as [`WorkerEvent`]s; the caller tags them with the
+//! worker's generation, so replies of a worker that was replaced are recognised. This
+//! module knows nothing of the bridge.
 
 use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Sender;
 
 use anyhow::{Context, Result, bail};
 use command_fds::{CommandFdExt, FdMapping};
 use serde::{Deserialize, Serialize};
 
-use crate::events::Event;
-use crate::models::ModelFiles;
+use orion_config::models::ModelFiles;
 
 /// Largest reply accepted from the worker (a result has at most 100 boxes).
 const MAX_REPLY: usize = 4 << 20;
@@ -95,21 +94,28 @@ pub struct WorkerConfig {
     pub iou: f32,
 }
 
+/// What the worker's output brings.
+pub enum WorkerEvent {
+    /// A reply (an error if it could not be decoded).
+    Reply(Result<Reply>),
+    /// The output ended: the worker exited or broke the protocol.
+    Gone(String),
+}
+
 pub struct Worker {
     child: Child,
     stdin: ChildStdin,
-    pub generation: u64,
 }
 
 impl Worker {
     /// Starts a worker with `models` as its initial model; its replies (starting with
-    /// `ready`, or an `error` if the model does not load) arrive on `events`.
+    /// `ready`, or an `error` if the model does not load) go to `on_event` (on the reader
+    /// thread; it returns false to stop reading).
     pub fn spawn(
         cfg: &WorkerConfig,
         models: &ModelFiles,
         tensors: OwnedFd,
-        generation: u64,
-        events: Sender<Event>,
+        on_event: impl FnMut(WorkerEvent) -> bool + Send + 'static,
     ) -> Result<Self> {
         let mut cmd = Command::new(&cfg.python);
         // The tensor buffer (read-only) at a fixed descriptor number; nothing names it.
@@ -154,14 +160,10 @@ impl Worker {
         let stdin = child.stdin.take().context("worker stdin")?;
         let stdout = child.stdout.take().context("worker stdout")?;
         std::thread::Builder::new()
-            .name(format!("worker-{generation}"))
-            .spawn(move || read_replies(BufReader::new(stdout), generation, &events))
+            .name("worker-replies".into())
+            .spawn(move || read_replies(BufReader::new(stdout), on_event))
             .context("start the worker reader thread")?;
-        Ok(Self {
-            child,
-            stdin,
-            generation,
-        })
+        Ok(Self { child, stdin })
     }
 
     pub fn pid(&self) -> u32 {
@@ -186,22 +188,19 @@ impl Drop for Worker {
     }
 }
 
-/// Forwards replies until the worker's output ends (which is reported as an error reply).
-fn read_replies(mut stdout: impl Read, generation: u64, events: &Sender<Event>) {
+/// Hands over replies until the worker's output ends (reported as [`WorkerEvent::Gone`]).
+fn read_replies(mut stdout: impl Read, mut on_event: impl FnMut(WorkerEvent) -> bool) {
     loop {
         match read_frame(&mut stdout) {
             Ok(body) => {
                 let reply = rmp_serde::from_slice::<Reply>(&body)
                     .context("undecodable reply from the worker");
-                if events.send(Event::Worker { generation, reply }).is_err() {
+                if !on_event(WorkerEvent::Reply(reply)) {
                     return;
                 }
             }
             Err(end) => {
-                let _ = events.send(Event::WorkerGone {
-                    generation,
-                    why: format!("{end:#}"),
-                });
+                on_event(WorkerEvent::Gone(format!("{end:#}")));
                 return;
             }
         }
@@ -226,8 +225,8 @@ fn read_frame(r: &mut impl Read) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod fuzz {
     //! The bridge's side of the worker protocol against arbitrary worker output: every
-    //! stream ends in replies, decode errors or a "worker gone" event — never a panic, never
-    //! an allocation past [`MAX_REPLY`]. `ORION_FUZZ_CASES` sets the inputs (default 2000).
+    //! stream ends in replies, decode errors and a `Gone` — never a panic, never an
+    //! allocation past [`MAX_REPLY`]. `ORION_FUZZ_CASES` sets the inputs (default 2000).
     #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
@@ -293,21 +292,23 @@ mod fuzz {
         f
     }
 
-    fn drain(stream: Vec<u8>) -> Vec<Event> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        read_replies(&stream[..], 7, &tx);
-        drop(tx);
-        rx.into_iter().collect()
+    fn drain(stream: Vec<u8>) -> Vec<WorkerEvent> {
+        let mut events = Vec::new();
+        read_replies(&stream[..], |e| {
+            events.push(e);
+            true
+        });
+        events
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
-        fn arbitrary_output_ends_in_a_worker_gone_event(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        fn arbitrary_output_ends_in_gone(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
             let events = drain(bytes);
-            let gone = matches!(events.last(), Some(Event::WorkerGone { generation: 7, .. }));
-            prop_assert!(gone, "the stream did not end in WorkerGone");
+            let gone = matches!(events.last(), Some(WorkerEvent::Gone(_)));
+            prop_assert!(gone, "the stream did not end in Gone");
         }
 
         #[test]
@@ -317,10 +318,7 @@ mod fuzz {
             // One event per message, then the end of the stream.
             prop_assert_eq!(events.len(), bodies.len() + 1);
             for e in &events[..bodies.len()] {
-                match e {
-                    Event::Worker { generation: 7, reply: Ok(_) | Err(_) } => {}
-                    _ => prop_assert!(false, "unexpected event"),
-                }
+                prop_assert!(matches!(e, WorkerEvent::Reply(_)), "one reply per message");
             }
         }
     }
@@ -329,8 +327,8 @@ mod fuzz {
     fn an_oversize_length_is_refused_before_allocating() {
         let events = drain(u32::MAX.to_be_bytes().to_vec());
         match &events[..] {
-            [Event::WorkerGone { why, .. }] => assert!(why.contains("exceeds"), "{why}"),
-            _ => panic!("expected one WorkerGone"),
+            [WorkerEvent::Gone(why)] => assert!(why.contains("exceeds"), "{why}"),
+            _ => panic!("expected one Gone"),
         }
     }
 }

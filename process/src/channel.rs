@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
+use orion_protocol::ProcessName;
 use orion_protocol::command::MAX_COMMAND;
+use orion_protocol::message::{self, Message};
 use orion_protocol::wire;
 use serde::Serialize;
 
@@ -36,15 +38,17 @@ pub enum Incoming {
 
 /// Connects to oriond if this process runs under it and says hello as `name`. Returns
 /// whether it did. Call once, before [`send`].
-pub fn open(name: &str) -> Result<bool> {
+pub fn open(name: ProcessName) -> Result<bool> {
     let link = match std::env::var_os(SOCKET_ENV) {
         None => Link::Lines,
         Some(path) => {
             let mut stream = UnixStream::connect(&path)
                 .with_context(|| format!("connect to oriond at {}", path.to_string_lossy()))?;
-            let hello =
-                serde_json::json!({"type": "hello", "name": name, "pid": std::process::id()});
-            wire::write_message(&mut stream, hello.to_string().as_bytes())
+            let hello = Message::Hello {
+                name,
+                pid: std::process::id(),
+            };
+            wire::write_message(&mut stream, &message::encode(&hello))
                 .context("say hello to oriond")?;
             Link::Socket(Mutex::new(stream))
         }

@@ -7,12 +7,14 @@
 //!   a stop flag the process polls.
 //! - [`backoff`]: the one doubling delay (reconnects, restarts, failed starts).
 //! - [`channel`]: messages to and from oriond (framed on its socket, or JSON lines by hand).
+//! - [`rate`]: events per second over a sliding window (every FPS in a status).
 //! - [`ring_arg`]: where the frame ring is (`--ring NAME` or the descriptor oriond hands down).
 
 #![forbid(unsafe_code)]
 
 pub mod backoff;
 pub mod channel;
+pub mod rate;
 pub mod ring_arg;
 
 use std::process::ExitCode;

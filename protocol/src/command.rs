@@ -1,4 +1,4 @@
-//! The command catalog (DESIGN.md section 4) and its acknowledgements — one shape on MQTT,
+//! The command catalog (docs/architecture.md#the-command-path) and its acknowledgements — one shape on MQTT,
 //! on oriond's socket and between oriond and its children:
 //!
 //! - request: `{"command": "...", "params": {...}, "request_id": "optional string"}`;
@@ -95,9 +95,39 @@ pub enum Action {
     GetAutoFocusStats,
     RestartProcess(ProcessName),
     Shutdown,
+    // Supervisor verbs: orionctl on the socket only, never MQTT.
+    /// One process's status, or all of it.
+    ProcessStatus(Option<ProcessName>),
+    /// Start (clears FATAL); answered when RUNNING.
+    StartProcess(ProcessName),
+    /// Stop; answered when STOPPED.
+    StopProcess(ProcessName),
+    /// A process's recent output from byte `offset` (or the last `bytes`).
+    TailProcess {
+        name: ProcessName,
+        offset: Option<u64>,
+        bytes: usize,
+    },
+    /// Re-read the config file (as SIGHUP).
+    ReloadConfig,
 }
 
+/// Most output `tail_process` returns at once.
+pub const TAIL_MAX: usize = 64 * 1024;
+
 impl Action {
+    /// Supervisor verbs, for orionctl on oriond's socket; MQTT refuses them.
+    pub fn is_local_only(&self) -> bool {
+        matches!(
+            self,
+            Action::ProcessStatus(_)
+                | Action::StartProcess(_)
+                | Action::StopProcess(_)
+                | Action::TailProcess { .. }
+                | Action::ReloadConfig
+        )
+    }
+
     /// The command name on the wire.
     pub fn name(&self) -> &'static str {
         match self {
@@ -117,6 +147,11 @@ impl Action {
             Action::GetAutoFocusStats => "get_auto_focus_stats",
             Action::RestartProcess(_) => "restart_process",
             Action::Shutdown => "shutdown",
+            Action::ProcessStatus(_) => "process_status",
+            Action::StartProcess(_) => "start_process",
+            Action::StopProcess(_) => "stop_process",
+            Action::TailProcess { .. } => "tail_process",
+            Action::ReloadConfig => "reload_config",
         }
     }
 
@@ -127,7 +162,15 @@ impl Action {
             Action::SetModelSize(size) => json!({"size": size}),
             Action::SetRois(rois) => json!({"rois": rois}),
             Action::SetAutoFocus(update) => serde_json::to_value(update).unwrap_or(Value::Null),
-            Action::RestartProcess(name) => json!({"name": name}),
+            Action::RestartProcess(name)
+            | Action::StartProcess(name)
+            | Action::StopProcess(name)
+            | Action::ProcessStatus(Some(name)) => json!({"name": name}),
+            Action::TailProcess {
+                name,
+                offset,
+                bytes,
+            } => json!({"name": name, "offset": offset, "bytes": bytes}),
             _ => json!({}),
         };
         json!({"command": self.name(), "params": params, "request_id": request_id})
@@ -143,7 +186,7 @@ pub struct Command {
     /// When the sender sent it (RFC 3339), if it says: a command older than
     /// `mqtt.command_max_age_s` is refused as `expired`.
     pub timestamp: Option<String>,
-    pub action: Result<Action, String>,
+    pub action: Result<Action, AckError>,
 }
 
 impl Command {
@@ -153,7 +196,7 @@ impl Command {
             name: "unknown".into(),
             request_id: None,
             timestamp: None,
-            action: Err(why.into()),
+            action: Err(AckError::bad_request(why)),
         }
     }
 }
@@ -203,8 +246,8 @@ fn from_raw(raw: Raw) -> Command {
     };
     let (request_id, timestamp, action) = match (request_id, timestamp) {
         (Ok(id), Ok(ts)) => (id, ts, action(&name, &raw.params)),
-        (Ok(id), Err(e)) => (id, None, Err(e)),
-        (Err(e), _) => (None, None, Err(e)),
+        (Ok(id), Err(e)) => (id, None, Err(AckError::bad_request(e))),
+        (Err(e), _) => (None, None, Err(AckError::bad_request(e))),
     };
     Command {
         name,
@@ -214,10 +257,68 @@ fn from_raw(raw: Raw) -> Command {
     }
 }
 
-fn action(name: &str, params: &Value) -> Result<Action, String> {
+fn action(name: &str, params: &Value) -> Result<Action, AckError> {
     if !(params.is_object() || params.is_null()) {
-        return Err("params must be an object".into());
+        return Err(AckError::bad_request("params must be an object"));
     }
+    let result = match supervisor_verb(name, params) {
+        Some(verb) => verb,
+        None => catalog(name, params),
+    };
+    result.map_err(|e| {
+        let kind = if e.starts_with("unknown command") {
+            ErrorKind::UnknownCommand
+        } else if e.starts_with("params.name: no such process") {
+            ErrorKind::UnknownProcess
+        } else {
+            ErrorKind::BadRequest
+        };
+        AckError::new(kind, e)
+    })
+}
+
+/// The supervisor verbs (orionctl), if `name` is one.
+fn supervisor_verb(name: &str, params: &Value) -> Option<Result<Action, String>> {
+    let process = |required: bool| -> Result<Option<ProcessName>, String> {
+        match params.get("name") {
+            Some(Value::String(s)) => s.parse().map(Some).map_err(|e| format!("params.name: {e}")),
+            None | Some(Value::Null) if !required => Ok(None),
+            _ => Err("params.name must be one of broker, control, detector, capture".into()),
+        }
+    };
+    let required = |p: Result<Option<ProcessName>, String>| {
+        p.and_then(|n| n.ok_or_else(|| "params.name is required".to_string()))
+    };
+    Some(match name {
+        "process_status" => process(false).map(Action::ProcessStatus),
+        "start_process" => required(process(true)).map(Action::StartProcess),
+        "stop_process" => required(process(true)).map(Action::StopProcess),
+        "tail_process" => required(process(true)).and_then(|name| {
+            let offset = match params.get("offset") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or("params.offset must be a byte offset")?),
+            };
+            let bytes = match params.get("bytes") {
+                None | Some(Value::Null) => 1600,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|b| (1..=TAIL_MAX as u64).contains(b))
+                    .ok_or(format!("params.bytes must be in 1..={TAIL_MAX}"))?
+                    as usize,
+            };
+            Ok(Action::TailProcess {
+                name,
+                offset,
+                bytes,
+            })
+        }),
+        "reload_config" => Ok(Action::ReloadConfig),
+        _ => return None,
+    })
+}
+
+/// The MQTT command catalog (docs/architecture.md#the-command-path).
+fn catalog(name: &str, params: &Value) -> Result<Action, String> {
     let field = |key: &str| params.get(key);
     let no_params = |a: Action| -> Result<Action, String> { Ok(a) };
     match name {
@@ -294,11 +395,70 @@ pub enum AckStatus {
     Error,
 }
 
-/// The answer to one request.
+/// Why a command failed, stable across releases: clients branch on this, never on the
+/// message text (orionctl's exit codes come from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Unreadable, too large, or a parameter out of range.
+    BadRequest,
+    /// No such command.
+    UnknownCommand,
+    /// No such process, or one this configuration does not run.
+    UnknownProcess,
+    /// The process that must carry it out is not RUNNING.
+    Unavailable,
+    /// It was tried and failed (a model that does not load, a child that exited).
+    Failed,
+    /// No answer in time.
+    Timeout,
+    /// Older than `mqtt.command_max_age_s`.
+    Expired,
+    /// Too many in flight; try again.
+    Busy,
+    /// oriond is shutting down.
+    ShuttingDown,
+    /// Not allowed from where it came.
+    Refused,
+}
+
+/// A failed command: its kind and a message naming the field or the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl AckError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+}
+
+/// A failure without a more precise kind.
+impl From<String> for AckError {
+    fn from(message: String) -> Self {
+        Self::new(ErrorKind::Failed, message)
+    }
+}
+
+impl std::fmt::Display for AckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The answer to one request (on the socket it travels as `Message::Ack`, tagged
+/// `"type": "ack"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ack {
-    #[serde(rename = "type")]
-    pub kind: AckTag,
     pub command: String,
     pub status: AckStatus,
     #[serde(default)]
@@ -307,32 +467,27 @@ pub struct Ack {
     pub data: Value,
     #[serde(default)]
     pub error: Option<String>,
-}
-
-/// The `"type": "ack"` tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckTag {
-    Ack,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
 }
 
 impl Ack {
-    pub fn new(command: &str, request_id: Option<String>, result: Result<Value, String>) -> Self {
-        let (status, data, error) = match result {
-            Ok(data) => (AckStatus::Success, data, None),
-            Err(e) => (AckStatus::Error, Value::Null, Some(e)),
+    pub fn new(command: &str, request_id: Option<String>, result: Result<Value, AckError>) -> Self {
+        let (status, data, error, error_kind) = match result {
+            Ok(data) => (AckStatus::Success, data, None, None),
+            Err(e) => (AckStatus::Error, Value::Null, Some(e.message), Some(e.kind)),
         };
         Self {
-            kind: AckTag::Ack,
             command: command.to_string(),
             status,
             request_id,
             data,
             error,
+            error_kind,
         }
     }
 
-    pub fn for_command(cmd: &Command, result: Result<Value, String>) -> Self {
+    pub fn for_command(cmd: &Command, result: Result<Value, AckError>) -> Self {
         Self::new(&cmd.name, cmd.request_id.clone(), result)
     }
 
@@ -340,11 +495,14 @@ impl Ack {
         self.status == AckStatus::Success
     }
 
-    /// The outcome as a result: data on success, the error message otherwise.
-    pub fn into_result(self) -> Result<Value, String> {
+    /// The outcome as a result: data on success, the error otherwise.
+    pub fn into_result(self) -> Result<Value, AckError> {
         match self.status {
             AckStatus::Success => Ok(self.data),
-            AckStatus::Error => Err(self.error.unwrap_or_else(|| "failed".into())),
+            AckStatus::Error => Err(AckError::new(
+                self.error_kind.unwrap_or(ErrorKind::Failed),
+                self.error.unwrap_or_else(|| "failed".into()),
+            )),
         }
     }
 }
@@ -366,7 +524,8 @@ mod tests {
         );
         let bad = parse(r#"{"command":"set_model_size","params":{"size":"q"}}"#)
             .action
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(
             bad.contains("params.size") && bad.contains("n, s, m, l, x"),
             "{bad}"
@@ -380,23 +539,25 @@ mod tests {
             parse("{nope")
                 .action
                 .unwrap_err()
+                .message
                 .starts_with("malformed command")
         );
         assert!(
             parse(r#"{"command":"dance"}"#)
                 .action
                 .unwrap_err()
+                .message
                 .contains("unknown command")
         );
         let roi = parse(
             r#"{"command":"set_attention_rois","params":{"rois":[{"x":0.5,"y":0,"width":0.6,"height":1}]}}"#,
         );
-        assert!(roi.action.unwrap_err().contains("x + width <= 1"));
+        assert!(roi.action.unwrap_err().message.contains("x + width <= 1"));
         let many = format!(
             r#"{{"command":"set_attention_rois","params":{{"rois":[{}]}}}}"#,
             vec![r#"{"x":0,"y":0,"width":1,"height":1}"#; 17].join(",")
         );
-        assert!(parse(&many).action.unwrap_err().contains("1..=16"));
+        assert!(parse(&many).action.unwrap_err().message.contains("1..=16"));
     }
 
     #[test]
@@ -409,7 +570,7 @@ mod tests {
         };
         assert_eq!(rate("2.5"), Ok(Action::SetRate(RateHz::new(2.5).unwrap())));
         for bad in ["0", "-1", "31", "\"5\"", "null", "0.0001"] {
-            let e = rate(bad).unwrap_err();
+            let e = rate(bad).unwrap_err().message;
             assert!(
                 e.contains("rate_hz") && e.contains("0.1..=30"),
                 "{bad}: {e}"
@@ -423,12 +584,14 @@ mod tests {
             parse(r#"{"command":"restart_process","params":{"name":"sh"}}"#)
                 .action
                 .unwrap_err()
+                .message
                 .contains("broker, control, detector, capture")
         );
         let id = parse(r#"{"command":"get_status","request_id":5}"#);
         assert!(
             id.action
                 .unwrap_err()
+                .message
                 .contains("request_id must be a string")
         );
         assert!(
@@ -443,10 +606,45 @@ mod tests {
             focus
                 .action
                 .unwrap_err()
+                .message
                 .contains("alpha must be in (0, 1]")
         );
         let long = format!(r#"{{"command":"{}"}}"#, "a".repeat(MAX_COMMAND));
-        assert!(parse(&long).action.unwrap_err().contains("longer than"));
+        assert!(
+            parse(&long)
+                .action
+                .unwrap_err()
+                .message
+                .contains("longer than")
+        );
+    }
+
+    #[test]
+    fn supervisor_verbs_are_in_the_catalog_and_local_only() {
+        let tail = parse(r#"{"command":"tail_process","params":{"name":"capture","bytes":10}}"#);
+        let action = tail.action.unwrap();
+        assert_eq!(
+            action,
+            Action::TailProcess {
+                name: ProcessName::Capture,
+                offset: None,
+                bytes: 10
+            }
+        );
+        assert!(action.is_local_only() && !Action::Pause.is_local_only());
+        let e = parse(r#"{"command":"start_process","params":{"name":"sh"}}"#)
+            .action
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UnknownProcess);
+        assert!(e.message.contains("params.name"), "{e}");
+        assert_eq!(
+            parse(r#"{"command":"dance"}"#).action.unwrap_err().kind,
+            ErrorKind::UnknownCommand
+        );
+        assert_eq!(
+            parse(r#"{"command":"process_status"}"#).action,
+            Ok(Action::ProcessStatus(None))
+        );
     }
 
     #[test]
@@ -461,15 +659,22 @@ mod tests {
                 ..Default::default()
             }),
             Action::Shutdown,
+            Action::StopProcess(ProcessName::Broker),
+            Action::TailProcess {
+                name: ProcessName::Detector,
+                offset: Some(5),
+                bytes: 100,
+            },
+            Action::ReloadConfig,
         ];
         for a in actions {
             let back = parse_value(a.to_request(Some("id")));
             assert_eq!(back.action, Ok(a));
             assert_eq!(back.request_id.as_deref(), Some("id"));
         }
-        let ack = Ack::new("x", Some("r".into()), Err("bad".into()));
+        let ack = Ack::new("x", Some("r".into()), Err("bad".to_string().into()));
         let text = serde_json::to_string(&ack).unwrap();
-        assert!(text.contains(r#""type":"ack""#) && text.contains(r#""status":"error""#));
+        assert!(text.contains(r#""status":"error""#) && text.contains(r#""error_kind":"failed""#));
         assert_eq!(serde_json::from_str::<Ack>(&text).unwrap(), ack);
     }
 }

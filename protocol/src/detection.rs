@@ -1,4 +1,4 @@
-//! The detection message (DESIGN.md section 4), produced by the detector and published by
+//! The detection message (docs/architecture.md#the-detection-path), produced by the detector and published by
 //! the control process on `care/inferences/{id}/person_detection`.
 
 use serde::{Deserialize, Serialize};
@@ -70,10 +70,12 @@ pub struct DetectionMessage {
     pub frame_seq: u64,
     /// RFC 3339, UTC.
     pub capture_ts: String,
-    /// RFC 3339, UTC.
-    pub publish_ts: String,
-    /// Capture to publish.
-    pub latency_ms: f64,
+    /// RFC 3339, UTC: stamped once, by orion-control as it publishes (absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_ts: Option<String>,
+    /// Capture → publish on the realtime clock, stamped with `publish_ts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
     pub data: DetectionData,
     pub timing: Timing,
     /// The auto-focus ROI, if auto-focus is on.
@@ -82,4 +84,13 @@ pub struct DetectionMessage {
 
 impl DetectionMessage {
     pub const KIND: &'static str = "person_detection";
+
+    /// Stamps the publish time and the latency from the capture time `captured_unix_ns`.
+    pub fn stamp(&mut self, now: std::time::SystemTime, captured_unix_ns: u64) {
+        let now_ns = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.publish_ts = Some(humantime::format_rfc3339_millis(now).to_string());
+        self.latency_ms = Some(now_ns.saturating_sub(captured_unix_ns) as f64 / 1e6);
+    }
 }

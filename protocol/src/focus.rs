@@ -1,4 +1,4 @@
-//! Auto-focus parameters (DESIGN.md section 3), validated: shared by the detector that
+//! Auto-focus parameters (docs/architecture.md#regions-and-auto-focus), validated: shared by the detector that
 //! applies them and the supervisor that keeps them as desired state.
 
 use serde::{Deserialize, Serialize};

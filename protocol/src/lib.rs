@@ -6,6 +6,10 @@
 //! - [`detection`]: the per-frame detection message ([`DetectionMessage`]).
 //! - [`command`]: the command catalog, validated, and acknowledgements.
 //! - [`focus`]: auto-focus parameters.
+//! - [`message`]: everything on oriond's socket, typed ([`Message`], requests).
+//! - [`detector`]: what the detector reports ([`DetectorStatus`]).
+//! - [`instance`]: the instance id and the names derived from it ([`InstanceId`]).
+//! - [`limits`]: ranges of settings shared by the config and the command lines.
 //! - [`wire`]: message framing on oriond's socket.
 
 #![forbid(unsafe_code)]
@@ -13,13 +17,20 @@
 pub mod capture;
 pub mod command;
 pub mod detection;
+pub mod detector;
 pub mod focus;
+pub mod instance;
+pub mod limits;
+pub mod message;
 pub mod units;
 pub mod wire;
 
 pub use capture::{CaptureStatus, StreamState};
-pub use command::{Ack, AckStatus, Action, Command, ProcessName};
+pub use command::{Ack, AckError, AckStatus, Action, Command, ErrorKind, ProcessName};
 pub use detection::{
     BBox, Detection, DetectionData, DetectionMessage, DetectionMetadata, RoiSource, Timing,
 };
+pub use detector::{DetectorState, DetectorStatus};
+pub use instance::InstanceId;
+pub use message::{Frame, Message};
 pub use units::{FrameSize, ModelSize, NormRect, RateHz, RoiSet, UnitError};

@@ -113,7 +113,7 @@ fn check_one(text: &str) {
                 assert!((0.1..=30.0).contains(&r.hz()));
             }
         }
-        Err(why) => assert!(!why.is_empty(), "an empty rejection for {text}"),
+        Err(why) => assert!(!why.message.is_empty(), "an empty rejection for {text}"),
     }
     assert!(cmd.name.chars().count() <= 64);
     assert!(
@@ -172,6 +172,7 @@ fn oversize_payloads_are_refused_without_parsing() {
         command::parse(&big)
             .action
             .unwrap_err()
+            .message
             .contains("longer than")
     );
 }

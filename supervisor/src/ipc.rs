@@ -1,26 +1,30 @@
-//! oriond's Unix socket: accepts connections (children and clients such as orionctl and
-//! orion-control), reads framed messages ([`orion_protocol::wire`]: 4-byte big-endian
-//! length, JSON body) into the supervisor's event queue and writes its replies. Oversize
-//! messages close the connection after an error; nothing a peer sends can stop oriond.
+//! oriond's Unix socket, and the whole life of each connection on it: accepted within
+//! [`MAX_CONNECTIONS`] (beyond that the connection is answered with an error and closed
+//! before any task exists for it), framed messages read ([`orion_protocol::wire`]) into
+//! [`Event::Frame`], replies written from the connection's outbox. When the supervisor lets
+//! go of a connection (drops its outbox: a refused hello, a peer that does not read) the
+//! writer closes it and the reader stops at once, so nothing it sends afterwards reaches
+//! the supervisor.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
+use orion_protocol::command::{Ack, AckError, ErrorKind};
+use orion_protocol::message::{self, Message};
 use orion_protocol::wire::{WireError, nonblocking as wire};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::supervisor::Event;
+use crate::events::{ConnId, Event, Events};
 
-/// Messages queued to one peer before it counts as stuck and is dropped.
+/// Messages queued to one peer before it counts as stuck and is let go.
 const OUTBOX: usize = 1024;
 /// Connections at once (children and clients).
 pub const MAX_CONNECTIONS: usize = 64;
-
-/// A connection's outbox.
-pub type Outbox = mpsc::Sender<Vec<u8>>;
 
 /// Binds `path` (0660), replacing a stale socket; fails if another oriond answers on it.
 pub async fn bind(path: &Path) -> Result<UnixListener> {
@@ -44,11 +48,13 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-pub fn spawn_accept(listener: UnixListener, events: mpsc::UnboundedSender<Event>) {
+/// Accepts connections until the supervisor is gone.
+pub fn spawn_accept(listener: UnixListener, events: Events) {
     tokio::spawn(async move {
-        let mut next_id = 1u64;
+        let live = Arc::new(AtomicUsize::new(0));
+        let mut next_id: ConnId = 1;
         loop {
-            let stream = match listener.accept().await {
+            let mut stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -56,7 +62,12 @@ pub fn spawn_accept(listener: UnixListener, events: mpsc::UnboundedSender<Event>
                     continue;
                 }
             };
-            let id = next_id;
+            if live.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                refuse(&mut stream).await;
+                continue;
+            }
+            live.fetch_add(1, Ordering::AcqRel);
+            let conn = next_id;
             next_id += 1;
             let peer_pid = stream
                 .peer_cred()
@@ -64,48 +75,80 @@ pub fn spawn_accept(listener: UnixListener, events: mpsc::UnboundedSender<Event>
                 .and_then(|c| c.pid())
                 .and_then(|p| u32::try_from(p).ok());
             let (reader, writer) = stream.into_split();
-            let (tx, rx) = mpsc::channel(OUTBOX);
-            tokio::spawn(write_loop(writer, rx));
+            let (outbox, rx) = mpsc::channel(OUTBOX);
+            let (gone_tx, gone) = oneshot::channel();
+            tokio::spawn(write_loop(writer, rx, gone_tx));
             if events
                 .send(Event::Accepted {
-                    conn: id,
-                    outbox: tx,
+                    conn,
+                    outbox,
                     peer_pid,
                 })
                 .is_err()
             {
                 return;
             }
-            tokio::spawn(read_loop(reader, id, events.clone()));
+            tokio::spawn(read_loop(reader, conn, events.clone(), gone, live.clone()));
         }
     });
 }
 
+/// Over the limit: one error, then the connection closes; nothing is read from it.
+async fn refuse(stream: &mut UnixStream) {
+    tracing::warn!(max = MAX_CONNECTIONS, "too many connections; refusing one");
+    let ack = Message::Ack(Ack::new(
+        "unknown",
+        None,
+        Err(AckError::new(
+            ErrorKind::Busy,
+            format!("oriond takes at most {MAX_CONNECTIONS} connections; try again"),
+        )),
+    ));
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        wire::write_message(stream, &message::encode(&ack)),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+}
+
 async fn read_loop(
     mut reader: tokio::net::unix::OwnedReadHalf,
-    conn: u64,
-    events: mpsc::UnboundedSender<Event>,
+    conn: ConnId,
+    events: Events,
+    mut gone: oneshot::Receiver<()>,
+    live: Arc<AtomicUsize>,
 ) {
     let why = loop {
-        match wire::read_message(&mut reader).await {
-            Ok(Some(body)) => {
-                if events.send(Event::Message { conn, body }).is_err() {
-                    return;
+        tokio::select! {
+            // The supervisor let go of this connection: stop reading it.
+            _ = &mut gone => break None,
+            read = wire::read_message(&mut reader) => match read {
+                Ok(Some(body)) => {
+                    if events.send(Event::Frame { conn, body }).is_err() {
+                        break None;
+                    }
                 }
-            }
-            Ok(None) => break None,
-            Err(e @ WireError::TooLarge { .. }) => break Some(e.to_string()),
-            Err(WireError::Io(_)) => break None,
+                Ok(None) => break None,
+                Err(e @ WireError::TooLarge { .. }) => break Some(e.to_string()),
+                Err(WireError::Io(_)) => break None,
+            },
         }
     };
+    live.fetch_sub(1, Ordering::AcqRel);
     let _ = events.send(Event::Closed { conn, why });
 }
 
-async fn write_loop(mut writer: tokio::net::unix::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(
+    mut writer: tokio::net::unix::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    gone: oneshot::Sender<()>,
+) {
     while let Some(body) = rx.recv().await {
         if wire::write_message(&mut writer, &body).await.is_err() {
-            return;
+            break;
         }
     }
     let _ = writer.shutdown().await;
+    let _ = gone.send(());
 }

@@ -28,6 +28,7 @@ pub enum State {
 }
 
 impl State {
+    #[cfg(test)]
     pub const ALL: [State; 7] = [
         State::Stopped,
         State::Starting,
@@ -416,14 +417,23 @@ mod tests {
                 other => panic!("{other:?}"),
             }
             let (next, actions) = next.step(&Event::RetryDue, &p);
-            assert_eq!((next.state, actions), (State::Starting, vec![Action::Spawn]));
+            assert_eq!(
+                (next.state, actions),
+                (State::Starting, vec![Action::Spawn])
+            );
             l = next;
         }
         assert_eq!(delays, [500, 1000, 2000]);
         let (fatal, actions) = l.step(&ev("exit-early"), &p);
         assert_eq!(fatal.state, State::Fatal);
         assert_eq!(actions, vec![Action::Announce(State::Fatal)]);
-        assert!(fatal.reason.as_deref().unwrap().contains("gave up after 4 attempts"));
+        assert!(
+            fatal
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("gave up after 4 attempts")
+        );
         // An operator's start clears FATAL and the count.
         let (started, _) = fatal.step(&Event::Start, &p);
         assert_eq!((started.state, started.retries), (State::Starting, 0));
@@ -438,7 +448,12 @@ mod tests {
         assert_eq!(actions, vec![Action::Kill]);
         let (l, _) = l.step(&ev("exit-late"), &p);
         assert_eq!(l.state, State::Backoff);
-        assert!(l.reason.as_deref().unwrap().starts_with("not ready in time"));
+        assert!(
+            l.reason
+                .as_deref()
+                .unwrap()
+                .starts_with("not ready in time")
+        );
     }
 
     #[test]
@@ -452,7 +467,10 @@ mod tests {
             assert!(!actions.contains(&Action::Spawn), "{s:?}");
         }
         let (l, actions) = at(State::Running, 0).step(&ev("exit-late"), &p);
-        assert_eq!((l.state, actions), (State::Exited, vec![Action::Announce(State::Exited)]));
+        assert_eq!(
+            (l.state, actions),
+            (State::Exited, vec![Action::Announce(State::Exited)])
+        );
         let (l, _) = at(State::Starting, 0).step(&ev("exit-early"), &p);
         assert_eq!(l.state, State::Stopped);
     }

@@ -1,6 +1,6 @@
 //! `oriond`, the one process systemd starts: validates the config, preflights, creates the
 //! frame ring and the socket, starts control → detector → capture, supervises them and
-//! routes every command (see the crate README and DESIGN.md sections 1 and 6).
+//! routes every command (see the crate README and docs/architecture.md#processes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,16 +12,24 @@ use orion_ring::{PixelFormat, RingGeometry, RingOwner};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-mod children;
+mod child;
+mod dedupe;
 mod desired;
+mod events;
 mod ipc;
+mod lifecycle;
+mod logbuf;
+mod peers;
 mod persist;
 mod preflight;
+mod spawn;
+mod spec;
 mod supervisor;
 mod sys;
 
 use desired::Desired;
-use supervisor::{Event, Supervisor};
+use events::Event;
+use supervisor::Supervisor;
 
 /// Orion's supervisor.
 #[derive(Parser, Debug)]

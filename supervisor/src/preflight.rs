@@ -9,11 +9,11 @@ use anyhow::{Context, Result, bail, ensure};
 use orion_config::Config;
 use orion_protocol::ModelSize;
 
-use crate::children;
+use crate::spec;
 
 pub fn check(config: &Config, size: ModelSize) -> Result<()> {
     config.check_secrets()?;
-    let bin = children::bin_dir(config);
+    let bin = spec::bin_dir(config);
     let mut programs = vec!["orion-capture", "orion-detector"];
     if config.mqtt.enabled {
         programs.push("orion-control");
@@ -35,7 +35,7 @@ pub fn check(config: &Config, size: ModelSize) -> Result<()> {
             broker.display()
         );
     }
-    orion_detector::models::discover(&config.detector.model_dir, size)
+    orion_config::models::discover(&config.detector.model_dir, size)
         .with_context(|| "detector.model_dir".to_string())?;
     if let Some(dir) = &config.detector.worker_dir {
         ensure!(

@@ -104,14 +104,17 @@ pub fn run_writer(
     Ok(summary)
 }
 
-/// Attaches, retrying while the ring does not exist yet (a reader may start first).
+/// Attaches, retrying while the ring does not exist yet (a reader may start first) or is
+/// still being created (sized, then its header written; the magic comes last).
 pub fn attach_reader(ring: &RingName, patience: Duration) -> Result<RingReader> {
     let deadline = Instant::now() + patience;
     loop {
         match RingReader::attach(ring.clone()) {
-            Err(RingError::NotFound { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
+            Err(
+                RingError::NotFound { .. }
+                | RingError::Truncated { .. }
+                | RingError::BadMagic { .. },
+            ) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             other => return other.with_context(|| format!("attach reader to {ring}")),
         }
     }

@@ -184,7 +184,7 @@ fn models(config: &Config) -> Result<String> {
     }
     let mut table = Vec::new();
     for size in ModelSize::ALL {
-        let found = orion_detector::models::discover(dir, size).ok();
+        let found = orion_config::models::discover(dir, size).ok();
         let name = |p: &Path| {
             p.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -201,7 +201,7 @@ fn models(config: &Config) -> Result<String> {
         table.push(entry);
     }
     let size = config.detector.size;
-    if orion_detector::models::discover(dir, size).is_err() {
+    if orion_config::models::discover(dir, size).is_err() {
         bail!(
             "the configured size {size} needs {}/yolo11{size}.onnx (or yolo11{size}_NAME_640.onnx; a yolo11{size}_NAME_320.onnx is used for small regions); found {}",
             dir.display(),

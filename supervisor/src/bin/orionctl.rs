@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use orion_protocol::command::Ack;
-use orion_protocol::wire;
+use orion_protocol::command::{self, Ack, ErrorKind};
+use orion_protocol::focus::{Params, ParamsUpdate};
+use orion_protocol::message::{self, Frame, Message};
+use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, wire};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -97,8 +99,6 @@ enum Verb {
     /// Full status as JSON (processes, stream, detector, desired state)
     GetStatus,
 }
-
-const NAMES: [&str; 3] = ["control", "detector", "capture"];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -214,17 +214,23 @@ impl Client {
     fn verb(&mut self, verb: Verb) -> Result<u8> {
         match verb {
             Verb::Status { names } => self.status(&names),
-            Verb::Start { names } => self.each("start_process", &expand(&names, false)?),
-            Verb::Stop { names } => self.each("stop_process", &expand(&names, true)?),
+            Verb::Start { names } => {
+                let names = self.expand(&names, false)?;
+                self.each(Action::StartProcess, &names)
+            }
+            Verb::Stop { names } => {
+                let names = self.expand(&names, true)?;
+                self.each(Action::StopProcess, &names)
+            }
             Verb::Restart { names } => {
-                let names = expand(&names, false)?;
+                let names = self.expand(&names, false)?;
                 let mut reversed = names.clone();
                 reversed.reverse();
-                let code = self.each("stop_process", &reversed)?;
-                Ok(code.max(self.each("start_process", &names)?))
+                let code = self.each(Action::StopProcess, &reversed)?;
+                Ok(code.max(self.each(Action::StartProcess, &names)?))
             }
             Verb::Pid { name } => {
-                let status = self.call("process_status", json!({}))?;
+                let status = self.call(Action::ProcessStatus(None))?;
                 let pid = match name.as_deref() {
                     None => status["oriond"]["pid"].clone(),
                     Some(n) => find(&status, n)
@@ -246,16 +252,20 @@ impl Client {
                 bytes,
                 name,
             } => self.tail(&name, bytes, follow),
-            Verb::Shutdown => self.simple("shutdown", json!({})),
-            Verb::Reload => self.simple("reload_config", json!({})),
-            Verb::Pause => self.simple("pause_inference", json!({})),
-            Verb::Resume => self.simple("resume_inference", json!({})),
-            Verb::Rate { hz } => self.simple("set_inference_rate", json!({"rate_hz": hz})),
-            Verb::Model { size } => self.simple("set_model_size", json!({"size": size})),
+            Verb::Shutdown => self.simple(Action::Shutdown),
+            Verb::Reload => self.simple(Action::ReloadConfig),
+            Verb::Pause => self.simple(Action::Pause),
+            Verb::Resume => self.simple(Action::Resume),
+            Verb::Rate { hz } => self.simple(Action::SetRate(
+                RateHz::new(hz).map_err(|e| anyhow!("rate: {e}"))?,
+            )),
+            Verb::Model { size } => self.simple(Action::SetModelSize(
+                size.parse().map_err(|e| anyhow!("model: {e}"))?,
+            )),
             Verb::Rois { action, rects } => match action.as_str() {
-                "set" => self.simple("set_attention_rois", json!({"rois": parse_rects(&rects)?})),
-                "clear" => self.simple("clear_attention_rois", json!({})),
-                "get" => self.simple("get_attention_rois", json!({})),
+                "set" => self.simple(Action::SetRois(parse_rects(&rects)?)),
+                "clear" => self.simple(Action::ClearRois),
+                "get" => self.simple(Action::GetRois),
                 other => bail!("rois {other:?}: use set, clear or get"),
             },
             Verb::Focus {
@@ -265,33 +275,39 @@ impl Client {
                 velocity_threshold,
                 velocity_factor,
                 max_expansion,
-            } => match action.as_str() {
-                "on" => self.simple("enable_auto_focus", json!({})),
-                "off" => self.simple("disable_auto_focus", json!({})),
-                "stats" => self.simple("get_auto_focus_stats", json!({})),
-                "clear" => self.simple("clear_auto_focus_history", json!({})),
-                "get" => self.simple("get_auto_focus_strategy", json!({})),
-                "strategy" => {
-                    let strategy = strategy.ok_or_else(|| {
-                        anyhow!("focus strategy NAME (simple, smoothing, velocity)")
-                    })?;
-                    let mut params = json!({"strategy": strategy});
-                    for (key, v) in [
-                        ("alpha", alpha),
-                        ("velocity_threshold", velocity_threshold),
-                        ("velocity_factor", velocity_factor),
-                        ("max_expansion", max_expansion),
-                    ] {
-                        if let Some(v) = v {
-                            params[key] = json!(v);
-                        }
+            } => {
+                match action.as_str() {
+                    "on" => self.simple(Action::EnableAutoFocus),
+                    "off" => self.simple(Action::DisableAutoFocus),
+                    "stats" => self.simple(Action::GetAutoFocusStats),
+                    "clear" => self.simple(Action::ClearAutoFocusHistory),
+                    "get" => self.simple(Action::GetAutoFocus),
+                    "strategy" => {
+                        let strategy = strategy.ok_or_else(|| {
+                            anyhow!("focus strategy NAME (simple, smoothing, velocity)")
+                        })?;
+                        let strategy = serde_json::from_value(Value::String(strategy.clone()))
+                        .map_err(|_| {
+                            anyhow!("strategy must be simple, smoothing or velocity, got {strategy:?}")
+                        })?;
+                        let update = ParamsUpdate {
+                            strategy: Some(strategy),
+                            alpha,
+                            velocity_threshold,
+                            velocity_factor,
+                            max_expansion,
+                            ..ParamsUpdate::default()
+                        };
+                        Params::default()
+                            .with(&update)
+                            .map_err(|e| anyhow!("focus strategy: {e}"))?;
+                        self.simple(Action::SetAutoFocus(update))
                     }
-                    self.simple("set_auto_focus_strategy", params)
+                    other => bail!("focus {other:?}: use on, off, strategy, stats, clear or get"),
                 }
-                other => bail!("focus {other:?}: use on, off, strategy, stats, clear or get"),
-            },
+            }
             Verb::GetStatus => {
-                let status = self.call("get_status", json!({}))?;
+                let status = self.call(Action::GetStatus)?;
                 println!("{}", serde_json::to_string_pretty(&status)?);
                 Ok(0)
             }
@@ -299,7 +315,7 @@ impl Client {
     }
 
     fn status(&mut self, names: &[String]) -> Result<u8> {
-        let status = self.call("process_status", json!({}))?;
+        let status = self.call(Action::ProcessStatus(None))?;
         let wanted: Vec<String> = if names.is_empty() || names.iter().any(|n| n == "all") {
             status["processes"]
                 .as_array()
@@ -344,26 +360,55 @@ impl Client {
         Ok(code)
     }
 
-    fn each(&mut self, command: &str, names: &[String]) -> Result<u8> {
+    /// `all` → every process oriond runs, in start order (stop order when `reverse`);
+    /// other names as given.
+    fn expand(&mut self, names: &[String], reverse: bool) -> Result<Vec<String>> {
+        if !names.iter().any(|n| n == "all") {
+            return Ok(names.to_vec());
+        }
+        let status = self.call(Action::ProcessStatus(None))?;
+        let mut all: Vec<String> = status["processes"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if reverse {
+            all.reverse();
+        }
+        Ok(all)
+    }
+
+    /// `verb` for each name; exit 4 if a name is no process oriond runs.
+    fn each(&mut self, verb: fn(ProcessName) -> Action, names: &[String]) -> Result<u8> {
         let mut code = 0;
         for name in names {
-            let ack = self.request(command, json!({"name": name}))?;
+            let Ok(process) = name.parse::<ProcessName>() else {
+                if !self.json {
+                    println!("{name}: ERROR (no such process)");
+                }
+                code = UNKNOWN_NAME;
+                continue;
+            };
+            let action = verb(process);
+            let past = match action {
+                Action::StartProcess(_) => "started",
+                _ => "stopped",
+            };
+            let ack = self.request(&action)?;
             if self.json {
                 println!("{}", serde_json::to_string(&ack)?);
             }
-            let verb = command.trim_end_matches("_process");
             match ack.into_result() {
-                Ok(_) if !self.json => println!("{name}: {verb}ed"),
+                Ok(_) if !self.json => println!("{name}: {past}"),
                 Ok(_) => {}
                 Err(e) => {
                     if !self.json {
                         println!("{name}: ERROR ({e})");
                     }
-                    code = if e.contains("no such process") {
-                        UNKNOWN_NAME
-                    } else {
-                        1
-                    };
+                    code = code.max(exit_code(e.kind));
                 }
             }
         }
@@ -371,15 +416,20 @@ impl Client {
     }
 
     fn tail(&mut self, name: &str, bytes: u64, follow: bool) -> Result<u8> {
+        let name: ProcessName = name.parse().map_err(|e| anyhow!("{e}"))?;
         let mut offset: Option<u64> = None;
         let mut out = std::io::stdout();
         loop {
-            let mut params =
-                json!({"name": name, "bytes": if offset.is_some() { 65536 } else { bytes }});
-            if let Some(o) = offset {
-                params["offset"] = json!(o);
-            }
-            let data = self.call("tail_process", params)?;
+            let bytes = if offset.is_some() {
+                command::TAIL_MAX
+            } else {
+                (bytes as usize).clamp(1, command::TAIL_MAX)
+            };
+            let data = self.call(Action::TailProcess {
+                name,
+                offset,
+                bytes,
+            })?;
             write!(out, "{}", data["text"].as_str().unwrap_or(""))?;
             out.flush()?;
             offset = data["offset"].as_u64();
@@ -391,47 +441,65 @@ impl Client {
     }
 
     /// A command whose answer is printed as it is.
-    fn simple(&mut self, command: &str, params: Value) -> Result<u8> {
-        let ack = self.request(command, params)?;
+    fn simple(&mut self, action: Action) -> Result<u8> {
+        let ack = self.request(&action)?;
         if self.json {
             println!("{}", serde_json::to_string(&ack)?);
-            return Ok(u8::from(!ack.is_success()));
+            return Ok(ack.error_kind.map_or(0, exit_code));
         }
         match ack.into_result() {
             Ok(data) => {
-                println!("{command}: ok {data}");
+                println!("{}: ok {data}", action.name());
                 Ok(0)
             }
             Err(e) => {
-                eprintln!("{command}: ERROR {e}");
-                Ok(1)
+                eprintln!("{}: ERROR {e}", action.name());
+                Ok(exit_code(e.kind))
             }
         }
     }
 
     /// The data of a successful answer.
-    fn call(&mut self, command: &str, params: Value) -> Result<Value> {
-        self.request(command, params)?
+    fn call(&mut self, action: Action) -> Result<Value> {
+        let name = action.name();
+        self.request(&action)?
             .into_result()
-            .map_err(|e| anyhow!("{command}: {e}"))
+            .map_err(|e| anyhow!("{name}: {e}"))
     }
 
-    fn request(&mut self, command: &str, params: Value) -> Result<Ack> {
+    fn request(&mut self, action: &Action) -> Result<Ack> {
         let mut stream = connect(&self.socket)?;
         // A model load may take a while; oriond itself gives up after 180 s.
         stream.set_read_timeout(Some(Duration::from_secs(200)))?;
         let id = format!("orionctl-{}", std::process::id());
-        let body = json!({"command": command, "params": params, "request_id": id});
+        let body = action.to_request(Some(&id));
         wire::write_message(&mut stream, body.to_string().as_bytes())?;
         loop {
             let reply = wire::read_message(&mut stream)?
                 .ok_or_else(|| anyhow!("oriond closed the connection without answering"))?;
-            let ack: Ack =
-                serde_json::from_slice(&reply).context("unreadable answer from oriond")?;
-            if ack.request_id.as_deref() == Some(id.as_str()) {
-                return Ok(ack);
+            match message::decode(&reply) {
+                Ok(Frame::Message(m)) => match *m {
+                    Message::Ack(ack) if ack.request_id.as_deref() == Some(id.as_str()) => {
+                        return Ok(ack);
+                    }
+                    Message::Ack(ack) if ack.request_id.is_none() && !ack.is_success() => {
+                        bail!("oriond: {}", ack.error.unwrap_or_default())
+                    }
+                    _ => {}
+                },
+                Ok(Frame::Request(_)) => {}
+                Err(e) => bail!("unreadable answer from oriond: {e}"),
             }
         }
+    }
+}
+
+/// Exit codes by error kind: 4 for a process oriond does not run (as supervisorctl), 1
+/// for every other failure.
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::UnknownProcess => UNKNOWN_NAME,
+        _ => 1,
     }
 }
 
@@ -458,24 +526,12 @@ fn find<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|p| p["name"] == name)
 }
 
-/// `all` → every process (in stop order when `reverse`); other names as given.
-fn expand(names: &[String], reverse: bool) -> Result<Vec<String>> {
-    if names.iter().any(|n| n == "all") {
-        let mut all: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
-        if reverse {
-            all.reverse();
-        }
-        return Ok(all);
-    }
-    Ok(names.to_vec())
-}
-
-/// `X,Y,W,H` rectangles (normalized) → ROI objects; oriond validates the ranges.
-fn parse_rects(rects: &[String]) -> Result<Vec<Value>> {
+/// `X,Y,W,H` rectangles (normalized) → a validated ROI set.
+fn parse_rects(rects: &[String]) -> Result<RoiSet> {
     if rects.is_empty() {
         bail!("rois set X,Y,W,H [X,Y,W,H …] (normalized to the frame)");
     }
-    rects
+    let rects = rects
         .iter()
         .map(|r| {
             let v: Vec<f64> = r
@@ -485,10 +541,11 @@ fn parse_rects(rects: &[String]) -> Result<Vec<Value>> {
                 .map_err(|_| anyhow!("{r:?} is not X,Y,W,H"))?;
             match v[..] {
                 [x, y, width, height] => {
-                    Ok(json!({"x": x, "y": y, "width": width, "height": height}))
+                    NormRect::new(x, y, width, height).map_err(|e| anyhow!("{r}: {e}"))
                 }
                 _ => bail!("{r:?} is not X,Y,W,H"),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    RoiSet::new(rects).map_err(|e| anyhow!("rois: {e}"))
 }

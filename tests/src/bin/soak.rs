@@ -279,6 +279,17 @@ fn main() -> Result<()> {
     if !oriond_died && sys.o.status().is_err() {
         oriond_died = true;
     }
+    // The last command: inference on (the run ends the way a room is left).
+    if !oriond_died {
+        let (rid, _) = op.send("resume_inference", json!({}))?;
+        sent.insert(
+            rid,
+            Sent {
+                command: "resume_inference".into(),
+                params: json!({}),
+            },
+        );
+    }
 
     // Every command answered? Give the last ones time (a detector or control restart).
     let health = op.topic("health");
@@ -329,9 +340,27 @@ fn main() -> Result<()> {
     record_torn(&mut torn, &final_status);
     let torn_total: u64 = torn.values().sum();
 
-    // Kill → first detection of a frame captured after the kill.
+    // Kill → first detection of a frame captured after the kill. Inference is off while
+    // paused, so a kill made while paused, or followed by a pause before anything came
+    // back, measures nothing (counted apart); every other kill must be followed by one.
+    let pauses: Vec<(Instant, bool)> = answered
+        .iter()
+        .filter_map(|(i, s)| match s.command.as_str() {
+            "pause_inference" => Some((op.seen[*i].at, true)),
+            "resume_inference" => Some((op.seen[*i].at, false)),
+            _ => None,
+        })
+        .collect();
+    let paused_at = |t: Instant| {
+        pauses
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map_or(d0["paused"] == true, |(_, p)| *p)
+    };
     let topic = op.detection_topic();
     let mut recovery: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut unmeasured: BTreeMap<String, usize> = BTreeMap::new();
     for (victim, at, at_instant) in &kills {
         let first = op.seen.iter().find(|a| {
             a.topic == topic
@@ -341,11 +370,18 @@ fn main() -> Result<()> {
                     .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
                     .is_some_and(|t| t > *at)
         });
-        if let Some(a) = first {
-            recovery
+        let until = first.map_or(Instant::now(), |a| a.at);
+        let paused_meanwhile = paused_at(*at_instant)
+            || pauses
+                .iter()
+                .any(|(t, p)| *p && *t > *at_instant && *t <= until);
+        match first {
+            _ if paused_meanwhile => *unmeasured.entry(victim.clone()).or_default() += 1,
+            Some(a) => recovery
                 .entry(victim.clone())
                 .or_default()
-                .push(a.at.duration_since(*at_instant).as_secs_f64() * 1000.0);
+                .push(a.at.duration_since(*at_instant).as_secs_f64() * 1000.0),
+            None => {}
         }
     }
     let mut per_type = serde_json::Map::new();
@@ -358,6 +394,7 @@ fn main() -> Result<()> {
             json!({
                 "kills": n,
                 "recovered": recovered,
+                "while_paused": unmeasured.get(victim).copied().unwrap_or(0),
                 "kill_to_detection_ms_max": percentile(&mut r, 1.0),
                 "kill_to_detection_ms_p50": percentile(&mut r, 0.5),
             }),

@@ -1,4 +1,6 @@
-//! Finds model files by size letter (DESIGN.md section 3), deterministically:
+//! Finds model files by size letter (docs/architecture.md#models), deterministically — the one
+//! place the detector (which loads them) and oriond and orion-setup (which check for them
+//! before anything starts) look:
 //!
 //! - 640 input: `yolo11{size}.onnx` if present, else the first (sorted by name)
 //!   `yolo11{size}_*_640.onnx`;

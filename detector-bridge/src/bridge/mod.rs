@@ -1,0 +1,368 @@
+//! The bridge loop: it sleeps until something happens — a frame it asked for, a worker
+//! reply, a command — and then moves frames through the pipeline. By concern:
+//! - [`pipeline`]: newest frame → letterboxed tensor slot → worker, results matched back;
+//! - [`worker_link`]: the worker process: generations, readiness, restarts, model swaps;
+//! - [`attention`]: where to look (ROIs, auto-focus, full frame);
+//! - [`results`]: a result as the detection message.
+
+mod attention;
+mod pipeline;
+mod results;
+mod worker_link;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use orion_config::models::discover;
+use orion_process::rate::RateWindow;
+use orion_process::ring_arg::RingArg;
+use orion_protocol::command::{AckError, Command, ErrorKind};
+use orion_protocol::{Action, DetectorState, DetectorStatus, InstanceId, ModelSize};
+use orion_ring::{RingReader, ShmSource, monotonic_ns};
+use serde_json::{Value, json};
+
+use self::attention::Attention;
+use self::pipeline::{Pipeline, Prepared};
+use self::results::{Inference, Origin};
+use self::worker_link::WorkerLink;
+use crate::io;
+use crate::tensors::TensorBuffer;
+use crate::worker::{Reply, WorkerConfig, WorkerEvent};
+
+/// Everything fixed for the life of the process.
+pub struct Settings {
+    pub ring: RingArg,
+    pub instance_id: InstanceId,
+    pub room_id: String,
+    pub model_dir: std::path::PathBuf,
+    pub size: ModelSize,
+    pub threshold_320: u64,
+    pub worker: WorkerConfig,
+    /// An infer without a reply for this long means the worker hangs.
+    pub worker_timeout: Duration,
+    pub status_interval: Duration,
+    /// Auto-focus on at start, with these parameters.
+    pub auto_focus: bool,
+    /// Start paused (oriond resumes once it re-applied the desired state).
+    pub paused: bool,
+    pub auto_focus_params: crate::autofocus::Params,
+}
+
+/// What the loop reacts to.
+enum Event {
+    /// A frame newer than the one the pipeline waited for was published.
+    Frame,
+    /// Worker `generation` said something.
+    Worker(u64, WorkerEvent),
+    Command(Command),
+}
+
+#[derive(Default)]
+struct Counters {
+    results: u64,
+    torn: u64,
+    worker_errors: u64,
+    dropped_in_flight: u64,
+    last_result_latency_ms: f64,
+}
+
+pub struct Bridge {
+    s: Settings,
+    pipeline: Pipeline,
+    link: WorkerLink,
+    attention: Attention,
+    paused: bool,
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+    counters: Counters,
+    fps: RateWindow,
+    last_status: Instant,
+}
+
+impl Bridge {
+    pub fn new(
+        s: Settings,
+        ring: ShmSource,
+        reader: RingReader,
+        tensors: TensorBuffer,
+    ) -> Result<Self> {
+        let model = discover(&s.model_dir, s.size)?;
+        let (events_tx, events) = channel();
+        let frames = events_tx.clone();
+        let pipeline = Pipeline::new(ring, reader, tensors, move |_| {
+            frames.send(Event::Frame).is_ok()
+        })?;
+        Ok(Self {
+            link: WorkerLink::new(s.worker.clone(), model),
+            attention: Attention::new(s.auto_focus, s.auto_focus_params),
+            paused: s.paused,
+            s,
+            pipeline,
+            events_tx,
+            events,
+            counters: Counters::default(),
+            fps: RateWindow::new(Duration::from_secs(5)),
+            last_status: Instant::now(),
+        })
+    }
+
+    /// Runs until `shutdown` is set.
+    pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<()> {
+        let commands = self.events_tx.clone();
+        io::read_commands(shutdown.clone(), move |cmd| {
+            let _ = commands.send(Event::Command(cmd));
+        })?;
+        while !shutdown.load(Ordering::Relaxed) {
+            match self.events.recv_timeout(Duration::from_millis(100)) {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.supervise_worker();
+            self.progress();
+            self.report_status(false);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Frame => self.pipeline.woken(),
+            Event::Command(cmd) => self.command(cmd),
+            Event::Worker(generation, _) if generation != self.link.generation() => {}
+            Event::Worker(_, WorkerEvent::Reply(Ok(reply))) => self.reply(reply),
+            Event::Worker(_, WorkerEvent::Reply(Err(err))) => {
+                self.counters.worker_errors += 1;
+                tracing::warn!(error = format!("{err:#}"), "bad reply from the worker");
+            }
+            Event::Worker(_, WorkerEvent::Gone(why)) => self.worker_died(&why),
+        }
+    }
+
+    /// Prepares the newest frame into a free slot, and hands a prepared one to the worker.
+    fn progress(&mut self) {
+        if !self.link.is_ready() {
+            return;
+        }
+        if !self.paused && !self.pipeline.has_prepared() {
+            let (region, source) = self.attention.region();
+            let has_320 = self.link.sizes().contains(&320);
+            match self
+                .pipeline
+                .prepare(region, source, self.s.threshold_320, has_320)
+            {
+                Prepared::Job(source) => self.attention.used(source),
+                Prepared::Torn => self.counters.torn += 1,
+                Prepared::Nothing => {}
+            }
+        }
+        if let Some(worker) = self.link.worker_mut()
+            && self.pipeline.send_prepared(worker) == Some(false)
+        {
+            self.counters.dropped_in_flight += 1;
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::Ready {
+                pid, size, sizes, ..
+            } => {
+                tracing::info!(pid, model = size, ?sizes, "worker ready");
+                self.link.ready(sizes);
+                // oriond waits for this to count the detector as ready.
+                self.report_status(true);
+            }
+            Reply::Result {
+                id,
+                imgsz,
+                model_size,
+                boxes,
+                scores,
+                classes,
+                timing,
+            } => {
+                let Some(job) = self.pipeline.take_in_flight(id) else {
+                    return;
+                };
+                self.link.healthy();
+                let detections = results::map_boxes(&job, &boxes, &scores, &classes);
+                self.attention
+                    .observe(&results::normalized(&job, &detections));
+                let inference = Inference {
+                    imgsz,
+                    model_size: model_size.parse().unwrap_or(self.link.model().size),
+                    timing: &timing,
+                    worker_ms: job.sent.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1e3),
+                };
+                let origin = Origin {
+                    instance_id: self.s.instance_id.as_str(),
+                    room_id: &self.s.room_id,
+                };
+                let message = results::message(
+                    &origin,
+                    &job,
+                    detections,
+                    &inference,
+                    self.attention.suggested(),
+                );
+                let now = monotonic_ns();
+                self.counters.results += 1;
+                self.counters.last_result_latency_ms =
+                    now.saturating_sub(job.meta.monotonic_ns) as f64 / 1e6;
+                self.fps.record(now);
+                io::detection(message, job.meta.realtime_ns);
+            }
+            Reply::ModelLoaded {
+                id,
+                size,
+                sizes,
+                load_ms,
+            } => {
+                if let Some(swap) = self.link.swapped(id, sizes.clone()) {
+                    tracing::info!(model = size, load_ms, "model swapped");
+                    io::ack(
+                        &swap.command,
+                        Ok(json!({"size": size, "sizes": sizes, "load_ms": load_ms})),
+                    );
+                }
+            }
+            Reply::Error { id, kind, message } => {
+                if let Some(swap) = self.link.swap_failed(id) {
+                    // Rollback: the model stays what it was.
+                    tracing::warn!(%message, "model change failed, keeping {}", self.link.model().size);
+                    io::ack(
+                        &swap.command,
+                        Err(AckError::new(
+                            ErrorKind::Failed,
+                            format!("model {} not loaded: {message}", swap.files.size),
+                        )),
+                    );
+                } else if let Some(job) = id.and_then(|id| self.pipeline.take_in_flight(id)) {
+                    self.counters.worker_errors += 1;
+                    tracing::warn!(seq = job.meta.seq, %kind, %message, "inference failed");
+                } else {
+                    self.counters.worker_errors += 1;
+                    tracing::warn!(%kind, %message, "worker error");
+                }
+            }
+            Reply::Pong { .. } => {}
+        }
+    }
+
+    fn supervise_worker(&mut self) {
+        if self.pipeline.overdue(self.s.worker_timeout) {
+            self.worker_died(&format!("no reply within {:?}", self.s.worker_timeout));
+        }
+        let tx = self.events_tx.clone();
+        let started = self
+            .link
+            .start_if_due(self.pipeline.tensors(), move |generation, e| {
+                tx.send(Event::Worker(generation, e)).is_ok()
+            });
+        if let Err(why) = started {
+            self.worker_died(&why);
+        }
+    }
+
+    fn worker_died(&mut self, why: &str) {
+        self.counters.dropped_in_flight += self.pipeline.abandon() as u64;
+        let (swap, delay) = self.link.died();
+        if let Some(swap) = swap {
+            io::ack(
+                &swap.command,
+                Err(AckError::new(
+                    ErrorKind::Failed,
+                    format!(
+                        "worker restarted while loading model {}; still {}",
+                        swap.files.size,
+                        self.link.model().size
+                    ),
+                )),
+            );
+        }
+        tracing::warn!(
+            why,
+            retry_in_ms = delay.as_millis() as u64,
+            "worker gone, restarting"
+        );
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let action = match &cmd.action {
+            Ok(a) => a.clone(),
+            Err(e) => return io::ack(&cmd, Err(e.clone())),
+        };
+        if let Some(result) = self.attention.command(&action) {
+            return io::ack(&cmd, result);
+        }
+        let result = match action {
+            Action::Pause => {
+                self.paused = true;
+                Ok(json!({"paused": true}))
+            }
+            Action::Resume => {
+                self.paused = false;
+                Ok(json!({"paused": false}))
+            }
+            Action::GetStatus => {
+                serde_json::to_value(self.status()).map_err(|e| AckError::from(e.to_string()))
+            }
+            Action::SetModelSize(size) => match self.begin_swap(size, &cmd) {
+                Ok(Some(done)) => Ok(done),
+                Ok(None) => return, // acknowledged when the worker answers
+                Err(e) => Err(e),
+            },
+            other => Err(AckError::new(
+                ErrorKind::Refused,
+                format!("{} is oriond's to handle, not the detector's", other.name()),
+            )),
+        };
+        io::ack(&cmd, result);
+    }
+
+    fn begin_swap(&mut self, size: ModelSize, cmd: &Command) -> Result<Option<Value>, AckError> {
+        let files = discover(&self.s.model_dir, size)
+            .map_err(|e| AckError::new(ErrorKind::Failed, e.to_string()))?;
+        self.link.begin_swap(files, cmd)
+    }
+
+    fn status(&mut self) -> DetectorStatus {
+        let c = &self.counters;
+        DetectorStatus {
+            state: if !self.link.is_ready() {
+                DetectorState::StartingWorker
+            } else if self.paused {
+                DetectorState::Paused
+            } else {
+                DetectorState::Running
+            },
+            paused: self.paused,
+            attention_rois: self.attention.rois().to_vec(),
+            auto_focus: self.attention.status(),
+            model: self.link.model().size,
+            sizes_loaded: self.link.sizes().to_vec(),
+            loading: self.link.loading(),
+            worker_pid: self.link.pid(),
+            worker_restarts: self.link.restarts,
+            results: c.results,
+            inference_fps: self.fps.rate(monotonic_ns()),
+            last_result_latency_ms: c.last_result_latency_ms,
+            frames_skipped: self.pipeline.frames_skipped(),
+            frames_torn: c.torn,
+            worker_errors: c.worker_errors,
+            dropped_in_flight: c.dropped_in_flight,
+        }
+    }
+
+    fn report_status(&mut self, force: bool) {
+        if force || self.last_status.elapsed() >= self.s.status_interval {
+            self.last_status = Instant::now();
+            let status = self.status();
+            io::status(status);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The instance id and the names derived from it — in one place, so the ring, the tensor
+//! buffer, the socket, the state file and the MQTT client id of an instance can never be
+//! spelled two ways.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// An instance id: 1..=64 of `a-z`, `0-9`, `-`. It names everything of one room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1..={max} characters of a-z, 0-9 and -, got {got:?}", max = InstanceId::MAX_LEN)]
+pub struct InstanceIdError {
+    got: String,
+}
+
+impl InstanceId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn new(id: &str) -> Result<Self, InstanceIdError> {
+        let ok = !id.is_empty()
+            && id.len() <= Self::MAX_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(InstanceIdError {
+                got: id.chars().take(80).collect(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The frame ring's label (its memfd name; a named ring is `/` + this).
+    pub fn ring_label(&self) -> String {
+        format!("orion-{}-frames", self.0)
+    }
+
+    /// The tensor buffer's label (the detector's memfd).
+    pub fn tensors_label(&self) -> String {
+        format!("orion-{}-tensors", self.0)
+    }
+
+    /// oriond's socket in `dir`: `oriond-{id}.sock`.
+    pub fn socket_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("oriond-{}.sock", self.0))
+    }
+
+    /// The saved runtime state in `dir`: `desired-{id}.json`.
+    pub fn state_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("desired-{}.json", self.0))
+    }
+
+    /// The embedded broker's config in `dir`: `mosquitto-{id}.conf`.
+    pub fn broker_conf_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("mosquitto-{}.conf", self.0))
+    }
+
+    /// The default MQTT client id: `orion-{id}`.
+    pub fn mqtt_client_id(&self) -> String {
+        format!("orion-{}", self.0)
+    }
+}
+
+impl TryFrom<String> for InstanceId {
+    type Error = InstanceIdError;
+    fn try_from(id: String) -> Result<Self, InstanceIdError> {
+        Self::new(&id)
+    }
+}
+
+impl From<InstanceId> for String {
+    fn from(id: InstanceId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for InstanceId {
+    type Err = InstanceIdError;
+    fn from_str(s: &str) -> Result<Self, InstanceIdError> {
+        Self::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_their_names() {
+        let id = InstanceId::new("room-2").unwrap();
+        assert_eq!(id.ring_label(), "orion-room-2-frames");
+        assert_eq!(id.tensors_label(), "orion-room-2-tensors");
+        assert_eq!(
+            id.socket_path(Path::new("/run/orion")),
+            Path::new("/run/orion/oriond-room-2.sock")
+        );
+        assert_eq!(id.mqtt_client_id(), "orion-room-2");
+        for bad in ["", "Room", "a b", "a/b", &"a".repeat(65)] {
+            let e = InstanceId::new(bad).unwrap_err().to_string();
+            assert!(e.contains("a-z, 0-9 and -"), "{bad}: {e}");
+        }
+        assert!(serde_json::from_str::<InstanceId>("\"../x\"").is_err());
+    }
+}

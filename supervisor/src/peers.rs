@@ -1,0 +1,89 @@
+//! The peers on oriond's socket — children and clients (orionctl, orion-control) — and
+//! who they are: a connection speaks for a child only after a hello whose pid is the
+//! socket peer's (`SO_PEERCRED`) and the one oriond spawned under that name. Sending goes
+//! through each peer's bounded outbox; a peer that does not read is let go.
+
+use std::collections::HashMap;
+
+use orion_protocol::ProcessName;
+use orion_protocol::message::{self, Message};
+
+use crate::events::{ConnId, Outbox};
+
+struct Peer {
+    outbox: Outbox,
+    pid: Option<u32>,
+    child: Option<ProcessName>,
+}
+
+#[derive(Default)]
+pub struct Peers {
+    peers: HashMap<ConnId, Peer>,
+}
+
+impl Peers {
+    pub fn accepted(&mut self, conn: ConnId, outbox: Outbox, pid: Option<u32>) {
+        self.peers.insert(
+            conn,
+            Peer {
+                outbox,
+                pid,
+                child: None,
+            },
+        );
+    }
+
+    /// Lets go of `conn`: its outbox closes, ipc closes the socket and stops reading it.
+    /// Returns the child it spoke for, if any.
+    pub fn remove(&mut self, conn: ConnId) -> Option<ProcessName> {
+        self.peers.remove(&conn).and_then(|p| p.child)
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The child `conn` speaks for.
+    pub fn child_of(&self, conn: ConnId) -> Option<ProcessName> {
+        self.peers.get(&conn).and_then(|p| p.child)
+    }
+
+    /// Accepts `conn`'s hello as child `name` if its socket peer is `expected` (the pid
+    /// oriond spawned under that name).
+    pub fn hello(
+        &mut self,
+        conn: ConnId,
+        name: ProcessName,
+        expected: Option<u32>,
+    ) -> Result<(), String> {
+        let peer = self.peers.get_mut(&conn).ok_or("no such connection")?;
+        if peer.child.is_some() {
+            return Err("this connection already said hello".into());
+        }
+        match (peer.pid, expected) {
+            (Some(pid), Some(want)) if pid == want => {
+                peer.child = Some(name);
+                Ok(())
+            }
+            (pid, _) => Err(format!("pid {pid:?} is not oriond's {name}")),
+        }
+    }
+
+    pub fn send(&mut self, conn: ConnId, message: &Message) {
+        self.send_raw(conn, message::encode(message));
+    }
+
+    /// Sends bytes as they are (a request to a child, a detection passed through).
+    pub fn send_raw(&mut self, conn: ConnId, body: Vec<u8>) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        if peer.outbox.try_send(body).is_err() {
+            tracing::warn!(
+                conn,
+                "peer does not read its messages; dropping the connection"
+            );
+            self.peers.remove(&conn);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The supervisor: one task that owns every piece of state (children, peers, desired state,
+//! requests in flight) and reacts to [`Event`]s — a child exited or wrote a line, a peer
+//! connected or sent a frame, a timer fired, a signal arrived. Nothing else mutates that
+//! state, so there are no locks and no races between a crash and a command.
+//!
+//! By concern:
+//! - [`processes`](self::processes): children's lifecycles driven through the state machine
+//!   of `crate::lifecycle` — start, stop, restart, exits, readiness, timers;
+//! - [`routing`](self::routing): requests (the command catalog and the supervisor verbs)
+//!   to the process that owns them, acks back, repeated ids answered once;
+//! - [`reload`](self::reload): the config re-read on SIGHUP;
+//! - [`status`](self::status): the status oriond reports.
+
+mod processes;
+mod reload;
+mod routing;
+mod status;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use orion_config::Config;
+use orion_protocol::ProcessName;
+use orion_protocol::message::{self, Frame, Message};
+use orion_ring::RingOwner;
+use tokio::sync::mpsc;
+
+use crate::child::Child;
+use crate::desired::Desired;
+use crate::events::{ConnId, Event, Events, Timer};
+use crate::lifecycle::{Policy, State};
+use crate::peers::Peers;
+use crate::persist::Persister;
+
+pub use routing::Requests;
+
+pub struct Supervisor {
+    config: Config,
+    config_path: PathBuf,
+    socket_path: PathBuf,
+    desired: Desired,
+    children: BTreeMap<ProcessName, Child>,
+    peers: Peers,
+    requests: Requests,
+    /// Children still to start at boot, in order; each waits for the one before.
+    boot: VecDeque<ProcessName>,
+    /// Children to start again once they stopped.
+    restart_after_stop: Vec<ProcessName>,
+    /// Children still to stop at shutdown, in order (`Some` once shutting down).
+    shutdown: Option<VecDeque<ProcessName>>,
+    events: Events,
+    ring: RingOwner,
+    started: Instant,
+    persister: Option<Persister>,
+}
+
+impl Supervisor {
+    pub fn new(
+        config: Config,
+        config_path: PathBuf,
+        desired: Desired,
+        ring: RingOwner,
+        events: Events,
+    ) -> Self {
+        let log = config.supervisor.log_buffer_kb as usize * 1024;
+        let children = managed(&config)
+            .into_iter()
+            .map(|name| (name, Child::new(name, log)))
+            .collect();
+        let window = Duration::from_secs(u64::from(config.mqtt.command_max_age_s));
+        Self {
+            socket_path: config.socket_path(),
+            config,
+            config_path,
+            desired,
+            children,
+            peers: Peers::default(),
+            requests: Requests::new(window),
+            boot: VecDeque::new(),
+            restart_after_stop: Vec::new(),
+            shutdown: None,
+            events,
+            ring,
+            started: Instant::now(),
+            persister: None,
+        }
+    }
+
+    /// Starts the children in order and handles events until shut down.
+    pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) -> Result<()> {
+        self.persister = Some(Persister::start());
+        self.boot = self.children.keys().copied().collect();
+        self.boot_next();
+        if let Some(interval) = sd_notify::watchdog_enabled() {
+            // Pings at half systemd's interval.
+            crate::events::every(&self.events, interval / 2);
+        }
+        while let Some(event) = events.recv().await {
+            self.handle(event);
+            if self.finished() {
+                break;
+            }
+        }
+        if let Some(persister) = self.persister.take() {
+            persister.flush().await;
+        }
+        tracing::info!("oriond stopped");
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(VecDeque::is_empty)
+            && self.children.values().all(|c| !c.state().is_alive())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Exited {
+                name,
+                generation,
+                status,
+                reaped,
+            } => self.exited(name, generation, &status, reaped),
+            Event::Output { name, line } => self.output(name, &line),
+            Event::Accepted {
+                conn,
+                outbox,
+                peer_pid,
+            } => self.peers.accepted(conn, outbox, peer_pid),
+            Event::Frame { conn, body } => self.frame(conn, &body),
+            Event::Closed { conn, why } => self.closed(conn, why),
+            Event::Timer(timer) => self.timer(timer),
+            Event::Terminate => self.begin_shutdown(),
+            Event::Reload => self.reload(),
+        }
+    }
+
+    /// The policy the lifecycles follow now.
+    fn policy(&self) -> Policy {
+        let s = &self.config.supervisor;
+        Policy {
+            startsecs: Duration::from_secs_f64(s.startsecs),
+            startretries: s.startretries,
+            backoff_initial: Duration::from_secs_f64(s.backoff_initial_s),
+            backoff_max: Duration::from_secs_f64(s.backoff_max_s),
+            shutting_down: self.shutdown.is_some(),
+        }
+    }
+
+    fn state_of(&self, name: ProcessName) -> Option<State> {
+        self.children.get(&name).map(Child::state)
+    }
+
+    // ---- the socket -----------------------------------------------------------------------
+
+    fn frame(&mut self, conn: ConnId, body: &[u8]) {
+        let frame = match message::decode(body) {
+            Ok(frame) => frame,
+            Err(why) => return self.routing_reject(conn, why),
+        };
+        match frame {
+            Frame::Request(cmd) => self.request(conn, cmd),
+            Frame::Message(m) => match *m {
+                Message::Hello { name, .. } => self.hello(conn, name),
+                m => match self.peers.child_of(conn) {
+                    Some(child) => self.child_message(child, m, body),
+                    None => self.routing_reject(
+                        conn,
+                        "say hello first (only oriond's children send messages)".into(),
+                    ),
+                },
+            },
+        }
+    }
+
+    fn hello(&mut self, conn: ConnId, name: ProcessName) {
+        let expected = self
+            .children
+            .get(&name)
+            .filter(|c| c.conn.is_none())
+            .and_then(|c| c.pid);
+        if let Err(why) = self.peers.hello(conn, name, expected) {
+            tracing::warn!(%name, why, "hello refused; closing the connection");
+            self.routing_reject(conn, why);
+            self.peers.remove(conn);
+            return;
+        }
+        if let Some(c) = self.children.get_mut(&name) {
+            c.conn = Some(conn);
+        }
+        // orion-control is ready once connected.
+        if name == ProcessName::Control {
+            self.child_ready(name);
+        }
+    }
+
+    fn child_message(&mut self, name: ProcessName, m: Message, body: &[u8]) {
+        match m {
+            Message::Ack(ack) => self.child_ack(name, ack),
+            Message::CaptureStatus(_) | Message::DetectorStatus(_) => self.child_status(name, m),
+            Message::Detection { .. } if name == ProcessName::Detector => {
+                // Straight on to orion-control, bytes unchanged.
+                if let Some(control) = self.control_conn() {
+                    self.peers.send_raw(control, body.to_vec());
+                }
+            }
+            _ => tracing::debug!(%name, "message ignored"),
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId, why: Option<String>) {
+        if let Some(why) = why {
+            tracing::warn!(conn, why, "bad message; closing the connection");
+            self.routing_reject(conn, why);
+        }
+        if let Some(name) = self.peers.remove(conn)
+            && let Some(child) = self.children.get_mut(&name)
+            && child.conn == Some(conn)
+        {
+            child.conn = None;
+        }
+    }
+
+    fn control_conn(&self) -> Option<ConnId> {
+        self.children
+            .get(&ProcessName::Control)
+            .and_then(|c| c.conn)
+    }
+
+    /// Tells orion-control the status changed (it publishes the retained status).
+    fn push_status(&mut self) {
+        if let Some(control) = self.control_conn() {
+            let status = self.status();
+            self.peers.send(control, &Message::Status { status });
+        }
+    }
+
+    /// Saves the desired state in the background (coalesced; see `crate::persist`).
+    fn persist(&self) {
+        if let Some(p) = &self.persister {
+            p.save(&self.desired, &self.config);
+        }
+    }
+
+    // ---- timers ---------------------------------------------------------------------------
+
+    fn timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Retry { name, generation } => {
+                self.on_child_timer(name, generation, crate::lifecycle::Event::RetryDue)
+            }
+            Timer::Kill { name, generation } => {
+                self.on_child_timer(name, generation, crate::lifecycle::Event::KillDue)
+            }
+            Timer::ReadyTimeout { name, generation } => {
+                self.on_child_timer(name, generation, crate::lifecycle::Event::ReadyTimeout)
+            }
+            Timer::Request(id) => self.request_timed_out(id),
+            Timer::Watchdog => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    }
+}
+
+/// The children a config asks for, in start order.
+fn managed(config: &Config) -> Vec<ProcessName> {
+    ProcessName::START_ORDER
+        .into_iter()
+        .filter(|n| match n {
+            ProcessName::Broker => config.mqtt.enabled && config.mqtt.embedded,
+            ProcessName::Control => config.mqtt.enabled,
+            ProcessName::Detector | ProcessName::Capture => true,
+        })
+        .collect()
+}

@@ -1,0 +1,324 @@
+//! Children's lifecycles: every change of state goes through `Lifecycle::step`; this file
+//! carries out the actions it returns (spawn, signal, schedule) and the consequences a
+//! state has for the rest of oriond — the boot order, shutdown, requests waiting for a
+//! state, the desired state re-applied to a detector that just started.
+
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::Signal;
+use orion_protocol::message::Message;
+use orion_protocol::{DetectorState, ProcessName};
+
+use super::Supervisor;
+use crate::events::{Timer, after};
+use crate::lifecycle::{Action, Event, State};
+use crate::spawn;
+
+impl Supervisor {
+    /// Feeds `event` to `name`'s lifecycle and carries out what it asks.
+    pub(super) fn drive(&mut self, name: ProcessName, event: Event) {
+        let policy = self.policy();
+        let Some(child) = self.children.get_mut(&name) else {
+            return;
+        };
+        let before = child.state();
+        let (next, actions) = child.life.step(&event, &policy);
+        child.life = next;
+        let after_state = child.state();
+        if before != after_state {
+            match after_state {
+                State::Fatal | State::Backoff => tracing::warn!(
+                    %name,
+                    state = after_state.as_str(),
+                    reason = child.life.reason.as_deref().unwrap_or(""),
+                    "state"
+                ),
+                _ => tracing::info!(%name, pid = child.pid, state = after_state.as_str(), "state"),
+            }
+        }
+        for action in actions {
+            self.act(name, action);
+        }
+        if before != after_state {
+            self.push_status();
+        }
+    }
+
+    fn act(&mut self, name: ProcessName, action: Action) {
+        let (pid, generation) = match self.children.get(&name) {
+            Some(c) => (c.pid, c.generation),
+            None => return,
+        };
+        match action {
+            Action::Spawn => self.spawn(name),
+            Action::Terminate => {
+                if let Some(pid) = pid {
+                    spawn::signal(pid, Signal::SIGTERM);
+                }
+                let wait = Duration::from_secs_f64(self.config.supervisor.stopwaitsecs);
+                after(&self.events, wait, Timer::Kill { name, generation });
+            }
+            Action::Kill => {
+                if let Some(pid) = pid {
+                    tracing::warn!(%name, pid, "SIGKILL");
+                    spawn::signal(pid, Signal::SIGKILL);
+                }
+            }
+            Action::RetryIn(delay) => after(&self.events, delay, Timer::Retry { name, generation }),
+            Action::Announce(state) => self.announce(name, state),
+        }
+    }
+
+    fn spawn(&mut self, name: ProcessName) {
+        let spec = crate::spec::spec(name, &self.config, &self.config_path, &self.desired);
+        let Some(child) = self.children.get_mut(&name) else {
+            return;
+        };
+        child.generation += 1;
+        let generation = child.generation;
+        let spawned = spec.and_then(|spec| {
+            spawn::spawn(
+                name,
+                generation,
+                &spec,
+                &self.ring,
+                &self.socket_path,
+                &self.events,
+            )
+        });
+        match spawned {
+            Ok(pid) => {
+                child.spawned(pid);
+                tracing::info!(%name, pid, "started");
+                let timeout = Duration::from_secs_f64(self.config.supervisor.ready_timeout_s);
+                after(
+                    &self.events,
+                    timeout,
+                    Timer::ReadyTimeout { name, generation },
+                );
+            }
+            Err(why) => {
+                tracing::error!(%name, why, "cannot start");
+                self.drive(name, Event::SpawnFailed(why));
+            }
+        }
+    }
+
+    /// A state others wait for was reached.
+    fn announce(&mut self, name: ProcessName, state: State) {
+        self.resolve_waiters(name, state);
+        match state {
+            State::Running | State::Fatal => self.boot_progress(name),
+            State::Stopped => {
+                if let Some(i) = self.restart_after_stop.iter().position(|n| *n == name) {
+                    self.restart_after_stop.remove(i);
+                    self.start_fresh(name);
+                }
+                self.shutdown_next();
+            }
+            _ => self.shutdown_next(),
+        }
+    }
+
+    /// An operator's (or a restart's) start: failed starts forgotten.
+    pub(super) fn start_fresh(&mut self, name: ProcessName) {
+        if let Some(c) = self.children.get_mut(&name) {
+            c.life.retries = 0;
+        }
+        self.drive(name, Event::Start);
+    }
+
+    pub(super) fn stop(&mut self, name: ProcessName) {
+        self.drive(name, Event::Stop);
+    }
+
+    pub(super) fn restart(&mut self, name: ProcessName) {
+        match self.state_of(name) {
+            Some(State::Starting | State::Running) => {
+                self.restart_after_stop.push(name);
+                self.stop(name);
+            }
+            Some(State::Stopping) => self.restart_after_stop.push(name),
+            Some(_) => self.start_fresh(name),
+            None => {}
+        }
+    }
+
+    pub(super) fn exited(
+        &mut self,
+        name: ProcessName,
+        generation: u64,
+        status: &str,
+        reaped: SystemTime,
+    ) {
+        let Some(child) = self.children.get_mut(&name) else {
+            return;
+        };
+        if generation != child.generation {
+            return;
+        }
+        let uptime = child.started.map_or(Duration::ZERO, |t| t.elapsed());
+        if name == ProcessName::Capture
+            && let Some(pid) = child.pid
+        {
+            // A reaped writer's pid may be recycled; it must never look like a live writer.
+            self.ring.clear_writer(pid);
+        }
+        child.ended(status, reaped);
+        if let Some(conn) = child.conn.take() {
+            self.peers.remove(conn);
+        }
+        tracing::info!(%name, status, uptime_s = uptime.as_secs_f64(), "exited");
+        self.fail_pending(name, &format!("{name} exited ({status}) before answering"));
+        self.drive(
+            name,
+            Event::Exited {
+                status: status.to_string(),
+                uptime,
+            },
+        );
+    }
+
+    pub(super) fn on_child_timer(&mut self, name: ProcessName, generation: u64, event: Event) {
+        if self
+            .children
+            .get(&name)
+            .is_some_and(|c| c.generation == generation)
+        {
+            self.drive(name, event);
+        }
+    }
+
+    /// A line of a child's output: into the journal (oriond's stderr) and the buffer
+    /// `orionctl tail` reads. The broker, which cannot say hello, says it listens.
+    pub(super) fn output(&mut self, name: ProcessName, line: &str) {
+        eprintln!("{name}: {line}");
+        if let Some(c) = self.children.get_mut(&name) {
+            c.log.push_line(line);
+        }
+        if name == ProcessName::Broker && crate::spec::broker_ready_line(line) {
+            self.child_ready(name);
+        }
+    }
+
+    /// A capture or detector report; the first that means "ready" makes it ready.
+    pub(super) fn child_status(&mut self, name: ProcessName, m: Message) {
+        let (ready, value) = match &m {
+            Message::CaptureStatus(s) => (true, serde_json::to_value(s)),
+            Message::DetectorStatus(s) => (
+                s.state != DetectorState::StartingWorker,
+                serde_json::to_value(s),
+            ),
+            _ => return,
+        };
+        let Ok(value) = value else {
+            return;
+        };
+        let changed = self
+            .children
+            .get(&name)
+            .and_then(|c| c.last_status.as_ref())
+            .is_none_or(|old| old.get("state") != value.get("state"));
+        if let Some(c) = self.children.get_mut(&name) {
+            c.last_status = Some(value);
+        }
+        if ready {
+            self.child_ready(name);
+        }
+        if changed {
+            self.push_status();
+        }
+    }
+
+    /// `name` reported ready: bring it to the desired state, then it is RUNNING.
+    pub(super) fn child_ready(&mut self, name: ProcessName) {
+        let Some(child) = self.children.get_mut(&name) else {
+            return;
+        };
+        if child.state() != State::Starting || child.ready {
+            return;
+        }
+        child.ready = true;
+        if name == ProcessName::Detector {
+            for action in self.desired.detector_commands() {
+                if self.forward(name, action, None, true).is_ok()
+                    && let Some(c) = self.children.get_mut(&name)
+                {
+                    c.applying += 1;
+                }
+            }
+        }
+        self.maybe_running(name);
+    }
+
+    pub(super) fn maybe_running(&mut self, name: ProcessName) {
+        if self
+            .children
+            .get(&name)
+            .is_some_and(|c| c.state() == State::Starting && c.ready && c.applying == 0)
+        {
+            self.drive(name, Event::Ready);
+        }
+    }
+
+    // ---- boot and shutdown ----------------------------------------------------------------
+
+    pub(super) fn boot_next(&mut self) {
+        while let Some(&name) = self.boot.front() {
+            if self.shutdown.is_some() {
+                self.boot.clear();
+                return;
+            }
+            self.start_fresh(name);
+            match self.state_of(name) {
+                Some(State::Starting | State::Backoff) => return,
+                _ => {
+                    self.boot.pop_front();
+                }
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        tracing::info!("all children started");
+    }
+
+    /// The boot sequence moves on once `name` is RUNNING or given up on.
+    fn boot_progress(&mut self, name: ProcessName) {
+        if self.boot.front() == Some(&name) {
+            self.boot.pop_front();
+            self.boot_next();
+        }
+    }
+
+    pub(super) fn begin_shutdown(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        tracing::info!("shutting down");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.boot.clear();
+        self.restart_after_stop.clear();
+        self.shutdown = Some(self.children.keys().rev().copied().collect());
+        self.shutdown_next();
+    }
+
+    /// Stops the next child in reverse start order once the one before is down.
+    fn shutdown_next(&mut self) {
+        loop {
+            let Some(&name) = self.shutdown.as_ref().and_then(|q| q.front()) else {
+                return;
+            };
+            match self.state_of(name) {
+                Some(State::Stopping) => return,
+                Some(State::Starting | State::Running) => {
+                    self.stop(name);
+                    return;
+                }
+                _ => {
+                    if let Some(q) = self.shutdown.as_mut() {
+                        q.pop_front();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Requests, from orionctl and orion-control, to the process that owns them, and one ack
+//! back for each: the desired state's questions answered here, a rate change as a capture
+//! restart, detector settings forwarded to the detector (committed to the desired state only
+//! when it succeeded; kept for later when it is not running), supervisor verbs on the
+//! children. An ack is sent before anything the command causes (status, saving). A repeated
+//! MQTT request id is answered again, not applied twice (`crate::dedupe`).
+
+use std::time::Duration;
+
+use orion_protocol::command::{self, Ack, AckError, Command, ErrorKind};
+use orion_protocol::message::Message;
+use orion_protocol::{Action, ProcessName};
+use serde_json::{Value, json};
+
+use super::Supervisor;
+use crate::dedupe::{Begin, Dedupe};
+use crate::desired::Desired;
+use crate::events::{ConnId, Timer, after};
+use crate::lifecycle::State;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const MODEL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Where and how to answer a request.
+#[derive(Clone)]
+pub(super) struct Reply {
+    conn: ConnId,
+    command: String,
+    request_id: Option<String>,
+    /// Set for MQTT commands with a request id (see `crate::dedupe`).
+    dedupe: Option<String>,
+}
+
+/// A request oriond sent to a child and awaits the ack of.
+struct Pending {
+    reply: Option<Reply>,
+    child: ProcessName,
+    action: Action,
+    /// Part of bringing a restarted child to the desired state.
+    reapply: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    Running,
+    Stopped,
+}
+
+/// A request answered when a child reaches a state.
+struct Waiter {
+    name: ProcessName,
+    until: Until,
+    reply: Reply,
+    /// Desired state to restore if the child does not get there.
+    rollback: Option<Desired>,
+}
+
+/// Requests in flight.
+pub struct Requests {
+    pending: std::collections::HashMap<u64, Pending>,
+    next: u64,
+    waiters: Vec<Waiter>,
+    seen: Dedupe<Reply>,
+}
+
+impl Requests {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            pending: Default::default(),
+            next: 1,
+            waiters: Vec::new(),
+            seen: Dedupe::new(window),
+        }
+    }
+}
+
+fn unavailable(msg: String) -> AckError {
+    AckError::new(ErrorKind::Unavailable, msg)
+}
+
+impl Supervisor {
+    /// An error for a frame that is no request at all.
+    pub(super) fn routing_reject(&mut self, conn: ConnId, why: String) {
+        let ack = Ack::new("unknown", None, Err(AckError::bad_request(why)));
+        self.peers.send(conn, &Message::Ack(ack));
+    }
+
+    pub(super) fn request(&mut self, conn: ConnId, cmd: Command) {
+        let dedupe = cmd
+            .request_id
+            .as_ref()
+            .filter(|id| id.starts_with(command::MQTT_ID_PREFIX))
+            .cloned();
+        let reply = Reply {
+            conn,
+            command: cmd.name.clone(),
+            request_id: cmd.request_id.clone(),
+            dedupe: dedupe.clone(),
+        };
+        if let Some(key) = &dedupe {
+            match self.requests.seen.begin(key, reply.clone()) {
+                Begin::New => {}
+                Begin::Waiting => return,
+                Begin::Answered(ack) => {
+                    tracing::info!(
+                        request_id = key,
+                        "repeated request answered again, not applied"
+                    );
+                    return self.peers.send(conn, &Message::Ack(ack));
+                }
+            }
+        }
+        let action = match cmd.action {
+            Ok(a) => a,
+            Err(e) => return self.answer(&reply, Err(e)),
+        };
+        match action {
+            Action::GetStatus | Action::ProcessStatus(None) => {
+                let status = self.status();
+                self.answer(&reply, Ok(status));
+            }
+            Action::GetRois => {
+                let rois = self.desired.rois.as_ref().map_or(&[][..], |r| r.rois());
+                self.answer(&reply, Ok(json!({"rois": rois})));
+            }
+            Action::GetAutoFocus => {
+                let data = json!({"enabled": self.desired.auto_focus, "params": self.desired.auto_focus_params});
+                self.answer(&reply, Ok(data));
+            }
+            Action::SetRate(rate) => {
+                let capture_running = self.state_of(ProcessName::Capture) == Some(State::Running);
+                if rate == self.desired.rate_hz && capture_running {
+                    return self
+                        .answer(&reply, Ok(json!({"rate_hz": rate.hz(), "unchanged": true})));
+                }
+                let rollback = self.desired.clone();
+                self.desired.rate_hz = rate;
+                self.persist();
+                self.wait_for(ProcessName::Capture, Until::Running, reply, Some(rollback));
+                self.restart(ProcessName::Capture);
+            }
+            Action::Shutdown => {
+                self.answer(&reply, Ok(json!({"shutting_down": true})));
+                self.begin_shutdown();
+            }
+            Action::RestartProcess(name)
+            | Action::ProcessStatus(Some(name))
+            | Action::StartProcess(name)
+            | Action::StopProcess(name)
+            | Action::TailProcess { name, .. } => {
+                if !self.children.contains_key(&name) {
+                    let why = AckError::new(
+                        ErrorKind::UnknownProcess,
+                        format!("params.name: {name} is not managed (disabled in the config)"),
+                    );
+                    return self.answer(&reply, Err(why));
+                }
+                self.process_verb(conn, reply, action, name);
+            }
+            Action::ReloadConfig => {
+                let result = self
+                    .reload_inner()
+                    .map(|changed| json!({"restarted": changed}));
+                self.answer(&reply, result.map_err(AckError::from));
+            }
+            action => self.detector_request(reply, action),
+        }
+    }
+
+    fn process_verb(&mut self, conn: ConnId, reply: Reply, action: Action, name: ProcessName) {
+        match action {
+            Action::ProcessStatus(_) => {
+                let data = self.children.get(&name).map(|c| c.status());
+                self.answer(&reply, Ok(json!({"processes": [data]})));
+            }
+            Action::RestartProcess(_) => {
+                if self.peers.child_of(conn) == Some(name) {
+                    // The requester is the process itself: answer before it goes.
+                    self.answer(&reply, Ok(json!({"restarting": name})));
+                } else {
+                    self.wait_for(name, Until::Running, reply, None);
+                }
+                self.restart(name);
+            }
+            Action::StartProcess(_) => {
+                if self.state_of(name) == Some(State::Running) {
+                    return self.answer(&reply, Ok(json!({"already": "RUNNING"})));
+                }
+                self.wait_for(name, Until::Running, reply, None);
+                if !matches!(self.state_of(name), Some(State::Starting | State::Stopping)) {
+                    self.start_fresh(name);
+                }
+            }
+            Action::StopProcess(_) => {
+                self.wait_for(name, Until::Stopped, reply, None);
+                self.stop(name);
+            }
+            Action::TailProcess { offset, bytes, .. } => {
+                let (text, next) = self
+                    .children
+                    .get(&name)
+                    .map(|c| c.log.read(offset, bytes))
+                    .unwrap_or_default();
+                self.answer(&reply, Ok(json!({"text": text, "offset": next})));
+            }
+            _ => {}
+        }
+    }
+
+    fn wait_for(
+        &mut self,
+        name: ProcessName,
+        until: Until,
+        reply: Reply,
+        rollback: Option<Desired>,
+    ) {
+        self.requests.waiters.push(Waiter {
+            name,
+            until,
+            reply,
+            rollback,
+        });
+    }
+
+    fn detector_request(&mut self, reply: Reply, action: Action) {
+        let name = ProcessName::Detector;
+        let reachable = self
+            .children
+            .get(&name)
+            .is_some_and(|c| c.conn.is_some() && c.ready);
+        if reachable {
+            if let Err(e) = self.forward(name, action, Some(reply.clone()), false) {
+                self.answer(&reply, Err(e));
+            }
+            return;
+        }
+        let state = self.state_of(name).map_or("not managed", State::as_str);
+        // Pure settings are kept and applied when the detector is back; a model load or a
+        // question needs the detector itself.
+        let deferrable = matches!(
+            action,
+            Action::Pause
+                | Action::Resume
+                | Action::SetRois(_)
+                | Action::ClearRois
+                | Action::SetAutoFocus(_)
+                | Action::EnableAutoFocus
+                | Action::DisableAutoFocus
+        );
+        if deferrable && self.children.contains_key(&name) {
+            self.answer(
+                &reply,
+                Ok(json!({"deferred": true, "detector": state, "note": "applied when the detector is RUNNING again"})),
+            );
+            if self.desired.apply(&action) {
+                self.persist();
+                self.push_status();
+            }
+        } else {
+            self.answer(
+                &reply,
+                Err(unavailable(format!(
+                    "the detector is {state}; try again when it is RUNNING"
+                ))),
+            );
+        }
+    }
+
+    /// Sends `action` to child `name`; its ack settles the request.
+    pub(super) fn forward(
+        &mut self,
+        name: ProcessName,
+        action: Action,
+        reply: Option<Reply>,
+        reapply: bool,
+    ) -> Result<(), AckError> {
+        let conn = self
+            .children
+            .get(&name)
+            .and_then(|c| c.conn)
+            .ok_or_else(|| unavailable(format!("{name} is not connected")))?;
+        let id = self.requests.next;
+        self.requests.next += 1;
+        let timeout = if matches!(action, Action::SetModelSize(_)) {
+            MODEL_TIMEOUT
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let request = action.to_request(Some(&format!("oriond-{id}")));
+        self.requests.pending.insert(
+            id,
+            Pending {
+                reply,
+                child: name,
+                action,
+                reapply,
+            },
+        );
+        self.peers.send_raw(conn, request.to_string().into_bytes());
+        after(&self.events, timeout, Timer::Request(id));
+        Ok(())
+    }
+
+    pub(super) fn child_ack(&mut self, name: ProcessName, ack: Ack) {
+        let id = ack
+            .request_id
+            .as_deref()
+            .and_then(|id| id.strip_prefix("oriond-"))
+            .and_then(|n| n.parse::<u64>().ok());
+        let Some(pending) = id.and_then(|id| self.requests.pending.remove(&id)) else {
+            tracing::debug!(%name, "ack for nothing pending");
+            return;
+        };
+        self.settle(pending, ack.into_result());
+    }
+
+    pub(super) fn request_timed_out(&mut self, id: u64) {
+        if let Some(p) = self.requests.pending.remove(&id) {
+            let why = AckError::new(
+                ErrorKind::Timeout,
+                format!("no answer from {} in time", p.child),
+            );
+            self.settle(p, Err(why));
+        }
+    }
+
+    /// A child answered (or did not): answer the requester first, then commit the desired
+    /// state on success (and tell orion-control), and count down a re-application.
+    fn settle(&mut self, pending: Pending, result: Result<Value, AckError>) {
+        if pending.reapply {
+            if let Err(e) = &result {
+                tracing::error!(child = %pending.child, action = pending.action.name(), error = %e, "re-applying the desired state failed");
+            }
+            if let Some(c) = self.children.get_mut(&pending.child) {
+                c.applying = c.applying.saturating_sub(1);
+            }
+            self.maybe_running(pending.child);
+            return;
+        }
+        let ok = result.is_ok();
+        if let Some(reply) = &pending.reply {
+            self.answer(reply, result);
+        }
+        if ok && self.desired.apply(&pending.action) {
+            self.persist();
+            self.push_status();
+        }
+    }
+
+    pub(super) fn fail_pending(&mut self, name: ProcessName, why: &str) {
+        let ids: Vec<u64> = self
+            .requests
+            .pending
+            .iter()
+            .filter(|(_, p)| p.child == name)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(p) = self.requests.pending.remove(&id) {
+                self.settle(p, Err(AckError::new(ErrorKind::Failed, why)));
+            }
+        }
+    }
+
+    /// Answers who waits for `name` to reach `reached`.
+    pub(super) fn resolve_waiters(&mut self, name: ProcessName, reached: State) {
+        let mut i = 0;
+        while i < self.requests.waiters.len() {
+            let w = &self.requests.waiters[i];
+            let done = w.name == name
+                && match (w.until, reached) {
+                    (Until::Running, State::Running | State::Fatal) => true,
+                    (Until::Running, State::Stopped) => !self.restart_after_stop.contains(&name),
+                    (Until::Stopped, State::Stopped | State::Fatal) => true,
+                    _ => false,
+                };
+            if !done {
+                i += 1;
+                continue;
+            }
+            let w = self.requests.waiters.remove(i);
+            let ok = match w.until {
+                Until::Running => reached == State::Running,
+                Until::Stopped => true,
+            };
+            let result = if ok {
+                let pid = self.children.get(&name).and_then(|c| c.pid);
+                let mut data = json!({"name": name, "state": reached, "pid": pid});
+                if w.reply.command == "set_inference_rate" {
+                    data["rate_hz"] = json!(self.desired.rate_hz.hz());
+                }
+                Ok(data)
+            } else {
+                if let Some(old) = w.rollback {
+                    self.desired = old;
+                    self.persist();
+                }
+                let why = self
+                    .children
+                    .get(&name)
+                    .and_then(|c| c.life.reason.clone())
+                    .unwrap_or_default();
+                Err(AckError::new(
+                    ErrorKind::Failed,
+                    format!("{name} is {}: {why}", reached.as_str()),
+                ))
+            };
+            self.answer(&w.reply, result);
+        }
+    }
+
+    /// Sends the ack of `reply`, to it and to repeats of the same MQTT request that wait.
+    pub(super) fn answer(&mut self, reply: &Reply, result: Result<Value, AckError>) {
+        let ack = Ack::new(&reply.command, reply.request_id.clone(), result);
+        self.peers.send(reply.conn, &Message::Ack(ack.clone()));
+        if let Some(key) = &reply.dedupe {
+            for other in self.requests.seen.finish(key, &ack) {
+                self.peers.send(other.conn, &Message::Ack(ack.clone()));
+            }
+        }
+    }
+}

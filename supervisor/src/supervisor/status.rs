@@ -1,0 +1,30 @@
+//! The status oriond reports (`get_status`, `orionctl status`, and through orion-control the
+//! retained MQTT status): processes, the stream and detector reports, the desired state.
+
+use orion_protocol::ProcessName;
+use serde_json::{Value, json};
+
+use super::Supervisor;
+use crate::child::Child;
+
+impl Supervisor {
+    pub(super) fn status(&self) -> Value {
+        let processes: Vec<Value> = self.children.values().map(Child::status).collect();
+        let last = |n| self.children.get(&n).and_then(|c| c.last_status.clone());
+        json!({
+            "instance_id": self.config.instance_id,
+            "room_id": self.config.room_id,
+            "oriond": {
+                "pid": std::process::id(),
+                "uptime_s": self.started.elapsed().as_secs_f64(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "connections": self.peers.len(),
+            },
+            "processes": processes,
+            "stream": last(ProcessName::Capture),
+            "detector": last(ProcessName::Detector),
+            "desired": self.desired,
+            "versions": {"orion": env!("CARGO_PKG_VERSION")},
+        })
+    }
+}
