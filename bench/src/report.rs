@@ -18,3 +18,26 @@ pub fn line(name: &str, value: f64, unit: &str, extra: Value) {
 pub fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
+
+/// A line whose value is the `p`-th percentile of `samples`, with their count, median and
+/// maximum beside it (and `extra`).
+pub fn percentile_line(
+    name: &str,
+    samples: &[f64],
+    p: f64,
+    unit: &str,
+    extra: Value,
+) -> anyhow::Result<()> {
+    use crate::stats::{median, percentile};
+    let value = percentile(samples, p).ok_or_else(|| anyhow::anyhow!("{name}: no samples"))?;
+    let mut fields = json!({
+        "samples": samples.len(),
+        "median": round(median(samples).unwrap_or(0.0)),
+        "max": round(samples.iter().copied().fold(f64::MIN, f64::max)),
+    });
+    if let (Value::Object(f), Value::Object(more)) = (&mut fields, extra) {
+        f.extend(more);
+    }
+    line(name, value, unit, fields);
+    Ok(())
+}

@@ -142,22 +142,19 @@ fn acks(opts: &Options, broker: Broker, name: &str) -> Result<()> {
         }
     }
     let detections = op.detections_from(0).len();
-    report::line(
+    report::percentile_line(
         name,
-        percentile(&samples, 99.0).context("no samples")?,
+        &samples,
+        99.0,
         "ms",
         json!({
-            "commands": samples.len(),
-            "median_ms": report::round(median(&samples).unwrap_or(0.0)),
-            "max_ms": report::round(samples.iter().copied().fold(0.0, f64::max)),
             "baseline_broker_round_trip_p99_ms": report::round(percentile(&baseline, 99.0).unwrap_or(0.0)),
             "baseline_broker_round_trip_median_ms": report::round(median(&baseline).unwrap_or(0.0)),
             "client": "MQTT 5, subscribed to care/# at QoS 1, commands at QoS 1",
             "detections_seen_last_100_commands": detections,
             "target_ms": if broker == Broker::Stock { Value::Null } else { json!(20) },
         }),
-    );
-    Ok(())
+    )
 }
 
 fn capture_ts(d: &Value) -> Option<SystemTime> {
@@ -448,20 +445,17 @@ fn crash_detect(sys: &System, n: usize) -> Result<()> {
         let name = if i % 5 == 4 { "detector" } else { "capture" };
         samples.push(crate::supervisor::kill_and_wait(&sys.o, name)?);
     }
-    report::line(
+    report::percentile_line(
         "system.crash_detect_ms",
-        percentile(&samples, 99.0).context("no samples")?,
+        &samples,
+        99.0,
         "ms",
         json!({
-            "kills": samples.len(),
-            "median_ms": report::round(median(&samples).unwrap_or(0.0)),
-            "max_ms": report::round(samples.iter().copied().fold(0.0, f64::max)),
             "measured": "SIGKILL to the supervisor's state change (last_exit.at_unix_us)",
             "baseline_waitpid_p99_ms": report::round(baseline),
             "target_ms": 100,
         }),
-    );
-    Ok(())
+    )
 }
 
 fn rss(sys: &System, op: &mut Operator) -> Result<()> {

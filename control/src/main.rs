@@ -1,6 +1,8 @@
 //! `orion-control`: Orion's one MQTT client (docs/architecture.md#the-command-path), a child of oriond. See
 //! the crate README for the topics, the ack shape and the counters it reports.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{shm_open, shm_unlink};
-use nix::sys::stat::{Mode, fchmod, fstat};
+use nix::sys::stat::{Mode, fchmod};
 
 use crate::RingError;
 use crate::source::{SealedFd, ShmSource};
@@ -145,24 +145,6 @@ pub(crate) fn create_sealed(label: &str, size: u64) -> Result<(SealedFd, MmapMut
     let map = unsafe { MmapOptions::new().len(map_len).map_mut(&file) }
         .map_err(|e| RingError::io("mmap", label, e))?;
     Ok((SealedFd::new(OwnedFd::from(file), label.to_owned()), map))
-}
-
-/// Opens an existing named object; returns its file and size in bytes.
-pub(crate) fn open(name: &RingName, writable: bool) -> Result<(File, u64), RingError> {
-    let (flag, op) = if writable {
-        (OFlag::O_RDWR, "shm_open(rw)")
-    } else {
-        (OFlag::O_RDONLY, "shm_open(ro)")
-    };
-    let fd = shm_open(name.as_str(), flag, Mode::empty()).map_err(|e| match e {
-        Errno::ENOENT => RingError::NotFound {
-            name: name.to_string(),
-        },
-        e => RingError::io(op, name.as_str(), e),
-    })?;
-    let st = fstat(&fd).map_err(|e| RingError::io("fstat", name.as_str(), e))?;
-    let size = u64::try_from(st.st_size).unwrap_or(0);
-    Ok((File::from(fd), size))
 }
 
 /// Maps an existing object read-write (for the writer).

@@ -9,7 +9,10 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use nix::fcntl::{FcntlArg, FdFlag, SealFlag, fcntl};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, SealFlag, fcntl};
+use nix::sys::mman::shm_open;
+use nix::sys::stat::{Mode, fstat};
 
 use crate::{RingError, RingName};
 
@@ -39,6 +42,24 @@ pub enum ShmSource {
 pub struct SealedFd {
     fd: OwnedFd,
     label: String,
+}
+
+/// Opens an existing named object; returns its file and size in bytes.
+fn open_named(name: &RingName, writable: bool) -> Result<(File, u64), RingError> {
+    let (flag, op) = if writable {
+        (OFlag::O_RDWR, "shm_open(rw)")
+    } else {
+        (OFlag::O_RDONLY, "shm_open(ro)")
+    };
+    let fd = shm_open(name.as_str(), flag, Mode::empty()).map_err(|e| match e {
+        Errno::ENOENT => RingError::NotFound {
+            name: name.to_string(),
+        },
+        e => RingError::io(op, name.as_str(), e),
+    })?;
+    let st = fstat(&fd).map_err(|e| RingError::io("fstat", name.as_str(), e))?;
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    Ok((File::from(fd), size))
 }
 
 /// Descriptor numbers already taken over by [`ShmSource::inherited`] in this process.
@@ -95,7 +116,7 @@ impl ShmSource {
     /// A fresh open file of the object and its size in bytes.
     pub(crate) fn open(&self, writable: bool) -> Result<(File, u64), RingError> {
         match self {
-            ShmSource::Named(name) => crate::shm::open(name, writable),
+            ShmSource::Named(name) => open_named(name, writable),
             ShmSource::Fd(sealed) => {
                 let fd = sealed
                     .fd

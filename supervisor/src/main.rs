@@ -2,6 +2,8 @@
 //! frame ring and the socket, starts control → detector → capture, supervises them and
 //! routes every command (see the crate README and docs/architecture.md#processes).
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +27,7 @@ mod preflight;
 mod spawn;
 mod spec;
 mod supervisor;
+#[allow(unsafe_code)] // fork-to-exec code only (see sys.rs)
 mod sys;
 
 use desired::Desired;

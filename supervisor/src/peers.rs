@@ -87,3 +87,32 @@ impl Peers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_spawned_pid_may_speak_for_a_child_once() {
+        let mut peers = Peers::default();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        peers.accepted(1, tx, Some(42));
+        // Another pid, or no pid at all, is refused.
+        assert!(peers.hello(1, ProcessName::Detector, Some(7)).is_err());
+        assert!(peers.hello(1, ProcessName::Detector, None).is_err());
+        assert_eq!(peers.child_of(1), None);
+        assert!(peers.hello(1, ProcessName::Detector, Some(42)).is_ok());
+        assert_eq!(peers.child_of(1), Some(ProcessName::Detector));
+        assert!(
+            peers.hello(1, ProcessName::Capture, Some(42)).is_err(),
+            "one hello"
+        );
+        // A peer that does not read is let go when its outbox is full.
+        peers.send_raw(1, b"a".to_vec());
+        assert_eq!(peers.len(), 1);
+        peers.send_raw(1, b"b".to_vec());
+        assert_eq!(peers.len(), 0);
+        assert_eq!(rx.try_recv().ok(), Some(b"a".to_vec()));
+        assert!(peers.remove(1).is_none());
+    }
+}

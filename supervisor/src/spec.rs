@@ -59,10 +59,15 @@ pub fn spec(
                 s(&"--rtsp-transport"),
                 config.camera.rtsp_transport.clone(),
             ],
-            env: vec![(
-                "ORION_CAMERA_SOURCE".into(),
-                config.camera_uri().map_err(|e| e.to_string())?,
-            )],
+            env: vec![
+                (
+                    "ORION_CAMERA_SOURCE".into(),
+                    config.camera_uri().map_err(|e| e.to_string())?,
+                ),
+                // GIO's proxy lookup would reach for dconf in $HOME, which the sandbox
+                // closes (and logs a critical per attempt); settings live in memory.
+                ("GSETTINGS_BACKEND".into(), "memory".into()),
+            ],
             ring: Some(Access::ReadWrite),
             files: Vec::new(),
         },

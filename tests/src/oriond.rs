@@ -43,10 +43,6 @@ impl Oriond {
             None => "enabled = false".to_string(),
             Some(port) => format!("host = \"127.0.0.1\"\nport = {port}\nstatus_interval_s = 2"),
         };
-        let bin_dir = bins::locate("orion-capture")?
-            .parent()
-            .context("binary dir")?
-            .to_path_buf();
         Ok(format!(
             r#"instance_id = "{instance}"
 room_id = "test-room"
@@ -58,26 +54,14 @@ height = 240
 rate_hz = 5
 [detector]
 model_dir = "{models}"
-python = "{python}"
-worker_dir = "{worker}"
 intra_op_threads = 1
-[supervisor]
-socket_dir = "{dir}/run"
-state_dir = "{dir}/state"
-bin_dir = "{bin_dir}"
-startsecs = 0.5
-backoff_initial_s = 0.1
-backoff_max_s = 1.0
-stopwaitsecs = 3
+{runtime}
 [mqtt]
 {mqtt}
 {extra}
 "#,
             models = fixtures::fixture("models/synthetic")?.display(),
-            python = fixtures::python()?.display(),
-            worker = fixtures::repo().join("python").display(),
-            dir = dir.display(),
-            bin_dir = bin_dir.display(),
+            runtime = runtime_sections(dir)?,
         ))
     }
 
@@ -253,6 +237,32 @@ impl Drop for Oriond {
         drop(self.guard.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The config lines every test instance shares: the venv's Python and the worker package
+/// (in `[detector]`, which they continue), then `[supervisor]` with the instance's own
+/// socket and state directories in `dir`, the workspace's binaries, short timings.
+pub fn runtime_sections(dir: &Path) -> Result<String> {
+    let bin_dir = bins::locate("orion-capture")?
+        .parent()
+        .context("binary dir")?
+        .to_path_buf();
+    Ok(format!(
+        r#"python = "{python}"
+worker_dir = "{worker}"
+[supervisor]
+socket_dir = "{dir}/run"
+state_dir = "{dir}/state"
+bin_dir = "{bin_dir}"
+startsecs = 0.5
+backoff_initial_s = 0.1
+backoff_max_s = 1.0
+stopwaitsecs = 3"#,
+        python = fixtures::python()?.display(),
+        worker = fixtures::repo().join("python").display(),
+        dir = dir.display(),
+        bin_dir = bin_dir.display(),
+    ))
 }
 
 /// Whether `pid` is gone (or a zombie nobody reaped yet).

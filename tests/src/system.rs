@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -148,10 +147,6 @@ fn config(
     camera: &str,
     port: u16,
 ) -> Result<String> {
-    let bin_dir: PathBuf = bins::locate("orion-capture")?
-        .parent()
-        .context("binary dir")?
-        .to_path_buf();
     let embedded = spec.broker == Broker::Embedded;
     Ok(format!(
         r#"instance_id = "{instance}"
@@ -167,17 +162,8 @@ model_dir = "{models}"
 size = "{size}"
 # YOLOv3-tiny says "person"; the fall model's two classes are both people.
 classes = ["person", "Normal", "Fall"]
-python = "{python}"
-worker_dir = "{worker}"
 intra_op_threads = 2
-[supervisor]
-socket_dir = "{dir}/run"
-state_dir = "{dir}/state"
-bin_dir = "{bin_dir}"
-startsecs = 0.5
-backoff_initial_s = 0.1
-backoff_max_s = 1.0
-stopwaitsecs = 3
+{runtime}
 [mqtt]
 embedded = {embedded}
 host = "127.0.0.1"
@@ -192,22 +178,7 @@ status_interval_s = 5
             None => fixtures::fixture("models/real")?,
         }
         .display(),
-        python = fixtures::python()?.display(),
-        worker = fixtures::repo().join("python").display(),
-        dir = dir.display(),
-        bin_dir = bin_dir.display(),
+        runtime = crate::oriond::runtime_sections(dir)?,
         extra = spec.extra,
     ))
-}
-
-/// Waits for `what` up to `timeout`, polling `check`.
-pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
-    let deadline = std::time::Instant::now() + timeout;
-    while !check() {
-        if std::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }

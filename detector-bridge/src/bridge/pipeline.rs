@@ -246,3 +246,52 @@ fn spawn_frame_watcher(
         })?;
     Ok(arm)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use orion_ring::{
+        CaptureTime, FrameGeometry, PixelFormat, RingGeometry, RingOwner, RingWriter,
+    };
+
+    #[test]
+    fn the_newest_frame_goes_into_a_free_slot_once() {
+        let geometry = RingGeometry::for_frames(3, 64, 48, PixelFormat::Rgb8).unwrap();
+        let owner = RingOwner::create_sealed("orion-unit-pipeline", geometry).unwrap();
+        let ring = owner.source().clone();
+        let reader = RingReader::attach(ring.clone()).unwrap();
+        let tensors = TensorBuffer::create("orion-unit-pipeline-tensors").unwrap();
+        let (woken_tx, woken) = std::sync::mpsc::channel();
+        let mut p = Pipeline::new(ring.clone(), reader, tensors, move |seq| {
+            woken_tx.send(seq).is_ok()
+        })
+        .unwrap();
+        // Nothing yet: it asks to be woken for a frame.
+        assert!(matches!(
+            p.prepare(NormRect::FULL, RoiSource::Full, 0, false),
+            Prepared::Nothing
+        ));
+        let mut writer = RingWriter::attach(ring).unwrap();
+        let frame = FrameGeometry::packed(64, 48, PixelFormat::Rgb8).unwrap();
+        writer
+            .write(frame, CaptureTime::now(), &[100; 64 * 48 * 3])
+            .unwrap();
+        assert_eq!(woken.recv_timeout(Duration::from_secs(5)).unwrap(), 1);
+        p.woken();
+        // The frame is taken once: a second prepare finds nothing new.
+        assert!(matches!(
+            p.prepare(NormRect::FULL, RoiSource::Full, 0, false),
+            Prepared::Job(RoiSource::Full)
+        ));
+        assert!(p.has_prepared());
+        assert!(matches!(
+            p.prepare(NormRect::FULL, RoiSource::Full, 0, false),
+            Prepared::Nothing
+        ));
+        // Nothing in flight: nothing overdue, nothing lost when the worker goes.
+        assert!(!p.overdue(Duration::ZERO));
+        assert_eq!(p.abandon(), 0);
+        assert!(!p.has_prepared());
+    }
+}

@@ -11,6 +11,8 @@
 //! Exit 0 when everything is ready, 1 when something is missing (each reported), 2 on a
 //! config oriond would refuse. Every program is run with fixed arguments (no shell).
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 

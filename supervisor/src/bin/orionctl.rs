@@ -4,6 +4,8 @@
 //! is not RUNNING, 4 for an unknown name; `--json` prints oriond's answers as JSON. With no
 //! verb it reads verbs from a prompt (`orion>`).
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

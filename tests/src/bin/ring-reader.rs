@@ -1,6 +1,8 @@
 //! Test helper: attaches to a ring (waiting for it to exist), checks every frame it reads
 //! until stdin closes, then prints a `ReaderSummary` JSON line.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 #[derive(Parser)]

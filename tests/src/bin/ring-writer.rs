@@ -1,6 +1,8 @@
 //! Test helper: attaches to a ring as its writer and writes self-checking frames until
 //! stdin closes. Prints a `WriterReady` JSON line, then a `WriterSummary` line.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 #[derive(Parser)]

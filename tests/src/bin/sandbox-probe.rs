@@ -8,6 +8,8 @@
 //! `--truncate-fd-of` opens `/proc/PID/fd/FD` before the sandbox (as if the descriptor had
 //! been handed down) and tries to shrink and grow it afterwards.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::Read;
 use std::net::TcpStream;
