@@ -131,7 +131,7 @@ fn fps_ratio(url: &str, span: Duration) -> Result<()> {
 /// (seq, capture monotonic ns) of the newest frame.
 fn newest(reader: &mut RingReader) -> Result<(u64, u64)> {
     for _ in 0..100 {
-        if let Read::Frame((meta, ())) = reader.read_latest_with(|_, _| ())? {
+        if let Read::Frame(meta) = reader.read_latest_meta()? {
             return Ok((meta.seq, meta.monotonic_ns));
         }
     }

@@ -216,7 +216,7 @@ fn wake_reader(ring: &str, samples: usize) -> Result<()> {
         let Some(_) = reader.wait_for_newer(last, Duration::from_secs(1)) else {
             continue;
         };
-        if let Read::Frame((meta, ())) = reader.read_latest_with(|_, _| ())? {
+        if let Read::Frame(meta) = reader.read_latest_meta()? {
             let now = monotonic_ns();
             latencies.push(now.saturating_sub(meta.monotonic_ns) as f64 / 1e3);
             last = meta.seq;

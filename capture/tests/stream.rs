@@ -105,7 +105,7 @@ fn frames_for(reader: &mut RingReader, span: Duration) -> Vec<FrameMeta> {
         {
             break;
         }
-        if let Read::Frame((meta, ())) = reader.read_latest_with(|_, _| ()).unwrap() {
+        if let Read::Frame(meta) = reader.read_latest_meta().unwrap() {
             last = meta.seq;
             frames.push(meta);
         }

@@ -187,6 +187,48 @@ pub struct Mqtt {
     /// persistent session (MQTT 5) at most this long.
     pub command_max_age_s: u32,
     pub qos: Qos,
+    /// The commands MQTT may give (by name). By default all but `shutdown` and
+    /// `restart_process`: whoever may publish to the command topic must not be able to
+    /// take the room dark. The supervisor verbs are never allowed over MQTT.
+    pub allowed_commands: Vec<String>,
+    /// Send `username`/password to a broker that is not on this host without TLS (a lab
+    /// only; warned about at start).
+    pub allow_insecure: bool,
+}
+
+impl Mqtt {
+    /// Whether MQTT may give `command` (see `allowed_commands`).
+    pub fn allows(&self, command: &str) -> bool {
+        self.allowed_commands.iter().any(|c| c == command)
+    }
+
+    /// Why MQTT may not give `command`, naming the rule; `None` if it may.
+    pub fn refuses(&self, command: &str) -> Option<String> {
+        (!self.allows(command)).then(|| {
+            format!(
+                "{command} is not in [mqtt] allowed_commands on this device \
+                 (by default MQTT may not shutdown or restart_process)"
+            )
+        })
+    }
+
+    /// Whether the broker is on this host (credentials never leave it).
+    pub fn broker_is_local(&self) -> bool {
+        matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// What `[mqtt] allowed_commands` holds unless configured.
+pub fn default_allowed_commands() -> Vec<String> {
+    orion_protocol::command::MQTT_COMMANDS
+        .iter()
+        .filter(|c| !orion_protocol::command::MQTT_GUARDED.contains(c))
+        .map(|c| c.to_string())
+        .collect()
 }
 
 impl Default for Mqtt {
@@ -208,6 +250,8 @@ impl Default for Mqtt {
             max_inflight_commands: 32,
             command_max_age_s: 60,
             qos: Qos::default(),
+            allowed_commands: default_allowed_commands(),
+            allow_insecure: false,
         }
     }
 }

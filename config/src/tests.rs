@@ -64,6 +64,54 @@ fn errors_name_the_key_and_the_range() {
 }
 
 #[test]
+fn mqtt_may_not_take_the_room_dark_unless_allowed() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert!(c.mqtt.allows("set_attention_rois") && c.mqtt.allows("pause_inference"));
+    for guarded in [
+        "shutdown",
+        "restart_process",
+        "reload_config",
+        "start_process",
+    ] {
+        assert!(!c.mqtt.allows(guarded), "{guarded}");
+    }
+    let c = Config::parse(&format!(
+        "{MINIMAL}[mqtt]\nallowed_commands = [\"get_status\", \"shutdown\"]\n"
+    ))
+    .unwrap();
+    assert!(c.mqtt.allows("shutdown") && !c.mqtt.allows("pause_inference"));
+    for (list, expect) in [
+        ("[\"reload_config\"]", "not an MQTT command"),
+        ("[\"dance\"]", "not an MQTT command"),
+        ("[\"shutdown\", \"shutdown\"]", "lists shutdown twice"),
+    ] {
+        let e = err(&format!("{MINIMAL}[mqtt]\nallowed_commands = {list}\n"));
+        assert!(
+            e.starts_with("mqtt.allowed_commands") && e.contains(expect),
+            "{list}: {e}"
+        );
+    }
+}
+
+#[test]
+fn credentials_cross_the_network_only_under_tls() {
+    let remote = format!("{MINIMAL}[mqtt]\nhost = \"broker.example\"\nusername = \"orion\"\n");
+    let e = err(&remote);
+    assert!(
+        e.starts_with("mqtt.tls") && e.contains("clear text") && e.contains("broker.example"),
+        "{e}"
+    );
+    assert!(Config::parse(&format!("{remote}allow_insecure = true\n")).is_ok());
+    assert!(Config::parse(&format!("{remote}[mqtt.tls]\nca = \"/etc/ssl/ca.pem\"\n")).is_ok());
+    for local in ["localhost", "127.0.0.1", "::1", "127.0.0.2"] {
+        let text = format!("{MINIMAL}[mqtt]\nhost = \"{local}\"\nusername = \"orion\"\n");
+        assert!(Config::parse(&text).is_ok(), "{local}");
+    }
+    // Without credentials there is nothing to protect.
+    assert!(Config::parse(&format!("{MINIMAL}[mqtt]\nhost = \"broker.example\"\n")).is_ok());
+}
+
+#[test]
 fn the_shipped_configs_are_valid() {
     for file in ["../packaging/orion.toml", "../packaging/demo.toml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);

@@ -204,6 +204,39 @@ fn mqtt(c: &Config) -> Result<(), ConfigError> {
     {
         return Err(bad("mqtt.tls", "cert and key go together"));
     }
+    if m.enabled
+        && m.username.is_some()
+        && m.tls.is_none()
+        && !m.broker_is_local()
+        && !m.allow_insecure
+    {
+        return Err(bad(
+            "mqtt.tls",
+            format!(
+                "credentials for {} would cross the network in clear text; add [mqtt.tls] \
+                 (or mqtt.allow_insecure = true for a lab)",
+                m.host
+            ),
+        ));
+    }
+    if m.allowed_commands.len() > orion_protocol::command::MQTT_COMMANDS.len() {
+        return Err(bad("mqtt.allowed_commands", "lists a command twice"));
+    }
+    for (i, c) in m.allowed_commands.iter().enumerate() {
+        if !orion_protocol::command::MQTT_COMMANDS.contains(&c.as_str()) {
+            let shown: String = c.chars().take(64).collect();
+            return Err(bad(
+                "mqtt.allowed_commands",
+                format!(
+                    "{shown:?} is not an MQTT command (one of {})",
+                    orion_protocol::command::MQTT_COMMANDS.join(", ")
+                ),
+            ));
+        }
+        if m.allowed_commands[..i].contains(c) {
+            return Err(bad("mqtt.allowed_commands", format!("lists {c} twice")));
+        }
+    }
     name_like("mqtt.prefix", &m.prefix, 64, b"_/")?;
     if m.prefix.starts_with('/') || m.prefix.ends_with('/') || m.prefix.contains("//") {
         return Err(bad(

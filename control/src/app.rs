@@ -26,7 +26,14 @@ struct Origin {
     response_topic: Option<String>,
     correlation: Option<Bytes>,
     receipt: Receipt,
+    /// When it came in (for [`INFLIGHT_TIMEOUT`]).
+    received: Instant,
 }
+
+/// How long a command forwarded to oriond may wait for its answer. oriond answers every
+/// request within its own limits (at most 180 s, a model load); past this one the request
+/// was lost, and the commander gets a `timeout` instead of silence.
+const INFLIGHT_TIMEOUT: Duration = Duration::from_secs(200);
 
 #[derive(Default, serde::Serialize)]
 struct Counters {
@@ -35,6 +42,10 @@ struct Counters {
     commands: u64,
     commands_rejected: u64,
     commands_expired: u64,
+    /// Refused by `[mqtt] allowed_commands`.
+    commands_refused: u64,
+    /// Forwarded to oriond and never answered (see [`INFLIGHT_TIMEOUT`]).
+    commands_timed_out: u64,
     commands_redelivered: u64,
     detections_published: u64,
     detections_dropped: u64,
@@ -55,6 +66,8 @@ pub struct App {
     status: Option<Value>,
     status_key: Option<String>,
     status_published: Option<Instant>,
+    /// Who stopped the room over MQTT (an allowed `shutdown`), shown in the status.
+    stopped_by: Option<Value>,
 }
 
 pub async fn run(config: Config, link: Link) -> Result<()> {
@@ -72,6 +85,7 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
         status: None,
         status_key: None,
         status_published: None,
+        stopped_by: None,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -88,7 +102,10 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
                     break;
                 }
             },
-            _ = tick.tick() => app.publish_status(false),
+            _ = tick.tick() => {
+                app.expire_inflight();
+                app.publish_status(false);
+            }
             _ = term.recv() => {
                 tracing::info!("SIGTERM; going offline");
                 break;
@@ -175,6 +192,7 @@ impl App {
             response_topic: msg.response_topic,
             correlation: msg.correlation,
             receipt: msg.receipt,
+            received: Instant::now(),
         };
         if msg.payload.len() > MAX_COMMAND {
             let why = format!(
@@ -189,6 +207,15 @@ impl App {
         let cmd = command::parse(text);
         origin.command = cmd.name.clone();
         origin.request_id = cmd.request_id.clone();
+        if let Some(why) = origin
+            .response_topic
+            .as_deref()
+            .and_then(|t| self.topics.refuse_response_topic(t))
+        {
+            // Answer on the health topic only: the refused topic gets nothing.
+            origin.response_topic = None;
+            return self.reject(origin, AckError::new(ErrorKind::Refused, why));
+        }
         let action = match cmd.action {
             Ok(a) => a,
             Err(e) => return self.reject(origin, e),
@@ -198,6 +225,10 @@ impl App {
                 "{} is for orionctl on oriond's socket, not MQTT",
                 action.name()
             );
+            return self.reject(origin, AckError::new(ErrorKind::Refused, why));
+        }
+        if let Some(why) = self.config.mqtt.refuses(action.name()) {
+            self.counters.commands_refused += 1;
             return self.reject(origin, AckError::new(ErrorKind::Refused, why));
         }
         if let Some(sent) = &cmd.timestamp
@@ -234,6 +265,27 @@ impl App {
                 origin,
                 AckError::new(ErrorKind::Busy, "oriond is not answering; try again"),
             ),
+        }
+    }
+
+    /// Answers `timeout` for each command oriond has not answered in [`INFLIGHT_TIMEOUT`].
+    fn expire_inflight(&mut self) {
+        self.expire_inflight_after(INFLIGHT_TIMEOUT);
+    }
+
+    fn expire_inflight_after(&mut self, limit: Duration) {
+        let mut expired = Vec::new();
+        for queue in self.inflight.values_mut() {
+            while queue.front().is_some_and(|o| o.received.elapsed() >= limit) {
+                expired.extend(queue.pop_front());
+            }
+        }
+        self.inflight.retain(|_, q| !q.is_empty());
+        for origin in expired {
+            self.counters.commands_timed_out += 1;
+            let why = format!("no answer from oriond in {} s", limit.as_secs());
+            tracing::warn!(command = origin.command, "{why}");
+            self.ack(&origin, Err(AckError::new(ErrorKind::Timeout, why)));
         }
     }
 
@@ -325,7 +377,11 @@ impl App {
                         self.inflight.remove(&id);
                     }
                     if let Some(origin) = origin {
+                        let stopping = origin.command == "shutdown" && ack.is_success();
                         self.ack(&origin, ack.into_result());
+                        if stopping {
+                            self.stopped_over_mqtt(&origin);
+                        }
                     }
                 }
                 _ => {}
@@ -333,6 +389,18 @@ impl App {
             Ok(Frame::Request(_)) => tracing::warn!("oriond sent a request; ignored"),
             Err(e) => tracing::warn!(error = e, "unreadable message from oriond"),
         }
+    }
+
+    /// An allowed MQTT `shutdown` takes the room dark on purpose: the retained status says
+    /// so, and by which request, before availability goes `offline` (under systemd the unit
+    /// stays stopped: exit 0 is not a failure).
+    fn stopped_over_mqtt(&mut self, origin: &Origin) {
+        self.stopped_by = Some(json!({
+            "by": "mqtt",
+            "request_id": origin.request_id,
+            "at": now_rfc3339(),
+        }));
+        self.publish_status(true);
     }
 
     /// Publishes a detection, stamped here — the one publish time and latency it carries.
@@ -377,6 +445,9 @@ impl App {
         status["mqtt"]["commands_in_flight"] =
             json!(self.inflight.values().map(VecDeque::len).sum::<usize>());
         status["timestamp"] = json!(now_rfc3339());
+        if let Some(by) = &self.stopped_by {
+            status["shutdown"] = by.clone();
+        }
         let qos = self.config.mqtt.qos.status;
         if self
             .client

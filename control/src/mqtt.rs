@@ -130,6 +130,13 @@ pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver
     let keepalive = Duration::from_secs(m.keepalive_s);
     let password = config.mqtt_password()?;
     let transport = tls(config)?;
+    if m.username.is_some() && transport.is_none() && !m.broker_is_local() {
+        // Only reachable with mqtt.allow_insecure (the config check refuses it otherwise).
+        tracing::warn!(
+            host = m.host,
+            "MQTT credentials go to a remote broker without TLS (mqtt.allow_insecure); a lab only"
+        );
+    }
     let (tx, rx) = mpsc::channel(1024);
     let v5 = m.version == "5";
     let client = if v5 {

@@ -124,7 +124,11 @@ impl Worker {
             child_fd: TENSORS_FD,
         }])
         .context("pass the tensor buffer to the worker")?;
+        // `-P`: the working directory is not put first on sys.path (nothing there can
+        // shadow numpy or the worker); and the working directory is `/` anyway.
+        cmd.current_dir("/");
         cmd.args([
+            "-P",
             "-m",
             "orion_worker",
             "--tensors-fd",

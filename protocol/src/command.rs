@@ -25,6 +25,31 @@ pub const MAX_REQUEST_ID: usize = 128;
 /// oriond answers a repeated id again instead of applying the command twice.
 pub const MQTT_ID_PREFIX: &str = "mqtt:";
 
+/// Every command MQTT can carry; the supervisor verbs (`Action::is_local_only`) are for
+/// orionctl on oriond's socket only.
+pub const MQTT_COMMANDS: [&str; 16] = [
+    "get_status",
+    "pause_inference",
+    "resume_inference",
+    "set_inference_rate",
+    "set_model_size",
+    "set_attention_rois",
+    "clear_attention_rois",
+    "get_attention_rois",
+    "set_auto_focus_strategy",
+    "get_auto_focus_strategy",
+    "enable_auto_focus",
+    "disable_auto_focus",
+    "clear_auto_focus_history",
+    "get_auto_focus_stats",
+    "restart_process",
+    "shutdown",
+];
+
+/// The MQTT commands that can take a room dark or churn its processes: refused over MQTT
+/// unless `[mqtt] allowed_commands` lists them.
+pub const MQTT_GUARDED: [&str; 2] = ["restart_process", "shutdown"];
+
 /// A process oriond supervises. (Declaration order is start order.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +150,19 @@ impl Action {
                 | Action::StopProcess(_)
                 | Action::TailProcess { .. }
                 | Action::ReloadConfig
+        )
+    }
+
+    /// Questions: they change nothing.
+    pub fn is_query(&self) -> bool {
+        matches!(
+            self,
+            Action::GetStatus
+                | Action::GetRois
+                | Action::GetAutoFocus
+                | Action::GetAutoFocusStats
+                | Action::ProcessStatus(_)
+                | Action::TailProcess { .. }
         )
     }
 
@@ -617,6 +655,56 @@ mod tests {
                 .message
                 .contains("longer than")
         );
+    }
+
+    #[test]
+    fn the_mqtt_catalog_is_every_command_but_the_supervisor_verbs() {
+        let every = [
+            Action::GetStatus,
+            Action::Pause,
+            Action::Resume,
+            Action::SetRate(RateHz::new(1.0).unwrap()),
+            Action::SetModelSize("n".parse().unwrap()),
+            Action::SetRois(
+                serde_json::from_value(json!([{"x":0,"y":0,"width":1,"height":1}])).unwrap(),
+            ),
+            Action::ClearRois,
+            Action::GetRois,
+            Action::SetAutoFocus(serde_json::from_value(json!({"strategy": "velocity"})).unwrap()),
+            Action::GetAutoFocus,
+            Action::EnableAutoFocus,
+            Action::DisableAutoFocus,
+            Action::ClearAutoFocusHistory,
+            Action::GetAutoFocusStats,
+            Action::RestartProcess(ProcessName::Capture),
+            Action::Shutdown,
+            Action::ProcessStatus(None),
+            Action::StartProcess(ProcessName::Capture),
+            Action::StopProcess(ProcessName::Capture),
+            Action::TailProcess {
+                name: ProcessName::Capture,
+                offset: None,
+                bytes: 1,
+            },
+            Action::ReloadConfig,
+        ];
+        let mqtt: Vec<&str> = every
+            .iter()
+            .filter(|a| !a.is_local_only())
+            .map(Action::name)
+            .collect();
+        assert_eq!(mqtt, MQTT_COMMANDS);
+        for name in MQTT_GUARDED {
+            assert!(MQTT_COMMANDS.contains(&name), "{name}");
+        }
+        // Each round-trips through its request (the catalog names are the wire names).
+        for a in every {
+            assert_eq!(
+                parse_value(a.to_request(None)).action.as_ref(),
+                Ok(&a),
+                "{a:?}"
+            );
+        }
     }
 
     #[test]

@@ -53,4 +53,8 @@ pub struct DetectorStatus {
     pub worker_errors: u64,
     /// Frames lost with a worker that died while inferring them.
     pub dropped_in_flight: u64,
+    /// Model loads given up (the worker restarted on the old model, the command answered
+    /// `timeout`).
+    #[serde(default)]
+    pub swaps_timed_out: u64,
 }

@@ -1,23 +1,32 @@
 """``python -m orion_worker``: see ``orion_worker.worker``."""
 
-import argparse
 import ctypes
 import os
 import signal
-import sys
-
-from .worker import serve
 
 
 def _die_with_parent():
-    # PR_SET_PDEATHSIG = 1: the bridge's death takes the worker with it (no orphans).
+    # PR_SET_PDEATHSIG = 1: the bridge's death takes the worker with it (no orphans). Set
+    # before anything slow is imported; a parent gone before that leaves us to init.
+    parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent or parent == 1:
+        os._exit(0)
+
+
+_die_with_parent()
+
+import argparse  # noqa: E402  (after the death signal, on purpose)
+import sys  # noqa: E402
 
 
 def main():
+    # numpy and ONNX Runtime are imported here, after the death signal is set.
+    from .worker import serve
+
     parser = argparse.ArgumentParser(prog="python -m orion_worker", description=__doc__)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--tensors", help="shared-memory tensor buffer by name, e.g. /orion-room1-tensors")
@@ -34,7 +43,6 @@ def main():
     args.classes = [c for c in args.classes.split(",") if c]
     if not 1 <= args.threads <= 64 or not 0 <= args.confidence <= 1 or not 0 < args.iou <= 1 or not 1 <= args.max_det <= 1000:
         parser.error("threads 1..64, confidence 0..1, iou (0, 1], max-det 1..1000")
-    _die_with_parent()
     # Nothing to flush or release (the tensor buffer is mapped read-only): leave at once,
     # even while the loader thread is inside ONNX Runtime.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

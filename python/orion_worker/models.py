@@ -16,7 +16,7 @@ class ModelError(Exception):
 class Session:
     """One validated session with a fixed square input."""
 
-    def __init__(self, path, imgsz, threads, person_names):
+    def __init__(self, path, imgsz, threads, person_names, before_build=None):
         if not os.path.isfile(path):
             raise ModelError(f"model file {path} does not exist")
         options = ort.SessionOptions()
@@ -25,6 +25,8 @@ class Session:
         # Spinning pool threads would steal the CPU the capture and loader need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+        if before_build is not None:
+            before_build()
         try:
             self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises several types for unreadable models
@@ -71,12 +73,12 @@ def parse_names(text, path):
 class ModelSet:
     """The sessions of one model size. Both inputs load (or fail) together."""
 
-    def __init__(self, size, path_640, path_320, threads, person_names):
+    def __init__(self, size, path_640, path_320, threads, person_names, before_build=None):
         started = time.monotonic()
         self.size = size
-        self.sessions = {640: Session(path_640, 640, threads, person_names)}
+        self.sessions = {640: Session(path_640, 640, threads, person_names, before_build)}
         if path_320:
-            self.sessions[320] = Session(path_320, 320, threads, person_names)
+            self.sessions[320] = Session(path_320, 320, threads, person_names, before_build)
         self.load_ms = (time.monotonic() - started) * 1000
 
     def describe(self):

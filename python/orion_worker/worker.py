@@ -11,6 +11,8 @@ from .models import ModelError, ModelSet
 from .tensors import TensorBuffer, TensorError
 
 LOADER_NICE = 10
+# How long a loader waits for a gap between two inferences before it builds a session anyway.
+GAP_WAIT_S = 0.5
 
 
 def log(message):
@@ -28,6 +30,10 @@ class Worker:
         self.lock = threading.Lock()  # held while a request runs; the swap takes it too
         self.write_lock = threading.Lock()
         self.loading = False  # a load_model is being served (set and cleared on the main/loader threads)
+        # Inference replies sent so far: the loader builds each session right after one,
+        # in the gap before the next request (see `_after_a_reply`).
+        self.replies = 0
+        self.replied = threading.Condition()
 
     def send(self, message):
         frame = protocol.encode_message(message)
@@ -45,6 +51,9 @@ class Worker:
         request_id = message.get("id")
         if kind == "infer":
             self.infer(request_id, message)
+            with self.replied:
+                self.replies += 1
+                self.replied.notify_all()
         elif kind == "load_model":
             self.load_model(request_id, message)
         elif kind == "ping":
@@ -104,7 +113,7 @@ class Worker:
         before = set(os.listdir("/proc/self/task"))
         _renice_self(LOADER_NICE)  # inference keeps the CPU while we load
         try:
-            models = ModelSet(size, p640, p320, self.threads, self.person_names)
+            models = ModelSet(size, p640, p320, self.threads, self.person_names, self._after_a_reply)
         except Exception as exc:  # never let a loader failure go unanswered
             message = str(exc) if isinstance(exc, ModelError) else f"loading {size} failed: {exc}"
             log(f"load_model {size} failed: {message}")
@@ -117,6 +126,15 @@ class Worker:
         log(f"swapped to model {size} ({models.load_ms:.0f} ms to load)")
         self.loading = False
         self.send({"type": "model_loaded", "id": request_id, **models.describe()})
+
+
+    def _after_a_reply(self):
+        """Waits for the next inference reply (at most GAP_WAIT_S). ONNX Runtime holds the
+        GIL while it builds a session (~0.1-0.2 s for a small YOLO), which would stall a
+        request arriving meanwhile; just after a reply the next frame is furthest away."""
+        with self.replied:
+            seen = self.replies
+            self.replied.wait_for(lambda: self.replies != seen, timeout=GAP_WAIT_S)
 
 
 def _renice_self(nice):

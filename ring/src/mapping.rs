@@ -315,18 +315,31 @@ impl Mapped {
         Some((index, raw))
     }
 
-    /// Step 2 (optional): the slot's payload bytes, `len` long, clamped to the capacity.
+    /// Step 2 (optional): appends the slot's payload bytes `from..from + len` (clamped to
+    /// the capacity) to `out`.
     ///
-    /// The bytes may change under the caller while a writer laps the ring; anything
-    /// computed from them is only valid if `verify_read` then returns true.
-    pub(crate) fn payload(&self, index: u32, len: u64) -> &[u8] {
-        let len = len.min(self.geometry.slot_capacity()) as usize;
-        // SAFETY: the range lies inside slot `index`'s payload (clamped above). The bytes
-        // are plain u8, so any value is valid. They may be written by the writer process
-        // while borrowed: that is the seqlock's optimistic read, and `verify_read` tells
-        // the caller whether to trust them. Nothing in this process writes them while the
-        // slice lives (the writer API needs `&mut RingWriter`, readers never write).
-        unsafe { std::slice::from_raw_parts(self.payload_ptr(index), len) }
+    /// The writer may be changing them meanwhile (the seqlock's optimistic read): they are
+    /// copied through a raw pointer, never seen as a `&[u8]` while shared, and the copy is
+    /// only to be trusted if `verify_read` then returns true.
+    pub(crate) fn copy_payload(&self, index: u32, from: u64, len: u64, out: &mut Vec<u8>) {
+        let cap = self.geometry.slot_capacity();
+        let from = from.min(cap);
+        let len = len.min(cap - from) as usize;
+        out.reserve(len);
+        let at = out.len();
+        // SAFETY: the source range lies inside slot `index`'s payload (clamped above) and
+        // the destination has `len` bytes reserved past `at`; the two never overlap (one is
+        // the shared mapping, the other this process's heap). Any byte value is a valid u8,
+        // so bytes the writer changes mid-copy make a wrong copy, never an invalid one,
+        // and `verify_read` rejects it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.payload_ptr(index).add(from as usize),
+                out.as_mut_ptr().add(at),
+                len,
+            );
+            out.set_len(at + len);
+        }
     }
 
     /// Step 3: true if the slot still holds what `begin_read` saw.

@@ -101,31 +101,19 @@ impl RingReader {
         }
     }
 
-    /// Copies the newest frame into `out` (resized to the payload length).
+    /// Copies the newest frame into `out` (replacing what it held); the frame is only
+    /// returned if it stayed intact throughout the copy, else the read is [`Read::Torn`].
+    /// (A copy, never a view: the writer may be changing a slot while it is read.)
     pub fn read_latest_into(&mut self, out: &mut Vec<u8>) -> Result<Read<FrameMeta>, RingError> {
-        let read = self.read_latest_with(|_, payload| {
-            out.clear();
-            out.extend_from_slice(payload);
-        })?;
-        Ok(match read {
-            Read::Frame((meta, ())) => Read::Frame(meta),
-            Read::NoFrame => Read::NoFrame,
-            Read::Torn { seq } => Read::Torn { seq },
-        })
+        self.read_latest(Some(out))
     }
 
-    /// Runs `f` on the newest frame's metadata and payload in place (zero copy), then
-    /// checks the seqlock.
-    ///
-    /// `f` may see bytes the writer is changing (the metadata is already checked to be
-    /// self-consistent and within the slot, so slicing by it cannot go out of bounds); its
-    /// result is returned only if the frame stayed intact throughout, otherwise the read is
-    /// [`Read::Torn`] and the result is dropped. `f` must therefore not act on the bytes
-    /// beyond computing its result.
-    pub fn read_latest_with<R>(
-        &mut self,
-        f: impl FnOnce(&FrameMeta, &[u8]) -> R,
-    ) -> Result<Read<(FrameMeta, R)>, RingError> {
+    /// The newest frame's metadata, without its payload.
+    pub fn read_latest_meta(&mut self) -> Result<Read<FrameMeta>, RingError> {
+        self.read_latest(None)
+    }
+
+    fn read_latest(&mut self, out: Option<&mut Vec<u8>>) -> Result<Read<FrameMeta>, RingError> {
         let seq = self.latest_seq();
         if seq == 0 {
             return Ok(Read::NoFrame);
@@ -139,7 +127,10 @@ impl RingReader {
             Err(_) if !self.mapped.verify_read(index, &raw) => return Ok(self.torn(seq)),
             Err(err) => return Err(err),
         };
-        let result = f(&meta, self.mapped.payload(index, meta.payload_len));
+        if let Some(out) = out {
+            out.clear();
+            self.mapped.copy_payload(index, 0, meta.payload_len, out);
+        }
         if !self.mapped.verify_read(index, &raw) {
             return Ok(self.torn(seq));
         }
@@ -150,7 +141,7 @@ impl RingReader {
             self.last_seq = seq;
         }
         self.stats.frames += 1;
-        Ok(Read::Frame((meta, result)))
+        Ok(Read::Frame(meta))
     }
 
     /// A snapshot of every slot's seqlock, for diagnostics (`orion-ring`-style inspection,

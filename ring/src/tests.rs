@@ -284,6 +284,19 @@ fn one_live_writer_at_a_time_and_epochs_count_attaches() {
     let second = RingWriter::attach(owner.source().clone()).unwrap();
     assert_eq!(second.epoch(), 2);
     assert_eq!(owner.writer_info().pid, std::process::id());
+    // A writer that never detached (killed) under a pid that is alive again (recycled):
+    // busy until the owner, having reaped the writer, clears that pid, and only that one.
+    std::mem::forget(second);
+    assert!(matches!(
+        RingWriter::attach(owner.source().clone()),
+        Err(RingError::WriterBusy { .. })
+    ));
+    owner.clear_writer(std::process::id() + 1);
+    assert_eq!(owner.writer_info().pid, std::process::id());
+    owner.clear_writer(std::process::id());
+    assert_eq!(owner.writer_info().pid, 0);
+    let third = RingWriter::attach(owner.source().clone()).unwrap();
+    assert_eq!(third.epoch(), 3);
 }
 
 #[test]
@@ -415,7 +428,7 @@ proptest! {
                     let Some(rs) = reading.as_mut() else { continue };
                     let from = rs.copied.len() as u64;
                     let end = if matches!(s, Step::ReaderFinish) { CAP } else { (from + CHUNK).min(CAP) };
-                    rs.copied.extend_from_slice(&r.payload(rs.index, CAP)[from as usize..end as usize]);
+                    r.copy_payload(rs.index, from, end - from, &mut rs.copied);
                     if matches!(s, Step::ReaderFinish) {
                         let rs = reading.take().unwrap();
                         if r.verify_read(rs.index, &rs.raw) {

@@ -5,6 +5,7 @@
 //! change on the next start or SIGHUP.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -84,12 +85,19 @@ impl Desired {
         };
         let body = serde_json::to_vec_pretty(&saved)?;
         let tmp = path.with_extension("json.tmp");
+        // A leftover from a crash goes first; then only a file this call creates is
+        // written (O_EXCL), never one a link points elsewhere (O_NOFOLLOW).
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("remove {}", tmp.display())),
+        }
         {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
-                .mode_0600()
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(0o600)
                 .open(&tmp)
                 .with_context(|| format!("create {}", tmp.display()))?;
             f.write_all(&body)?;
@@ -160,16 +168,6 @@ struct Saved {
     baseline: Desired,
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -204,6 +202,26 @@ mod tests {
         assert_eq!(loaded, Desired::baseline(&c));
         assert!(why.unwrap().contains("ignoring"));
         assert!(dir.join("desired.json.bad").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn saving_never_writes_through_a_planted_link_or_a_leftover() {
+        let dir = std::env::temp_dir().join(format!("oriond-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("desired.json");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("desired.json.tmp")).unwrap();
+        let c = config("");
+        let d = Desired::baseline(&c);
+        d.save(&path, &c).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(Desired::load(&path, &c), (d.clone(), None));
+        // A leftover temp file from a crash does not stop the next save.
+        std::fs::write(dir.join("desired.json.tmp"), "half").unwrap();
+        d.save(&path, &c).unwrap();
+        assert!(!dir.join("desired.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

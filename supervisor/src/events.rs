@@ -11,8 +11,7 @@ use tokio::sync::mpsc;
 /// A connection on oriond's socket.
 pub type ConnId = u64;
 
-/// Messages queued to one peer.
-pub type Outbox = mpsc::Sender<Vec<u8>>;
+pub use crate::outbox::Outbox;
 
 pub enum Event {
     /// A child process ended (`reaped`: when the reaper task collected it).

@@ -17,20 +17,20 @@ use orion_protocol::message::{self, Message};
 use orion_protocol::wire::{WireError, nonblocking as wire};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::events::{ConnId, Event, Events};
 
-/// Messages queued to one peer before it counts as stuck and is let go.
+/// Messages, and bytes, queued to one peer before it counts as stuck and is let go.
 const OUTBOX: usize = 1024;
+const OUTBOX_BYTES: usize = 8 << 20;
 /// Connections at once (children and clients).
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// Binds `path` (0660), replacing a stale socket; fails if another oriond answers on it.
 pub async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
+        socket_dir(dir)?;
     }
     if std::fs::symlink_metadata(path).is_ok() {
         if UnixStream::connect(path).await.is_ok() {
@@ -46,6 +46,41 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("chmod {}", path.display()))?;
     Ok(listener)
+}
+
+/// Makes the socket's directory 0750 if oriond creates it; one that exists is used as it
+/// is (systemd's `RuntimeDirectory`, an admin's choice), unless others may write in it:
+/// whoever can write there can replace the socket.
+fn socket_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            if !meta.is_dir() {
+                bail!("socket directory {} is not a directory", dir.display());
+            }
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o022 != 0 {
+                bail!(
+                    "socket directory {} is writable by group or others (mode {mode:04o}), \
+                     who could replace the socket; make it 0750 or give oriond its own \
+                     (supervisor.socket_dir)",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .with_context(|| format!("create {}", dir.display()))?;
+            // The umask may have taken bits away; this directory is ours to set.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+                .with_context(|| format!("chmod {}", dir.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("inspect {}", dir.display())),
+    }
 }
 
 /// Accepts connections until the supervisor is gone.
@@ -75,7 +110,7 @@ pub fn spawn_accept(listener: UnixListener, events: Events) {
                 .and_then(|c| c.pid())
                 .and_then(|p| u32::try_from(p).ok());
             let (reader, writer) = stream.into_split();
-            let (outbox, rx) = mpsc::channel(OUTBOX);
+            let (outbox, rx) = crate::outbox::outbox(OUTBOX, OUTBOX_BYTES);
             let (gone_tx, gone) = oneshot::channel();
             tokio::spawn(write_loop(writer, rx, gone_tx));
             if events
@@ -141,7 +176,7 @@ async fn read_loop(
 
 async fn write_loop(
     mut writer: tokio::net::unix::OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: crate::outbox::Pending,
     gone: oneshot::Sender<()>,
 ) {
     while let Some(body) = rx.recv().await {
@@ -151,4 +186,48 @@ async fn write_loop(
     }
     let _ = writer.shutdown().await;
     let _ = gone.send(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_directory_is_made_private_or_refused_if_others_can_write() {
+        let base = std::env::temp_dir().join(format!("oriond-sockdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let fresh = base.join("a/run");
+        socket_dir(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o750);
+        // An existing one is kept as it is…
+        let kept = base.join("kept");
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
+        socket_dir(&kept).unwrap();
+        assert_eq!(
+            std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        // …unless others can write in it (sticky or not), or it is no directory at all.
+        for mode in [0o770, 0o777, 0o1777] {
+            std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = socket_dir(&kept).unwrap_err().to_string();
+            assert!(e.contains("socket directory"), "{mode:o}: {e}");
+            assert_eq!(
+                std::fs::metadata(&kept).unwrap().permissions().mode() & 0o7777,
+                mode,
+                "left as it was"
+            );
+        }
+        let file = base.join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            socket_dir(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

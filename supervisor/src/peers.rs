@@ -78,9 +78,10 @@ impl Peers {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
-        if peer.outbox.try_send(body).is_err() {
+        if let Err(why) = peer.outbox.try_send(body) {
             tracing::warn!(
                 conn,
+                ?why,
                 "peer does not read its messages; dropping the connection"
             );
             self.peers.remove(&conn);
@@ -95,7 +96,7 @@ mod tests {
     #[test]
     fn only_the_spawned_pid_may_speak_for_a_child_once() {
         let mut peers = Peers::default();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let (tx, mut rx) = crate::outbox::outbox(1, 1024);
         peers.accepted(1, tx, Some(42));
         // Another pid, or no pid at all, is refused.
         assert!(peers.hello(1, ProcessName::Detector, Some(7)).is_err());
@@ -112,7 +113,7 @@ mod tests {
         assert_eq!(peers.len(), 1);
         peers.send_raw(1, b"b".to_vec());
         assert_eq!(peers.len(), 0);
-        assert_eq!(rx.try_recv().ok(), Some(b"a".to_vec()));
+        assert_eq!(rx.try_recv(), Some(b"a".to_vec()));
         assert!(peers.remove(1).is_none());
     }
 }

@@ -134,6 +134,11 @@ impl ChildGuard {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Its exit status once it has exited (reaped), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Closes stdin (the helpers' "finish now"), then returns the last stdout line and
     /// waits for a successful exit.
     pub fn finish(mut self) -> Result<String> {

@@ -145,6 +145,21 @@ intra_op_threads = 1
             .signal(signal)
     }
 
+    /// Waits up to `timeout` for oriond to exit on its own; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let guard = self.guard.as_mut().context("oriond not running")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = guard.exit_status() {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("oriond still running after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// One request on a fresh connection; its ack.
     pub fn request(&self, body: &Value) -> Result<Ack> {
         let mut stream = UnixStream::connect(&self.socket).context("connect to oriond")?;

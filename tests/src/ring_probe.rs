@@ -126,6 +126,7 @@ pub fn run_reader(mut reader: RingReader, stop: &AtomicBool) -> Result<ReaderSum
     let mut summary = ReaderSummary::default();
     let mut epochs = BTreeSet::new();
     let mut last_seen = 0;
+    let mut payload = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         if reader
             .wait_for_newer(last_seen, Duration::from_millis(20))
@@ -133,8 +134,9 @@ pub fn run_reader(mut reader: RingReader, stop: &AtomicBool) -> Result<ReaderSum
         {
             continue;
         }
-        match reader.read_latest_with(|_, payload| pattern::verify(payload))? {
-            Read::Frame((meta, verified)) => {
+        match reader.read_latest_into(&mut payload)? {
+            Read::Frame(meta) => {
+                let verified = pattern::verify(&payload);
                 let intact = verified.is_some_and(|v| v.seq == meta.seq && v.epoch == meta.epoch);
                 if intact {
                     summary.accepted += 1;

@@ -66,8 +66,13 @@ struct Counters {
     torn: u64,
     worker_errors: u64,
     dropped_in_flight: u64,
+    swaps_timed_out: u64,
     last_result_latency_ms: f64,
 }
+
+/// Longest a model load may take before it is given up (oriond's own limit for the
+/// command is longer, so the answer comes from here).
+const SWAP_TIMEOUT: Duration = Duration::from_secs(150);
 
 pub struct Bridge {
     s: Settings,
@@ -257,6 +262,22 @@ impl Bridge {
         if self.pipeline.overdue(self.s.worker_timeout) {
             self.worker_died(&format!("no reply within {:?}", self.s.worker_timeout));
         }
+        // A load that never ends: answered, and the worker restarted on the model it has
+        // (else it could still switch later, behind everyone's back).
+        if let Some(swap) = self.link.take_overdue_swap(SWAP_TIMEOUT) {
+            self.counters.swaps_timed_out += 1;
+            let why = format!(
+                "model {} did not load within {} s; still {}",
+                swap.files.size,
+                SWAP_TIMEOUT.as_secs(),
+                self.link.model().size
+            );
+            io::ack(
+                &swap.command,
+                Err(AckError::new(ErrorKind::Timeout, why.clone())),
+            );
+            self.worker_died(&why);
+        }
         let tx = self.events_tx.clone();
         let started = self
             .link
@@ -355,6 +376,7 @@ impl Bridge {
             frames_torn: c.torn,
             worker_errors: c.worker_errors,
             dropped_in_flight: c.dropped_in_flight,
+            swaps_timed_out: c.swaps_timed_out,
         }
     }
 

@@ -46,6 +46,8 @@ pub enum Prepared {
 
 pub struct Pipeline {
     reader: RingReader,
+    /// The newest frame, copied out of the ring (reused).
+    frame: Vec<u8>,
     tensors: TensorBuffer,
     preparer: Preparer,
     slots: [Slot; SLOTS],
@@ -67,6 +69,7 @@ impl Pipeline {
     ) -> Result<Self> {
         Ok(Self {
             reader,
+            frame: Vec::new(),
             tensors,
             preparer: Preparer::default(),
             slots: [Slot::Free, Slot::Free],
@@ -112,17 +115,27 @@ impl Pipeline {
         let started = Instant::now();
         let slot = self.tensors.slot_mut(index);
         let preparer = &mut self.preparer;
-        let read = self.reader.read_latest_with(|meta, payload| {
-            let (w, h) = (meta.geometry.width(), meta.geometry.height());
-            let crop = PixelRect::from_norm(&region, w, h);
-            let imgsz = if has_320 && crop.area() <= threshold_320 {
-                320
-            } else {
-                640
-            };
-            let lb = Letterbox::new(crop, imgsz);
-            (lb, preparer.prepare(meta, payload, &lb, slot))
-        });
+        // A private copy first (the writer may be changing the slot; a torn copy is
+        // dropped before any work is spent on it), then letterboxed into the tensor.
+        let read = self
+            .reader
+            .read_latest_into(&mut self.frame)
+            .map(|read| match read {
+                Read::Frame(meta) => {
+                    let (w, h) = (meta.geometry.width(), meta.geometry.height());
+                    let crop = PixelRect::from_norm(&region, w, h);
+                    let imgsz = if has_320 && crop.area() <= threshold_320 {
+                        320
+                    } else {
+                        640
+                    };
+                    let lb = Letterbox::new(crop, imgsz);
+                    let prepared = preparer.prepare(&meta, &self.frame, &lb, slot);
+                    Read::Frame((meta, (lb, prepared)))
+                }
+                Read::Torn { seq } => Read::Torn { seq },
+                Read::NoFrame => Read::NoFrame,
+            });
         match read {
             Ok(Read::Frame((meta, (lb, Ok(()))))) => {
                 self.taken_seq = meta.seq;

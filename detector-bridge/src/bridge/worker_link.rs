@@ -23,6 +23,7 @@ pub struct Swap {
     pub id: u64,
     pub files: ModelFiles,
     pub command: Command,
+    pub started: Instant,
 }
 
 pub struct WorkerLink {
@@ -195,6 +196,7 @@ impl WorkerLink {
             id,
             files,
             command: command.clone(),
+            started: Instant::now(),
         });
         Ok(None)
     }
@@ -205,6 +207,11 @@ impl WorkerLink {
         self.model = swap.files.clone();
         self.sizes = sizes;
         Some(swap)
+    }
+
+    /// The swap in progress if it has taken `limit` or longer.
+    pub fn take_overdue_swap(&mut self, limit: Duration) -> Option<Swap> {
+        self.swap.take_if(|s| s.started.elapsed() >= limit)
     }
 
     /// The worker could not load the swap `id` (the old model stays).

@@ -19,6 +19,9 @@ impl Supervisor {
 
     /// Applies the file; the children restarted for it.
     pub(super) fn reload_inner(&mut self) -> Result<Vec<ProcessName>, String> {
+        if self.shutdown.is_some() {
+            return Err("oriond is shutting down; the config was not reloaded".into());
+        }
         let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
         let old = &self.config;
         let fixed = [

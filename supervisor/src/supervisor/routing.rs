@@ -40,10 +40,51 @@ struct Pending {
     reapply: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Until {
     Running,
     Stopped,
+}
+
+impl Until {
+    /// Whether a child reaching `reached` settles a wait, and if so whether it succeeded:
+    /// a start fails on FATAL, or on STOPPED unless a restart follows the stop.
+    fn settled_by(self, reached: State, restart_follows: bool) -> Option<bool> {
+        match (self, reached) {
+            (Until::Running, State::Running) => Some(true),
+            (Until::Running, State::Fatal) => Some(false),
+            (Until::Running, State::Stopped) if !restart_follows => Some(false),
+            (Until::Stopped, State::Stopped | State::Fatal) => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// Settings that can wait for a detector that is down: kept in the desired state and
+/// applied when it is back. A model load or a question needs the detector itself.
+fn deferrable(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Pause
+            | Action::Resume
+            | Action::SetRois(_)
+            | Action::ClearRois
+            | Action::SetAutoFocus(_)
+            | Action::EnableAutoFocus
+            | Action::DisableAutoFocus
+    )
+}
+
+const CHILD_REQUEST_PREFIX: &str = "oriond-";
+
+/// The request id oriond gives its `id`th request to a child.
+fn child_request_id(id: u64) -> String {
+    format!("{CHILD_REQUEST_PREFIX}{id}")
+}
+
+/// The number back from a child's ack; `None` for an id oriond did not make.
+fn parse_child_request_id(id: &str) -> Option<u64> {
+    id.strip_prefix(CHILD_REQUEST_PREFIX)?.parse().ok()
 }
 
 /// A request answered when a child reaches a state.
@@ -114,6 +155,20 @@ impl Supervisor {
             Ok(a) => a,
             Err(e) => return self.answer(&reply, Err(e)),
         };
+        // orion-control checks this too; the owner of the processes does not rely on it.
+        if self.peers.child_of(conn) == Some(ProcessName::Control)
+            && let Some(why) = self.config.mqtt.refuses(action.name())
+        {
+            return self.answer(&reply, Err(AckError::new(ErrorKind::Refused, why)));
+        }
+        // Shutting down is final: nothing may start, restart or change a child now.
+        if self.shutdown.is_some() && !action.is_query() && action != Action::Shutdown {
+            let why = format!(
+                "oriond is shutting down; {} was not carried out",
+                action.name()
+            );
+            return self.answer(&reply, Err(AckError::new(ErrorKind::ShuttingDown, why)));
+        }
         match action {
             Action::GetStatus | Action::ProcessStatus(None) => {
                 let status = self.status();
@@ -235,19 +290,7 @@ impl Supervisor {
             return;
         }
         let state = self.state_of(name).map_or("not managed", State::as_str);
-        // Pure settings are kept and applied when the detector is back; a model load or a
-        // question needs the detector itself.
-        let deferrable = matches!(
-            action,
-            Action::Pause
-                | Action::Resume
-                | Action::SetRois(_)
-                | Action::ClearRois
-                | Action::SetAutoFocus(_)
-                | Action::EnableAutoFocus
-                | Action::DisableAutoFocus
-        );
-        if deferrable && self.children.contains_key(&name) {
+        if deferrable(&action) && self.children.contains_key(&name) {
             self.answer(
                 &reply,
                 Ok(json!({"deferred": true, "detector": state, "note": "applied when the detector is RUNNING again"})),
@@ -286,7 +329,7 @@ impl Supervisor {
         } else {
             REQUEST_TIMEOUT
         };
-        let request = action.to_request(Some(&format!("oriond-{id}")));
+        let request = action.to_request(Some(&child_request_id(id)));
         self.requests.pending.insert(
             id,
             Pending {
@@ -302,11 +345,7 @@ impl Supervisor {
     }
 
     pub(super) fn child_ack(&mut self, name: ProcessName, ack: Ack) {
-        let id = ack
-            .request_id
-            .as_deref()
-            .and_then(|id| id.strip_prefix("oriond-"))
-            .and_then(|n| n.parse::<u64>().ok());
+        let id = ack.request_id.as_deref().and_then(parse_child_request_id);
         let Some(pending) = id.and_then(|id| self.requests.pending.remove(&id)) else {
             tracing::debug!(%name, "ack for nothing pending");
             return;
@@ -367,22 +406,15 @@ impl Supervisor {
         let mut i = 0;
         while i < self.requests.waiters.len() {
             let w = &self.requests.waiters[i];
-            let done = w.name == name
-                && match (w.until, reached) {
-                    (Until::Running, State::Running | State::Fatal) => true,
-                    (Until::Running, State::Stopped) => !self.restart_after_stop.contains(&name),
-                    (Until::Stopped, State::Stopped | State::Fatal) => true,
-                    _ => false,
-                };
-            if !done {
+            let restart_follows = self.restart_after_stop.contains(&name);
+            let Some(ok) = (w.name == name)
+                .then(|| w.until.settled_by(reached, restart_follows))
+                .flatten()
+            else {
                 i += 1;
                 continue;
-            }
-            let w = self.requests.waiters.remove(i);
-            let ok = match w.until {
-                Until::Running => reached == State::Running,
-                Until::Stopped => true,
             };
+            let w = self.requests.waiters.remove(i);
             let result = if ok {
                 let pid = self.children.get(&name).and_then(|c| c.pid);
                 let mut data = json!({"name": name, "state": reached, "pid": pid});
@@ -417,6 +449,60 @@ impl Supervisor {
             for other in self.requests.seen.finish(key, &ack) {
                 self.peers.send(other.conn, &Message::Ack(ack.clone()));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_settles_only_on_the_states_that_answer_it() {
+        use State::*;
+        let all = [Stopped, Starting, Running, Backoff, Stopping, Exited, Fatal];
+        for reached in all {
+            for restart_follows in [false, true] {
+                let running = Until::Running.settled_by(reached, restart_follows);
+                let expect = match reached {
+                    Running => Some(true),
+                    Fatal => Some(false),
+                    Stopped if !restart_follows => Some(false),
+                    _ => None,
+                };
+                assert_eq!(running, expect, "Running, {reached:?}, {restart_follows}");
+                let stopped = Until::Stopped.settled_by(reached, restart_follows);
+                let expect = matches!(reached, Stopped | Fatal).then_some(true);
+                assert_eq!(stopped, expect, "Stopped, {reached:?}, {restart_follows}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_settings_wait_for_a_detector_that_is_down() {
+        assert!(deferrable(&Action::Pause));
+        assert!(deferrable(&Action::ClearRois));
+        assert!(deferrable(&Action::EnableAutoFocus));
+        assert!(!deferrable(&Action::GetStatus));
+        assert!(!deferrable(&Action::Shutdown));
+        assert!(!deferrable(&Action::ReloadConfig));
+    }
+
+    #[test]
+    fn child_request_ids_round_trip_and_foreign_ids_are_ignored() {
+        for id in [0, 1, 42, u64::MAX] {
+            assert_eq!(parse_child_request_id(&child_request_id(id)), Some(id));
+        }
+        for foreign in [
+            "",
+            "oriond-",
+            "oriond-x",
+            "mqtt-7",
+            "7",
+            "oriond--1",
+            "ORIOND-1",
+        ] {
+            assert_eq!(parse_child_request_id(foreign), None, "{foreign}");
         }
     }
 }
