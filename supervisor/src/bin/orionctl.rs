@@ -1,7 +1,8 @@
 //! `orionctl`: supervisorctl-style control of a running oriond over its Unix socket.
 //!
 //! `orionctl status` prints `name  STATE  description` and exits 3 when a listed process
-//! is not RUNNING, 4 for an unknown name; `--json` prints oriond's answers as JSON. With no
+//! is not RUNNING, 4 for an unknown name, 5 when all run but the camera stream or the
+//! detector is not working (the description says why); `--json` prints oriond's answers as JSON. With no
 //! verb it reads verbs from a prompt (`orion>`).
 
 #![forbid(unsafe_code)]
@@ -42,7 +43,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Verb {
-    /// Process states (exit 3 if any listed is not RUNNING, 4 for an unknown name)
+    /// Process states (exit 3 if any listed is not RUNNING, 4 for an unknown name, 5 if all
+    /// run but the camera or the detector does not work)
     Status { names: Vec<String> },
     /// Start processes (clears FATAL)
     Start {
@@ -166,6 +168,8 @@ struct Client {
 /// Exit codes of supervisorctl's status.
 const NOT_RUNNING: u8 = 3;
 const UNKNOWN_NAME: u8 = 4;
+/// Every listed process RUNNING, but the camera stream or the detector is not working.
+const NOT_DETECTING: u8 = 5;
 
 impl Client {
     fn run(&mut self, verb: Verb) -> ExitCode {
@@ -330,21 +334,30 @@ impl Client {
         } else {
             names.to_vec()
         };
-        let mut code = 0;
+        let (mut unknown, mut not_running, mut troubled) = (false, false, false);
         let mut shown = Vec::new();
         for name in &wanted {
             match find(&status, name) {
                 Some(p) => {
+                    let note = (p["state"] == "RUNNING")
+                        .then(|| trouble(name, &status))
+                        .flatten();
                     if p["state"] != "RUNNING" {
-                        code = code.max(NOT_RUNNING);
+                        not_running = true;
                     }
+                    troubled |= note.is_some();
                     shown.push(p.clone());
                     if !self.json {
+                        let description = p["description"].as_str().unwrap_or("");
+                        let description = match &note {
+                            Some(n) => format!("{description}; {n}"),
+                            None => description.to_string(),
+                        };
                         println!(
                             "{:<12}{:<10}{}",
                             name,
                             p["state"].as_str().unwrap_or("?"),
-                            p["description"].as_str().unwrap_or("")
+                            description
                         );
                     }
                 }
@@ -352,14 +365,20 @@ impl Client {
                     if !self.json {
                         println!("{name}: ERROR (no such process)");
                     }
-                    code = UNKNOWN_NAME;
+                    unknown = true;
                 }
             }
         }
         if self.json {
             println!("{}", json!({"processes": shown}));
         }
-        Ok(code)
+        // The worst first: a name oriond does not run, a process down, work not done.
+        Ok(match (unknown, not_running, troubled) {
+            (true, _, _) => UNKNOWN_NAME,
+            (_, true, _) => NOT_RUNNING,
+            (_, _, true) => NOT_DETECTING,
+            _ => 0,
+        })
     }
 
     /// `all` → every process oriond runs, in start order (stop order when `reverse`);
@@ -496,6 +515,35 @@ impl Client {
     }
 }
 
+/// What is wrong with a RUNNING process's work, for the description column: the camera
+/// stream of `capture`, the detector's state. `None` when it is healthy.
+fn trouble(name: &str, status: &Value) -> Option<String> {
+    match name {
+        "capture" => {
+            let stream = &status["stream"];
+            let state = stream["state"].as_str()?;
+            if state == "running" {
+                return None;
+            }
+            let mut note = format!("camera {state}");
+            if let Some(ms) = stream["retry_in_ms"].as_u64() {
+                note += &format!(" (retry in {:.0} s)", (ms as f64 / 1000.0).ceil());
+            }
+            if let Some(e) = stream["last_error"].as_str() {
+                let e: String = e.chars().take(120).collect();
+                note += &format!(": {e}");
+            }
+            Some(note)
+        }
+        "detector" => match status["detector"]["state"].as_str()? {
+            "running" => None,
+            "starting_worker" => Some("detector starting its worker".into()),
+            other => Some(format!("detector {other}")),
+        },
+        _ => None,
+    }
+}
+
 /// Exit codes by error kind: 4 for a process oriond does not run (as supervisorctl), 1
 /// for every other failure.
 fn exit_code(kind: ErrorKind) -> u8 {
@@ -550,4 +598,41 @@ fn parse_rects(rects: &[String]) -> Result<RoiSet> {
         })
         .collect::<Result<Vec<_>>>()?;
     RoiSet::new(rects).map_err(|e| anyhow!("rois: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_says_what_a_running_process_does_not_do() {
+        let healthy = json!({"stream": {"state": "running"}, "detector": {"state": "running"}});
+        for name in ["capture", "detector", "control", "broker"] {
+            assert_eq!(trouble(name, &healthy), None, "{name}");
+        }
+        let down = json!({
+            "stream": {"state": "reconnecting", "retry_in_ms": 7400, "last_error": "Could not open resource"},
+            "detector": {"state": "paused"},
+        });
+        assert_eq!(
+            trouble("capture", &down).as_deref(),
+            Some("camera reconnecting (retry in 8 s): Could not open resource")
+        );
+        assert_eq!(
+            trouble("detector", &down).as_deref(),
+            Some("detector paused")
+        );
+        let starting =
+            json!({"stream": {"state": "connecting"}, "detector": {"state": "starting_worker"}});
+        assert_eq!(
+            trouble("capture", &starting).as_deref(),
+            Some("camera connecting")
+        );
+        assert_eq!(
+            trouble("detector", &starting).as_deref(),
+            Some("detector starting its worker")
+        );
+        // No report yet (the process just started): nothing to say.
+        assert_eq!(trouble("capture", &json!({})), None);
+    }
 }
