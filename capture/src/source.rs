@@ -68,7 +68,58 @@ impl TestPattern {
     }
 }
 
+/// What a cheap look at the camera found, between two full connection attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// It answers (the RTSP port accepts a TCP connection; the device node exists).
+    Answers,
+    /// It does not.
+    Silent,
+    /// Nothing to probe (a file, a test pattern): only the backoff decides.
+    NotProbed,
+}
+
+/// Longest a probe waits for a TCP connection.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
+
 impl Source {
+    /// A cheap look at the camera: a TCP connect to the RTSP port (closed at once), or the
+    /// device node's presence. Never a session: a camera that accepts connections but fails
+    /// the session is still paced by the backoff.
+    pub fn probe(&self) -> Probe {
+        match self {
+            Source::Rtsp { location, .. } => {
+                let port = location.port().unwrap_or(if location.scheme() == "rtsps" {
+                    322
+                } else {
+                    554
+                });
+                let Some(host) = location.host_str() else {
+                    return Probe::Silent;
+                };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let addrs = match std::net::ToSocketAddrs::to_socket_addrs(&(host, port)) {
+                    Ok(a) => a,
+                    Err(_) => return Probe::Silent,
+                };
+                for addr in addrs.take(4) {
+                    if std::net::TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).is_ok() {
+                        return Probe::Answers;
+                    }
+                }
+                Probe::Silent
+            }
+            Source::V4l2(path) => {
+                if path.exists() {
+                    Probe::Answers
+                } else {
+                    Probe::Silent
+                }
+            }
+            Source::File(_) | Source::Test(_) => Probe::NotProbed,
+        }
+    }
+
     pub fn parse(uri: &str, transport: RtspTransport) -> Result<Self, SourceError> {
         if uri.len() > MAX_URI_LEN {
             return Err(SourceError::TooLong);

@@ -13,12 +13,14 @@ use orion_ring::monotonic_ns;
 
 use crate::pipeline::{self, StreamSettings};
 use crate::sink::FrameSink;
-use crate::source::Source;
+use crate::source::{Probe, Source};
 use crate::status::Reporter;
 use orion_process::backoff::Backoff;
 
 /// How often the loop wakes to check for stalls, status and shutdown.
 const TICK: Duration = Duration::from_millis(50);
+/// How often a camera that is down is probed while the backoff runs.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Capture {
     pub source: Source,
@@ -184,14 +186,30 @@ impl Capture {
         }
     }
 
-    /// Sleeps `delay`, waking early on shutdown (returns true then).
+    /// Waits out the backoff `delay`, waking early on shutdown (returns true then) or when
+    /// the camera comes back: probed about once a second, a camera that was silent and now
+    /// answers is reconnected at once. (One that answers all along but fails the session
+    /// waits the full delay: the backoff protects it.)
     fn sleep(&self, delay: Duration) -> bool {
         let until = Instant::now() + delay;
+        let mut next_probe = Instant::now() + PROBE_EVERY.min(delay / 2);
+        let mut was_silent = false;
         while Instant::now() < until {
             if self.shutdown.load(Ordering::Relaxed) {
                 return true;
             }
             self.sink.heartbeat();
+            if Instant::now() >= next_probe {
+                next_probe = Instant::now() + PROBE_EVERY;
+                match self.source.probe() {
+                    Probe::Silent => was_silent = true,
+                    Probe::Answers if was_silent => {
+                        tracing::info!("the camera answers again; reconnecting now");
+                        return self.shutdown.load(Ordering::Relaxed);
+                    }
+                    Probe::Answers | Probe::NotProbed => {}
+                }
+            }
             std::thread::sleep(TICK.min(until.saturating_duration_since(Instant::now())));
         }
         self.shutdown.load(Ordering::Relaxed)

@@ -227,6 +227,42 @@ fn server_outage_is_survived_without_a_restart() {
 }
 
 #[test]
+fn a_camera_that_comes_back_is_reconnected_at_once_not_after_the_backoff() {
+    let port = free_port().to_string();
+    let args = ["--port", &port, "--width", "320", "--height", "240"];
+    let (server, url) = rtsp_server(&args);
+    let ring = ring("return", 320, 240);
+    let mut cap = capture(&ring, &url, 320, 240, 10.0, &["--stall-timeout-s", "2"]);
+    wait_status(&mut cap, Duration::from_secs(15), |s| {
+        s.state == StreamState::Running && s.frames > 5
+    });
+    // Down for 20 s: the backoff grows to 8 s and more between attempts.
+    server.kill().unwrap();
+    let killed = Instant::now();
+    let down = wait_status(&mut cap, Duration::from_secs(10), |s| {
+        s.state == StreamState::Reconnecting
+    });
+    let waiting = wait_status(&mut cap, Duration::from_secs(20), |s| {
+        s.state == StreamState::Reconnecting && s.retry_in_ms.is_some_and(|ms| ms >= 8000)
+    });
+    let delay = waiting.retry_in_ms.unwrap();
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(killed.elapsed()));
+    let (_server, _) = rtsp_server(&args);
+    let returned = Instant::now();
+    let back = wait_status(&mut cap, Duration::from_secs(30), |s| {
+        s.state == StreamState::Running && s.frames > down.frames
+    });
+    let took = returned.elapsed();
+    eprintln!("camera back → frames after {took:?} (the backoff was {delay} ms)");
+    // Probed once a second: back well within the backoff it would have waited.
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?} with a {delay} ms backoff"
+    );
+    assert!(back.reconnects >= 1);
+}
+
+#[test]
 fn silent_source_backs_off_and_stays_up() {
     // Accepts RTSP connections and never answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -386,3 +386,37 @@ fn an_expired_command_is_refused_and_changes_nothing() {
     assert_eq!(ack["status"], "success", "{ack}");
     assert_eq!(sys.o.status().unwrap()["desired"]["paused"], true);
 }
+
+#[test]
+fn detections_resume_when_the_camera_returns_not_when_the_backoff_ends() {
+    let mut sys = System::start(Spec::default()).unwrap();
+    let mut op = sys.operator().unwrap();
+    op.wait_detections(0, 3, Duration::from_secs(60)).unwrap();
+    // The camera away for 20 s: the capture's backoff grows past 8 s meanwhile.
+    let capture = sys.o.child_pid("capture").unwrap();
+    sys.camera.kill().unwrap();
+    std::thread::sleep(Duration::from_secs(20));
+    let waiting = sys.o.status().unwrap()["stream"].clone();
+    assert_eq!(waiting["state"], "reconnecting", "{waiting}");
+    sys.camera.resume().unwrap();
+    let (back, t) = (SystemTime::now(), Instant::now());
+    let topic = op.detection_topic();
+    let mark = op.seen.len();
+    let i = op
+        .wait_from(
+            "a detection after the return",
+            mark,
+            Duration::from_secs(60),
+            |a| a.topic == topic && a.json().is_some_and(|d| capture_time(&d) > back),
+        )
+        .unwrap();
+    let took = op.seen[i].at.duration_since(t);
+    eprintln!("camera back → detection after {took:?} (status while away: {waiting})");
+    // Generous, yet well under the 8–16 s the backoff would have waited.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(
+        sys.o.child_pid("capture").unwrap(),
+        capture,
+        "no process restarted"
+    );
+}
