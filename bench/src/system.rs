@@ -418,14 +418,7 @@ fn kills(opts: &Options, sys: &System, op: &mut Operator) -> Result<()> {
             let (killed, t) = (SystemTime::now(), Instant::now());
             kill(Pid::from_raw(pid as i32), Signal::SIGKILL)?;
             let mark = op.seen.len();
-            let topic = op.detection_topic();
-            let i = op.wait_from("a fresh detection", mark, Duration::from_secs(60), |a| {
-                a.topic == topic
-                    && a.json()
-                        .as_ref()
-                        .and_then(capture_ts)
-                        .is_some_and(|c| c > killed)
-            })?;
+            let i = op.wait_fresh_detection(mark, killed, Duration::from_secs(60))?;
             samples.push(op.seen[i].at.duration_since(t).as_secs_f64() * 1000.0);
         }
         report::line(
@@ -457,14 +450,7 @@ fn camera_return(sys: &mut System, op: &mut Operator, outages: usize) -> Result<
         sys.camera.resume()?;
         let (back, t) = (SystemTime::now(), Instant::now());
         let mark = op.seen.len();
-        let topic = op.detection_topic();
-        let i = op.wait_from("a detection after the camera's return", mark, ACK, |a| {
-            a.topic == topic
-                && a.json()
-                    .as_ref()
-                    .and_then(capture_ts)
-                    .is_some_and(|c| c > back)
-        })?;
+        let i = op.wait_fresh_detection(mark, back, ACK)?;
         samples.push(op.seen[i].at.duration_since(t).as_secs_f64() * 1000.0);
     }
     report::line(

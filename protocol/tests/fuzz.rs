@@ -19,25 +19,12 @@ fn cases() -> u32 {
         .unwrap_or(2000)
 }
 
-const NAMES: &[&str] = &[
-    "get_status",
-    "pause_inference",
-    "resume_inference",
-    "set_inference_rate",
-    "set_model_size",
-    "set_attention_rois",
-    "clear_attention_rois",
-    "get_attention_rois",
-    "set_auto_focus_strategy",
-    "get_auto_focus_strategy",
-    "enable_auto_focus",
-    "disable_auto_focus",
-    "clear_auto_focus_history",
-    "get_auto_focus_stats",
-    "restart_process",
-    "shutdown",
-    "dance",
-];
+/// The catalog and a name that is none of it.
+fn names() -> Vec<&'static str> {
+    let mut names = orion_protocol::command::MQTT_COMMANDS.to_vec();
+    names.push("dance");
+    names
+}
 
 /// Arbitrary JSON values, numbers at the edges included.
 fn any_json() -> impl Strategy<Value = Value> {
@@ -97,7 +84,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 
 /// Commands shaped like real ones: a known (or unknown) name, arbitrary params and ids.
 fn command_like() -> impl Strategy<Value = Value> {
-    (prop::sample::select(NAMES), any_json(), any_json(), any_json()).prop_map(
+    (prop::sample::select(names()), any_json(), any_json(), any_json()).prop_map(
         |(name, params, rid, ts)| json!({"command": name, "params": params, "request_id": rid, "timestamp": ts}),
     )
 }

@@ -214,6 +214,23 @@ impl Operator {
     }
 
     /// Waits until `n` detections arrived from index `from` on.
+    /// Waits for the first detection arriving from `from` on whose frame was captured after
+    /// `after` (a kill, a camera's return): its index.
+    pub fn wait_fresh_detection(
+        &mut self,
+        from: usize,
+        after: SystemTime,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let topic = self.detection_topic();
+        self.wait_from("a detection of a later frame", from, timeout, |a| {
+            a.topic == topic
+                && a.json()
+                    .and_then(|d| humantime::parse_rfc3339_weak(d["capture_ts"].as_str()?).ok())
+                    .is_some_and(|c| c > after)
+        })
+    }
+
     pub fn wait_detections(&mut self, from: usize, n: usize, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while self.detections_from(from).len() < n {

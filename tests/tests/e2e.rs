@@ -400,15 +400,9 @@ fn detections_resume_when_the_camera_returns_not_when_the_backoff_ends() {
     assert_eq!(waiting["state"], "reconnecting", "{waiting}");
     sys.camera.resume().unwrap();
     let (back, t) = (SystemTime::now(), Instant::now());
-    let topic = op.detection_topic();
     let mark = op.seen.len();
     let i = op
-        .wait_from(
-            "a detection after the return",
-            mark,
-            Duration::from_secs(60),
-            |a| a.topic == topic && a.json().is_some_and(|d| capture_time(&d) > back),
-        )
+        .wait_fresh_detection(mark, back, Duration::from_secs(60))
         .unwrap();
     let took = op.seen[i].at.duration_since(t);
     eprintln!("camera back → detection after {took:?} (status while away: {waiting})");
