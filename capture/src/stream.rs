@@ -19,8 +19,9 @@ use orion_process::backoff::Backoff;
 
 /// How often the loop wakes to check for stalls, status and shutdown.
 const TICK: Duration = Duration::from_millis(50);
-/// How often a camera that is down is probed while the backoff runs.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often a camera that is down is probed while the backoff runs (a TCP connect or a
+/// stat: cheap; a returning camera waits at most this long to be noticed).
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Capture {
     pub source: Source,
@@ -187,12 +188,14 @@ impl Capture {
     }
 
     /// Waits out the backoff `delay`, waking early on shutdown (returns true then) or when
-    /// the camera comes back: probed about once a second, a camera that was silent and now
+    /// the camera comes back: probed twice a second, a camera that was silent and now
     /// answers is reconnected at once. (One that answers all along but fails the session
     /// waits the full delay: the backoff protects it.)
     fn sleep(&self, delay: Duration) -> bool {
         let until = Instant::now() + delay;
-        let mut next_probe = Instant::now() + PROBE_EVERY.min(delay / 2);
+        // The first look at once: the attempt that just failed may have met a camera that
+        // is away; if it is back a moment later, that must count as a return.
+        let mut next_probe = Instant::now();
         let mut was_silent = false;
         while Instant::now() < until {
             if self.shutdown.load(Ordering::Relaxed) {
