@@ -181,6 +181,7 @@ fn a_child_that_exits_at_once_goes_backoff_then_fatal_and_start_clears_it() {
     .unwrap();
     let (code, out, err) = o.ctl(&["start", "capture"]).unwrap();
     assert_eq!(code, 0, "{out} {err}");
+    o.wait_working(START_TIMEOUT).unwrap();
     let (code, out, _) = o.ctl(&["status"]).unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.lines().all(|l| l.contains("RUNNING")), "{out}");
@@ -214,13 +215,14 @@ fn killing_oriond_takes_its_children_along_and_a_new_one_starts_over_the_leftove
         .collect();
     assert!(leftovers.is_empty(), "left in /dev/shm: {leftovers:?}");
     o.spawn().unwrap();
-    o.wait_all_running(START_TIMEOUT).unwrap();
+    o.wait_working(START_TIMEOUT).unwrap();
     assert_eq!(o.ctl(&["status"]).unwrap().0, 0);
 }
 
 #[test]
 fn a_second_oriond_on_the_same_socket_refuses_to_start() {
     let o = Oriond::start(None, "").unwrap();
+    o.wait_working(START_TIMEOUT).unwrap();
     let out = std::process::Command::new(orion_tests::bins::locate("oriond").unwrap())
         .arg("--config")
         .arg(&o.config)
@@ -379,7 +381,8 @@ fn malformed_and_oversize_messages_get_errors_and_never_hurt_oriond() {
     let mut s = UnixStream::connect(&o.socket).unwrap();
     s.write_all(&[0, 0, 1]).unwrap();
     drop(s);
-    // Still there, children untouched.
+    // Still there, children untouched (and working).
+    o.wait_working(START_TIMEOUT).unwrap();
     let (code, out, _) = o.ctl(&["status"]).unwrap();
     assert_eq!(code, 0, "{out}");
 }
@@ -425,10 +428,7 @@ fn orionctl_says_when_everything_runs_but_nothing_is_detected() {
 fn orionctl_speaks_like_supervisorctl() {
     let o = Oriond::start(None, "").unwrap();
     // Frames flowing and inferred: then nothing is wrong (exit 0).
-    o.wait_for("stream and detector running", START_TIMEOUT, |s| {
-        s["stream"]["state"] == "running" && s["detector"]["state"] == "running"
-    })
-    .unwrap();
+    o.wait_working(START_TIMEOUT).unwrap();
     let (code, out, _) = o.ctl(&["status"]).unwrap();
     assert_eq!(code, 0, "{out}");
     let line = out.lines().find(|l| l.starts_with("detector")).unwrap();

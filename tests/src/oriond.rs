@@ -232,6 +232,18 @@ intra_op_threads = 1
         })
     }
 
+    /// Waits until every process is RUNNING and doing its work: frames flowing, the
+    /// detector inferring (what `orionctl status` exits 0 for).
+    pub fn wait_working(&self, timeout: Duration) -> Result<Value> {
+        self.wait_for("every process RUNNING and working", timeout, |s| {
+            s["processes"]
+                .as_array()
+                .is_some_and(|ps| !ps.is_empty() && ps.iter().all(|p| p["state"] == "RUNNING"))
+                && s["stream"]["state"] == "running"
+                && s["detector"]["state"] == "running"
+        })
+    }
+
     /// Runs `orionctl --config … args`; (exit code, stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> Result<(i32, String, String)> {
         let out = Command::new(bins::locate("orionctl")?)
