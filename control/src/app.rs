@@ -270,10 +270,7 @@ impl App {
 
     /// Answers `timeout` for each command oriond has not answered in [`INFLIGHT_TIMEOUT`].
     fn expire_inflight(&mut self) {
-        self.expire_inflight_after(INFLIGHT_TIMEOUT);
-    }
-
-    fn expire_inflight_after(&mut self, limit: Duration) {
+        let limit = INFLIGHT_TIMEOUT;
         let mut expired = Vec::new();
         for queue in self.inflight.values_mut() {
             while queue.front().is_some_and(|o| o.received.elapsed() >= limit) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use orion_tests::oriond::Oriond;
+use orion_tests::oriond::{Oriond, now_unix_us};
 use serde_json::{Value, json};
 
 /// oriond's connection limit (`supervisor/src/ipc.rs`).
@@ -225,7 +225,7 @@ fn a_flood_of_commands_does_not_delay_crash_detection() {
     for _ in 0..5 {
         let p = o.process("capture").unwrap();
         let pid = p["pid"].as_u64().unwrap() as u32;
-        let killed_us = now_us();
+        let killed_us = now_unix_us();
         kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
         // When the supervisor acted on the exit (its own stamp), not when we polled.
         let status = o
@@ -271,13 +271,6 @@ fn a_flood_of_commands_does_not_delay_crash_detection() {
         serde_json::from_str(&std::fs::read_to_string(state_file(&o)).unwrap()).unwrap();
     let last_x = ((sent - 1) % 50) as f64 / 100.0;
     assert_eq!(saved["desired"]["rois"][0]["x"], json!(last_x), "{saved}");
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
 }
 
 /// The desired-state file of `o`'s instance.

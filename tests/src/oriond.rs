@@ -292,6 +292,14 @@ stopwaitsecs = 3"#,
     ))
 }
 
+/// Now on the realtime clock, in µs since the epoch: what oriond stamps a child's exit
+/// with (`last_exit.at_unix_us`).
+pub fn now_unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// Whether `pid` is gone (or a zombie nobody reaped yet).
 pub fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -1,0 +1,218 @@
+use super::*;
+
+#[test]
+fn commands_are_validated_with_clear_errors() {
+    assert_eq!(
+        parse(r#"{"command":"pause_inference"}"#).action,
+        Ok(Action::Pause)
+    );
+    let c = parse(r#"{"command":"set_model_size","params":{"size":"m"},"request_id":"r1"}"#);
+    assert_eq!(
+        (c.action, c.request_id.as_deref()),
+        (Ok(Action::SetModelSize(ModelSize::M)), Some("r1"))
+    );
+    let bad = parse(r#"{"command":"set_model_size","params":{"size":"q"}}"#)
+        .action
+        .unwrap_err()
+        .message;
+    assert!(
+        bad.contains("params.size") && bad.contains("n, s, m, l, x"),
+        "{bad}"
+    );
+    assert!(
+        parse(r#"{"command":"set_model_size","params":{"size":3}}"#)
+            .action
+            .is_err()
+    );
+    assert!(
+        parse("{nope")
+            .action
+            .unwrap_err()
+            .message
+            .starts_with("malformed command")
+    );
+    assert!(
+        parse(r#"{"command":"dance"}"#)
+            .action
+            .unwrap_err()
+            .message
+            .contains("unknown command")
+    );
+    let roi = parse(
+        r#"{"command":"set_attention_rois","params":{"rois":[{"x":0.5,"y":0,"width":0.6,"height":1}]}}"#,
+    );
+    assert!(roi.action.unwrap_err().message.contains("x + width <= 1"));
+    let many = format!(
+        r#"{{"command":"set_attention_rois","params":{{"rois":[{}]}}}}"#,
+        vec![r#"{"x":0,"y":0,"width":1,"height":1}"#; 17].join(",")
+    );
+    assert!(parse(&many).action.unwrap_err().message.contains("1..=16"));
+}
+
+#[test]
+fn rates_names_and_ids_are_checked() {
+    let rate = |v: &str| {
+        parse(&format!(
+            r#"{{"command":"set_inference_rate","params":{{"rate_hz":{v}}}}}"#
+        ))
+        .action
+    };
+    assert_eq!(rate("2.5"), Ok(Action::SetRate(RateHz::new(2.5).unwrap())));
+    for bad in ["0", "-1", "31", "\"5\"", "null", "0.0001"] {
+        let e = rate(bad).unwrap_err().message;
+        assert!(
+            e.contains("rate_hz") && e.contains("0.1..=30"),
+            "{bad}: {e}"
+        );
+    }
+    assert_eq!(
+        parse(r#"{"command":"restart_process","params":{"name":"capture"}}"#).action,
+        Ok(Action::RestartProcess(ProcessName::Capture))
+    );
+    assert!(
+        parse(r#"{"command":"restart_process","params":{"name":"sh"}}"#)
+            .action
+            .unwrap_err()
+            .message
+            .contains("broker, control, detector, capture")
+    );
+    let id = parse(r#"{"command":"get_status","request_id":5}"#);
+    assert!(
+        id.action
+            .unwrap_err()
+            .message
+            .contains("request_id must be a string")
+    );
+    assert!(
+        parse(r#"{"command":"get_status","params":[1]}"#)
+            .action
+            .is_err()
+    );
+    let focus = parse(
+        r#"{"command":"set_auto_focus_strategy","params":{"strategy":"velocity","alpha":2}}"#,
+    );
+    assert!(
+        focus
+            .action
+            .unwrap_err()
+            .message
+            .contains("alpha must be in (0, 1]")
+    );
+    let long = format!(r#"{{"command":"{}"}}"#, "a".repeat(MAX_COMMAND));
+    assert!(
+        parse(&long)
+            .action
+            .unwrap_err()
+            .message
+            .contains("longer than")
+    );
+}
+
+#[test]
+fn the_mqtt_catalog_is_every_command_but_the_supervisor_verbs() {
+    let every = [
+        Action::GetStatus,
+        Action::Pause,
+        Action::Resume,
+        Action::SetRate(RateHz::new(1.0).unwrap()),
+        Action::SetModelSize("n".parse().unwrap()),
+        Action::SetRois(
+            serde_json::from_value(json!([{"x":0,"y":0,"width":1,"height":1}])).unwrap(),
+        ),
+        Action::ClearRois,
+        Action::GetRois,
+        Action::SetAutoFocus(serde_json::from_value(json!({"strategy": "velocity"})).unwrap()),
+        Action::GetAutoFocus,
+        Action::EnableAutoFocus,
+        Action::DisableAutoFocus,
+        Action::ClearAutoFocusHistory,
+        Action::GetAutoFocusStats,
+        Action::RestartProcess(ProcessName::Capture),
+        Action::Shutdown,
+        Action::ProcessStatus(None),
+        Action::StartProcess(ProcessName::Capture),
+        Action::StopProcess(ProcessName::Capture),
+        Action::TailProcess {
+            name: ProcessName::Capture,
+            offset: None,
+            bytes: 1,
+        },
+        Action::ReloadConfig,
+    ];
+    let mqtt: Vec<&str> = every
+        .iter()
+        .filter(|a| !a.is_local_only())
+        .map(Action::name)
+        .collect();
+    assert_eq!(mqtt, MQTT_COMMANDS);
+    for name in MQTT_GUARDED {
+        assert!(MQTT_COMMANDS.contains(&name), "{name}");
+    }
+    // Each round-trips through its request (the catalog names are the wire names).
+    for a in every {
+        assert_eq!(
+            parse_value(a.to_request(None)).action.as_ref(),
+            Ok(&a),
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn supervisor_verbs_are_in_the_catalog_and_local_only() {
+    let tail = parse(r#"{"command":"tail_process","params":{"name":"capture","bytes":10}}"#);
+    let action = tail.action.unwrap();
+    assert_eq!(
+        action,
+        Action::TailProcess {
+            name: ProcessName::Capture,
+            offset: None,
+            bytes: 10
+        }
+    );
+    assert!(action.is_local_only() && !Action::Pause.is_local_only());
+    let e = parse(r#"{"command":"start_process","params":{"name":"sh"}}"#)
+        .action
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnknownProcess);
+    assert!(e.message.contains("params.name"), "{e}");
+    assert_eq!(
+        parse(r#"{"command":"dance"}"#).action.unwrap_err().kind,
+        ErrorKind::UnknownCommand
+    );
+    assert_eq!(
+        parse(r#"{"command":"process_status"}"#).action,
+        Ok(Action::ProcessStatus(None))
+    );
+}
+
+#[test]
+fn requests_round_trip_through_the_wire_shape() {
+    let actions = [
+        Action::SetRate(RateHz::new(0.5).unwrap()),
+        Action::SetModelSize(ModelSize::L),
+        Action::RestartProcess(ProcessName::Detector),
+        Action::SetAutoFocus(ParamsUpdate {
+            strategy: Some(crate::focus::Strategy::Simple),
+            alpha: Some(0.5),
+            ..Default::default()
+        }),
+        Action::Shutdown,
+        Action::StopProcess(ProcessName::Broker),
+        Action::TailProcess {
+            name: ProcessName::Detector,
+            offset: Some(5),
+            bytes: 100,
+        },
+        Action::ReloadConfig,
+    ];
+    for a in actions {
+        let back = parse_value(a.to_request(Some("id")));
+        assert_eq!(back.action, Ok(a));
+        assert_eq!(back.request_id.as_deref(), Some("id"));
+    }
+    let ack = Ack::new("x", Some("r".into()), Err("bad".to_string().into()));
+    let text = serde_json::to_string(&ack).unwrap();
+    assert!(text.contains(r#""status":"error""#) && text.contains(r#""error_kind":"failed""#));
+    assert_eq!(serde_json::from_str::<Ack>(&text).unwrap(), ack);
+}
