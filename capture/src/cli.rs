@@ -17,7 +17,7 @@ use gstreamer as gst;
 use orion_process::ring_arg::RingArg;
 use orion_protocol::limits::StallTimeout;
 use orion_protocol::{CaptureStatus, FrameSize, RateHz, StreamState};
-use orion_ring::{FrameGeometry, PixelFormat, RingWriter};
+use orion_ring::{FrameGeometry, PixelFormat, StandbyWriter};
 
 /// Writes one camera's frames, as RGB at a fixed size and rate, into an Orion frame ring.
 ///
@@ -56,6 +56,10 @@ pub struct Args {
     /// Run without the Landlock/seccomp sandbox (debugging only; oriond never passes it)
     #[arg(long)]
     no_sandbox: bool,
+    /// Start as a successor (make-before-break): decode and hold the newest frame, write
+    /// nothing until oriond sends `{"type":"take_over"}` (the writer before is gone)
+    #[arg(long)]
+    standby: bool,
 }
 
 /// Arguments after validation.
@@ -66,6 +70,7 @@ struct Config {
     stall_timeout: Duration,
     status_interval: Duration,
     sandbox: bool,
+    standby: bool,
 }
 
 fn validate(args: &Args) -> Result<Config> {
@@ -88,6 +93,7 @@ fn validate(args: &Args) -> Result<Config> {
         stall_timeout: Duration::from_secs_f64(stall),
         status_interval: Duration::from_millis(args.status_interval_ms),
         sandbox: !args.no_sandbox,
+        standby: args.standby,
     })
 }
 
@@ -113,9 +119,9 @@ fn run(config: Config) -> Result<()> {
     let size = config.settings.size;
     let frame = FrameGeometry::packed(size.width(), size.height(), PixelFormat::Rgb8)?;
     let ring = config.ring.source("frame ring")?;
-    let writer =
-        RingWriter::attach(ring.clone()).with_context(|| format!("attach to ring {ring}"))?;
-    let capacity = writer.geometry().slot_capacity();
+    // Mapped now, before the sandbox; a successor claims it only when told to.
+    let standby = StandbyWriter::map(ring.clone()).with_context(|| format!("map ring {ring}"))?;
+    let capacity = standby.geometry().slot_capacity();
     if frame.full_len() > capacity {
         bail!(
             "ring {} has {capacity}-byte slots, too small for {size} RGB frames ({} bytes)",
@@ -123,6 +129,16 @@ fn run(config: Config) -> Result<()> {
             frame.full_len()
         );
     }
+    let sink = Arc::new(if config.standby {
+        tracing::info!("standby: holding frames until oriond says take over");
+        FrameSink::standby(standby)
+    } else {
+        FrameSink::new(
+            standby
+                .claim()
+                .with_context(|| format!("attach to ring {ring}"))?,
+        )
+    });
     gst::init().context("initialize GStreamer")?;
     // Everything it needs from the file system is open now: lock the process in before
     // the first thread starts (the sandbox binds the threads created after it).
@@ -136,9 +152,14 @@ fn run(config: Config) -> Result<()> {
         "off (--no-sandbox)".to_string()
     };
     // Capture takes no commands (a new rate is a restart with new arguments); answer any.
-    orion_process::channel::spawn_reader(shutdown.clone(), |incoming| {
+    // oriond's one message to it: take the ring over (a successor in standby).
+    let taker = sink.clone();
+    orion_process::channel::spawn_reader(shutdown.clone(), move |incoming| {
         let cmd = match incoming {
             orion_process::channel::Incoming::Message(text) => {
+                if is_take_over(&text) {
+                    return take_over(&taker);
+                }
                 orion_protocol::command::parse(&text)
             }
             orion_process::channel::Incoming::Rejected(why) => {
@@ -155,7 +176,6 @@ fn run(config: Config) -> Result<()> {
             ),
         ));
     })?;
-    let sink = Arc::new(FrameSink::new(writer));
     let status = CaptureStatus {
         state: StreamState::Connecting,
         fps: 0.0,
@@ -183,4 +203,31 @@ fn run(config: Config) -> Result<()> {
     capture.run();
     tracing::info!(frames = capture.sink.frames(), "capture stopped");
     Ok(())
+}
+
+fn is_take_over(text: &str) -> bool {
+    matches!(
+        orion_protocol::message::decode(text.as_bytes()),
+        Ok(orion_protocol::message::Frame::Message(m))
+            if matches!(*m, orion_protocol::Message::TakeOver)
+    )
+}
+
+/// The writer before is gone: claim the ring. A successor that cannot is of no use: it
+/// exits, and oriond restarts the capture the ordinary way.
+fn take_over(sink: &FrameSink) {
+    match sink.take_over() {
+        Ok(took) => tracing::info!(
+            epoch = took.epoch,
+            held_frame_written = took.held_written,
+            "took the ring over"
+        ),
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "cannot take the ring over; exiting"
+            );
+            std::process::exit(1);
+        }
+    }
 }

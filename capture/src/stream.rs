@@ -111,7 +111,7 @@ impl Capture {
             return lost("pipeline has no bus".into(), Duration::ZERO);
         };
         let started = Instant::now();
-        let frames_before = self.sink.frames();
+        let frames_before = self.sink.delivered();
         let mut first_frame: Option<Instant> = None;
         let stall = self.effective_stall_timeout();
         let healthy = |first: Option<Instant>| first.map_or(Duration::ZERO, |t| t.elapsed());
@@ -149,7 +149,7 @@ impl Capture {
                 }
             }
             let frames = self.sink.frames();
-            if first_frame.is_none() && frames > frames_before {
+            if first_frame.is_none() && self.sink.delivered() > frames_before {
                 first_frame = Some(Instant::now());
             }
             // Time since the last frame of this pipeline, or since it started.
@@ -172,17 +172,19 @@ impl Capture {
                 );
             }
             self.sink.heartbeat();
-            let state = if first_frame.is_some() {
-                StreamState::Running
-            } else {
-                StreamState::Connecting
+            let state = match (first_frame, self.sink.is_standby()) {
+                (None, _) => StreamState::Connecting,
+                (Some(_), true) => StreamState::Standby,
+                (Some(_), false) => StreamState::Running,
             };
             let (fps, last_seq) = (self.sink.fps(), self.sink.last_seq());
+            let epoch = self.sink.epoch();
             self.reporter.update(|s| {
                 s.state = state;
                 s.frames = frames;
                 s.fps = fps;
                 s.last_seq = last_seq;
+                s.epoch = epoch;
             });
         }
     }

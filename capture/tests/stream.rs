@@ -447,3 +447,70 @@ fn file_source_loops_forever() {
     assert!((8.0..=12.0).contains(&rate), "rate {rate}");
     assert_eq!(status.reconnects, 0);
 }
+
+/// Make-before-break: a capture started with `--standby` decodes and holds frames beside the
+/// running writer without writing one; told to take over once that writer is gone, it
+/// claims the ring (next epoch, the sequence continued) and its first frame follows the old
+/// one's last within a frame interval or so. Told to take over while a writer lives, a
+/// successor refuses and exits, and the writer is untouched: one writer at a time.
+#[test]
+fn a_standby_capture_takes_the_ring_over_only_from_a_writer_that_is_gone() {
+    let (_server, url) = rtsp_server(&["--width", "320", "--height", "240", "--fps", "30"]);
+    let ring = ring("handover", 320, 240);
+    let mut reader = RingReader::attach(ring.source().clone()).unwrap();
+    let mut old = capture(&ring, &url, 320, 240, 10.0, &[]);
+    let running = wait_status(&mut old, Duration::from_secs(15), |s| {
+        s.state == StreamState::Running
+    });
+    let mut new = capture(&ring, &url, 320, 240, 5.0, &["--standby"]);
+    let standby = wait_status(&mut new, Duration::from_secs(15), |s| {
+        s.state == StreamState::Standby
+    });
+    assert_eq!((standby.frames, standby.epoch), (0, 0), "{standby:?}");
+    // Both decode; only the old one writes.
+    let side_by_side = frames_for(&mut reader, Duration::from_secs(1));
+    assert!(side_by_side.len() >= 5, "{}", side_by_side.len());
+    assert!(side_by_side.iter().all(|f| f.epoch == running.epoch));
+
+    old.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    let Read::Frame(last_old) = reader.read_latest_meta().unwrap() else {
+        panic!("no frame in the ring");
+    };
+    // Watching before the take-over: a held frame is written the moment it happens.
+    let mut watcher = RingReader::attach(ring.source().clone()).unwrap();
+    let watching = std::thread::spawn(move || frames_for(&mut watcher, Duration::from_secs(3)));
+    new.send_line(r#"{"type":"take_over"}"#).unwrap();
+    let took = wait_status(&mut new, Duration::from_secs(5), |s| {
+        s.state == StreamState::Running
+    });
+    assert_eq!(took.epoch, running.epoch + 1, "{took:?}");
+    let after = watching.join().unwrap();
+    let first_new = after.first().expect("frames after the take-over");
+    assert_eq!(first_new.epoch, running.epoch + 1);
+    assert_eq!(first_new.seq, last_old.seq + 1, "the sequence continues");
+    let gap_ms = (first_new.monotonic_ns - last_old.monotonic_ns) as f64 / 1e6;
+    eprintln!("old writer's last frame → successor's first: {gap_ms:.0} ms");
+    assert!(
+        first_new.monotonic_ns > last_old.monotonic_ns && gap_ms < 1000.0,
+        "gap {gap_ms} ms"
+    );
+
+    // A second successor cannot take the ring from a live writer.
+    let mut third = capture(&ring, &url, 320, 240, 5.0, &["--standby"]);
+    wait_status(&mut third, Duration::from_secs(15), |s| {
+        s.state == StreamState::Standby
+    });
+    third.send_line(r#"{"type":"take_over"}"#).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while third.is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(third.exit_status().and_then(|s| s.code()), Some(1));
+    assert!(
+        third.stderr_text().contains("cannot take the ring over"),
+        "{}",
+        third.stderr_text()
+    );
+    let still = frames_for(&mut reader, Duration::from_secs(1));
+    assert!(still.len() >= 3 && still.iter().all(|f| f.epoch == running.epoch + 1));
+}

@@ -103,6 +103,9 @@ pub struct Detector {
     pub worker_dir: Option<PathBuf>,
     pub intra_op_threads: u32,
     pub worker_timeout_s: f64,
+    /// Keep a warm spare worker with the model loaded: a worker crash costs one inference
+    /// instead of an interpreter start and a model load (and the spare's memory).
+    pub spare_worker: bool,
 }
 
 impl Default for Detector {
@@ -118,6 +121,7 @@ impl Default for Detector {
             worker_dir: None,
             intra_op_threads: 2,
             worker_timeout_s: 10.0,
+            spare_worker: true,
         }
     }
 }

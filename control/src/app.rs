@@ -26,6 +26,9 @@ struct Origin {
     response_topic: Option<String>,
     correlation: Option<Bytes>,
     receipt: Receipt,
+    /// The broker delivered it before (to a predecessor that died before acknowledging
+    /// it): its ack says so, since that predecessor may have published one already.
+    redelivered: bool,
     /// When it came in (for [`INFLIGHT_TIMEOUT`]).
     received: Instant,
 }
@@ -192,6 +195,7 @@ impl App {
             response_topic: msg.response_topic,
             correlation: msg.correlation,
             receipt: msg.receipt,
+            redelivered: msg.redelivered,
             received: Instant::now(),
         };
         if msg.payload.len() > MAX_COMMAND {
@@ -321,7 +325,7 @@ impl App {
                 json!(e.kind),
             ),
         };
-        let body = json!({
+        let mut body = json!({
             "command_ack": origin.command,
             "status": status,
             "request_id": origin.request_id,
@@ -329,9 +333,11 @@ impl App {
             "error": error,
             "error_kind": kind,
             "timestamp": now_rfc3339(),
-        })
-        .to_string()
-        .into_bytes();
+        });
+        if origin.redelivered {
+            body["redelivered"] = json!(true);
+        }
+        let body = body.to_string().into_bytes();
         let qos = self.config.mqtt.qos.acks;
         if let Some(topic) = &origin.response_topic
             && self

@@ -319,6 +319,70 @@ fn availability_last_will_and_a_broker_restart() {
 }
 
 #[test]
+fn a_command_the_broker_redelivers_is_applied_once_and_its_ack_says_so() {
+    let mut r = Rig::start();
+    // Up longer than startsecs: the kill below is a crash, not a failed start.
+    r.o.wait_for("control up 0.6 s", START_TIMEOUT, |s| {
+        s["processes"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["name"] == "control"
+                    && p["state"] == "RUNNING"
+                    && p["uptime_s"].as_f64().unwrap_or(0.0) >= 0.6
+            })
+        })
+    })
+    .unwrap();
+    let plain = r.send("get_status", json!({}));
+    assert!(plain.get("redelivered").is_none(), "{plain}");
+    // control is frozen, the broker hands it the command, control dies without having
+    // acknowledged it: the broker delivers it again (DUP) to the successor.
+    let control = r.o.child_pid("control").unwrap();
+    kill(Pid::from_raw(control as i32), Signal::SIGSTOP).unwrap();
+    let body = json!({"command": "set_attention_rois", "request_id": "again-1",
+        "params": {"rois": [{"x": 0.25, "y": 0.0, "width": 0.5, "height": 0.5}]}});
+    let control_topic = r.topic("control");
+    publish(r.broker.port, &control_topic, &body.to_string(), &[]).unwrap();
+    // The watcher got it from the same broker pass that wrote it to control's socket.
+    r.watch
+        .wait_for("the command at the broker", ACK_WAIT, |s| {
+            s.topic == control_topic && s.payload.contains("again-1")
+        })
+        .unwrap();
+    kill(Pid::from_raw(control as i32), Signal::SIGKILL).unwrap();
+    let health = r.topic("health");
+    let ack = r
+        .watch
+        .wait_for("the successor's ack", START_TIMEOUT, |s| {
+            s.topic == health && s.json().is_some_and(|v| v["request_id"] == "again-1")
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ack["status"], "success", "{ack}");
+    assert_eq!(ack["redelivered"], true, "{ack}");
+    assert_ne!(r.o.child_pid("control").unwrap(), control);
+    r.drain();
+    let acks = r
+        .watch
+        .seen
+        .iter()
+        .filter(|s| s.topic == health && s.json().is_some_and(|v| v["request_id"] == "again-1"))
+        .count();
+    assert_eq!(acks, 1, "one ack for the redelivered command");
+    let x = r.o.status().unwrap()["desired"]["rois"][0]["x"].as_f64();
+    assert_eq!(x, Some(0.25));
+    // And the retained status counts it.
+    let status_topic = r.topic("status");
+    r.watch
+        .wait_for("commands_redelivered in the status", ACK_WAIT, |s| {
+            s.topic == status_topic
+                && s.json()
+                    .is_some_and(|v| v["mqtt"]["commands_redelivered"].as_u64().unwrap_or(0) >= 1)
+        })
+        .unwrap();
+}
+
+#[test]
 fn mqtt5_response_topic_and_correlation_data_are_honoured() {
     let mut r = Rig::start();
     let mut replies = Watch::start(r.broker.port, "replies/#").unwrap();

@@ -75,6 +75,10 @@ pub struct Args {
     /// Auto-focus strategy: simple, smoothing or velocity
     #[arg(long, default_value = "smoothing")]
     pub auto_focus_strategy: String,
+    /// Keep a second worker with the model loaded that takes over at once when the worker
+    /// dies (costs its memory: see detector-bridge/README.md)
+    #[arg(long)]
+    pub spare_worker: bool,
 }
 
 fn validate(a: &Args) -> Result<Settings> {
@@ -137,6 +141,7 @@ fn validate(a: &Args) -> Result<Settings> {
     Ok(Settings {
         auto_focus: a.auto_focus,
         paused: a.paused,
+        spare_worker: a.spare_worker,
         auto_focus_params,
         ring: RingArg::new(a.ring.as_deref(), a.ring_fd)?,
         instance_id,

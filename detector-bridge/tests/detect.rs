@@ -2,7 +2,8 @@
 //!
 //! - correctness: `boxes_match_the_reference_on_real_footage` (square, non-square, crop)
 //! - hot swap: `model_swap_under_load_keeps_results_flowing`, `bad_models_are_rejected_and_the_old_one_keeps_working`
-//! - resilience: `killed_worker_is_restarted_and_results_resume`
+//! - resilience: `killed_worker_is_restarted_and_results_resume`,
+//!   `a_warm_spare_takes_over_a_killed_worker_and_follows_a_model_change`
 //! - commands: `pause_and_resume`, `malformed_commands_get_error_acks`
 //!
 //! Needs the venv (scripts/setup-python.sh) and fixtures (models/fetch_fixtures.sh).
@@ -384,6 +385,85 @@ fn killed_worker_is_restarted_and_results_resume() {
     assert!(restarted["worker_restarts"].as_u64().unwrap() >= 1);
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();
+}
+
+/// With `--spare-worker` a second worker loads the model and idles; a killed worker is
+/// replaced by it at once (its pid becomes the worker's, no model load), results resume,
+/// and a new spare is made. A model change replaces the spare with one of the new model.
+#[test]
+fn a_warm_spare_takes_over_a_killed_worker_and_follows_a_model_change() {
+    let ring = ring(320, 240);
+    let mut det = Detector::start(
+        &ring,
+        &fixture("models/synthetic"),
+        "n",
+        &["--spare-worker"],
+    );
+    let (stop, feeder) = feed(&ring, 320, 240, 10.0);
+    det.detection(Duration::from_secs(10), |_| true);
+    let ready = det
+        .child
+        .wait_for(Duration::from_secs(60), |l| {
+            status(l).filter(|s| s["spare_worker_ready"] == true)
+        })
+        .unwrap();
+    let worker = ready["worker_pid"].as_u64().unwrap();
+    let spare = ready["spare_worker_pid"].as_u64().unwrap();
+    assert_ne!(worker, spare);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed = Instant::now();
+    let took = det
+        .child
+        .wait_for(Duration::from_secs(30), |l| {
+            status(l).filter(|s| s["worker_pid"].as_u64() == Some(spare))
+        })
+        .unwrap();
+    assert_eq!(took["state"], "running", "{took}");
+    assert_eq!(took["spare_takeovers"], 1, "{took}");
+    det.detection(Duration::from_secs(10), |_| true);
+    eprintln!(
+        "worker {worker} killed; spare {spare} took over, results after {:?}",
+        killed.elapsed()
+    );
+    // A new spare follows.
+    let again = det
+        .child
+        .wait_for(Duration::from_secs(60), |l| {
+            status(l).filter(|s| {
+                s["spare_worker_ready"] == true
+                    && s["spare_worker_pid"].as_u64().is_some_and(|p| p != spare)
+            })
+        })
+        .unwrap();
+    let second = again["spare_worker_pid"].as_u64().unwrap();
+    // A model change: the spare of the old model goes, one of the new model comes.
+    let ack = det.command(r#"{"command":"set_model_size","params":{"size":"s"}}"#);
+    assert_eq!(ack["status"], "success", "{ack}");
+    let after = det
+        .child
+        .wait_for(Duration::from_secs(60), |l| {
+            status(l).filter(|s| {
+                s["model"] == "s"
+                    && s["spare_worker_ready"] == true
+                    && s["spare_worker_pid"].as_u64().is_some_and(|p| p != second)
+            })
+        })
+        .unwrap();
+    assert!(!process_exists(second), "the old model's spare is gone");
+    eprintln!("spare after the model change: {after}");
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+}
+
+fn process_exists(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
 }
 
 #[test]

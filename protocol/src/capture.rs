@@ -14,6 +14,9 @@ pub enum StreamState {
     Stalled,
     /// The pipeline was torn down (error, end of stream, stall); waiting out the backoff.
     Reconnecting,
+    /// A successor (make-before-break rate change): frames flow and the newest is held,
+    /// nothing is written until oriond says [`crate::message::Message::TakeOver`].
+    Standby,
 }
 
 /// One status report of the capture process (printed as a JSON line; the supervisor

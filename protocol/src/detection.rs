@@ -42,6 +42,10 @@ pub struct DetectionMetadata {
     pub roi_source: RoiSource,
     /// The region inferred on, normalized to the frame.
     pub region: NormRect,
+    /// The ring's writer epoch of the frame: it moves when a new capture process took the
+    /// ring over (a rate change, a capture restart), so a backend can see where one ends.
+    #[serde(default)]
+    pub capture_epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -57,4 +57,13 @@ pub struct DetectorStatus {
     /// `timeout`).
     #[serde(default)]
     pub swaps_timed_out: u64,
+    /// The warm spare worker (current model loaded, idle), if one runs.
+    #[serde(default)]
+    pub spare_worker_pid: Option<u32>,
+    /// It is loaded and would take over a worker death at once.
+    #[serde(default)]
+    pub spare_worker_ready: bool,
+    /// Worker deaths the spare took over.
+    #[serde(default)]
+    pub spare_takeovers: u64,
 }

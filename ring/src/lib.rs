@@ -29,7 +29,7 @@ pub use region::ShmRegion;
 pub use shm::{RingName, SHM_DIR, shm_free_bytes, unlink};
 pub use source::{Access, SealedFd, ShmSource};
 pub use sync::{monotonic_ns, realtime_ns};
-pub use writer::{CaptureTime, RingWriter};
+pub use writer::{CaptureTime, RingWriter, StandbyWriter};
 
 #[cfg(test)]
 mod tests;

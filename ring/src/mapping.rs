@@ -66,6 +66,12 @@ pub(crate) struct RawMeta {
     epoch: u64,
 }
 
+impl RawMeta {
+    pub(crate) fn monotonic_ns(&self) -> u64 {
+        self.monotonic_ns
+    }
+}
+
 impl Mapped {
     /// Writes a fresh header into a zeroed, newly created object.
     pub(crate) fn initialize(source: ShmSource, map: MmapMut, geometry: RingGeometry) -> Self {

@@ -95,6 +95,44 @@ fn sealed_ring_is_shared_by_descriptor_and_cannot_be_resized() {
     assert!(ShmSource::inherited(number, "again").is_err());
 }
 
+/// A successor maps the ring while the writer runs, claims it only once that writer let
+/// go, and knows the newest frame's capture time (a held frame older than it is not
+/// written).
+#[test]
+fn a_standby_writer_claims_the_ring_only_after_the_writer_let_go() {
+    let owner = small_ring("standby", 3, 4096);
+    let frame = FrameGeometry::packed(4, 4, PixelFormat::Rgb8).unwrap();
+    let mut first = RingWriter::attach(owner.source().clone()).unwrap();
+    assert_eq!(first.latest_monotonic_ns(), None);
+    let standby = StandbyWriter::map(owner.source().clone()).unwrap();
+    let held = CaptureTime::now();
+    let newer = CaptureTime::now();
+    first.write(frame, newer, &[1; 48]).unwrap();
+    assert_eq!(first.latest_monotonic_ns(), Some(newer.monotonic_ns));
+    let epoch = first.epoch();
+    // While the first writer holds the ring, a claim is refused (the standby is consumed:
+    // map again to retry).
+    match standby.claim() {
+        Err(RingError::WriterBusy { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("expected WriterBusy, got {:?}", other.map(|w| w.epoch())),
+    }
+    let standby = StandbyWriter::map(owner.source().clone()).unwrap();
+    drop(first);
+    let mut second = standby.claim().unwrap();
+    assert_eq!(second.epoch(), epoch + 1);
+    assert_eq!(second.next_seq(), 2, "the sequence continues");
+    assert!(second.latest_monotonic_ns().unwrap() > held.monotonic_ns);
+    second.write(frame, CaptureTime::now(), &[2; 48]).unwrap();
+    let mut reader = RingReader::attach(owner.source().clone()).unwrap();
+    let mut buf = Vec::new();
+    match reader.read_latest_into(&mut buf).unwrap() {
+        Read::Frame(meta) => {
+            assert_eq!((meta.seq, meta.epoch), (2, epoch + 1));
+        }
+        _ => panic!("no frame"),
+    }
+}
+
 #[test]
 fn round_trip_keeps_metadata_and_pixels() {
     let owner = small_ring("roundtrip", 3, 4096);

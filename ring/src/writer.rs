@@ -25,23 +25,30 @@ impl CaptureTime {
     }
 }
 
-/// The one writer of a ring. Attaching claims the ring (pid in the header) and starts a new
-/// epoch; the sequence continues after the newest published frame, so readers see one
-/// unbroken sequence across writer restarts.
-pub struct RingWriter {
+/// A ring mapped for writing but not claimed: a successor writer (make-before-break) maps
+/// the ring at start-up, before its sandbox closes, and claims it only once the writer
+/// before it is gone. It never writes.
+pub struct StandbyWriter {
     mapped: Mapped,
-    pid: u32,
-    epoch: u64,
-    next_seq: u64,
 }
 
-impl RingWriter {
-    /// Attaches to an existing ring as its writer.
-    ///
-    /// Fails with [`RingError::WriterBusy`] if another live process is attached as writer;
-    /// a writer that died (even by SIGKILL) is replaced.
-    pub fn attach(source: impl Into<ShmSource>) -> Result<Self, RingError> {
-        let mapped = Mapped::attach_rw(source.into())?;
+impl StandbyWriter {
+    /// Maps an existing ring read-write (its header checked) without claiming it.
+    pub fn map(source: impl Into<ShmSource>) -> Result<Self, RingError> {
+        Ok(Self {
+            mapped: Mapped::attach_rw(source.into())?,
+        })
+    }
+
+    pub fn geometry(&self) -> RingGeometry {
+        self.mapped.geometry()
+    }
+
+    /// Claims the ring as its writer: fails with [`RingError::WriterBusy`] while another
+    /// live process holds it (a writer that died, even by SIGKILL, is replaced). Starts a
+    /// new epoch; the sequence continues after the newest published frame.
+    pub fn claim(self) -> Result<RingWriter, RingError> {
+        let mapped = self.mapped;
         let pid = std::process::id();
         let h = mapped.header();
         loop {
@@ -64,12 +71,44 @@ impl RingWriter {
         let next_seq = h.latest_seq.load(Ordering::Acquire) + 1;
         h.writer_heartbeat_ns
             .store(monotonic_ns(), Ordering::Relaxed);
-        Ok(Self {
+        Ok(RingWriter {
             mapped,
             pid,
             epoch,
             next_seq,
         })
+    }
+}
+
+/// The one writer of a ring. Attaching claims the ring (pid in the header) and starts a new
+/// epoch; the sequence continues after the newest published frame, so readers see one
+/// unbroken sequence across writer restarts.
+pub struct RingWriter {
+    mapped: Mapped,
+    pid: u32,
+    epoch: u64,
+    next_seq: u64,
+}
+
+impl RingWriter {
+    /// Attaches to an existing ring as its writer ([`StandbyWriter::map`] then `claim`).
+    ///
+    /// Fails with [`RingError::WriterBusy`] if another live process is attached as writer;
+    /// a writer that died (even by SIGKILL) is replaced.
+    pub fn attach(source: impl Into<ShmSource>) -> Result<Self, RingError> {
+        StandbyWriter::map(source)?.claim()
+    }
+
+    /// The CLOCK_MONOTONIC capture time of the newest frame in the ring, whoever wrote it
+    /// (`None` before the first): a successor writes a held frame only if it is newer.
+    pub fn latest_monotonic_ns(&self) -> Option<u64> {
+        let seq = self.mapped.header().latest_seq.load(Ordering::Acquire);
+        if seq == 0 {
+            return None;
+        }
+        self.mapped
+            .begin_read(seq)
+            .map(|(_, raw)| raw.monotonic_ns())
     }
 
     pub fn epoch(&self) -> u64 {

@@ -64,6 +64,10 @@ pub enum Timer {
     },
     /// A request to a child that may not be answered.
     Request(u64),
+    /// A capture successor's time to hold its first frame is up.
+    Handover {
+        generation: u64,
+    },
     Watchdog,
 }
 

@@ -43,6 +43,11 @@ impl Peers {
         self.peers.len()
     }
 
+    /// The socket peer's pid (`SO_PEERCRED`).
+    pub fn pid_of(&self, conn: ConnId) -> Option<u32> {
+        self.peers.get(&conn).and_then(|p| p.pid)
+    }
+
     /// The child `conn` speaks for.
     pub fn child_of(&self, conn: ConnId) -> Option<ProcessName> {
         self.peers.get(&conn).and_then(|p| p.child)

@@ -110,6 +110,9 @@ pub fn spec(
             if desired.auto_focus {
                 args.push(s(&"--auto-focus"));
             }
+            if d.spare_worker {
+                args.push(s(&"--spare-worker"));
+            }
             // Nothing is inferred before the desired state is re-applied (then resumed).
             args.push(s(&"--paused"));
             Spec {

@@ -51,6 +51,13 @@ impl Mosquitto {
         )?;
         let mut cmd = Command::new("mosquitto");
         cmd.arg("-c").arg(&conf);
+        let started = self.spawn_and_wait(cmd);
+        // mosquitto has read its config once it listens (or it failed): nothing is left.
+        let _ = std::fs::remove_file(&conf);
+        started
+    }
+
+    fn spawn_and_wait(&mut self, cmd: Command) -> Result<()> {
         self.guard =
             Some(ChildGuard::spawn(cmd).context("start mosquitto (apt install mosquitto)")?);
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -213,7 +213,6 @@ impl Operator {
             .collect()
     }
 
-    /// Waits until `n` detections arrived from index `from` on.
     /// Waits for the first detection arriving from `from` on whose frame was captured after
     /// `after` (a kill, a camera's return): its index.
     pub fn wait_fresh_detection(
@@ -231,6 +230,36 @@ impl Operator {
         })
     }
 
+    /// The detections from `from` on as (frame_seq, capture epoch, capture time), in frame
+    /// order, each frame once.
+    pub fn frames_from(&self, from: usize) -> Vec<(u64, u64, SystemTime)> {
+        let mut frames: Vec<(u64, u64, SystemTime)> = self
+            .detections_from(from)
+            .into_iter()
+            .filter_map(|i| {
+                let d = self.seen[i].json()?;
+                let seq = d["frame_seq"].as_u64()?;
+                let epoch = d["data"]["metadata"]["capture_epoch"].as_u64()?;
+                let at = humantime::parse_rfc3339_weak(d["capture_ts"].as_str()?).ok()?;
+                Some((seq, epoch, at))
+            })
+            .collect();
+        frames.sort_by_key(|f| f.0);
+        frames.dedup_by_key(|f| f.0);
+        frames
+    }
+
+    /// Where one capture handed the ring to the next in the detections from `from` on: the
+    /// capture-time gap from the old writer's last detected frame to the new one's first
+    /// (`None` if the epoch did not move).
+    pub fn epoch_switch_gap(&self, from: usize) -> Option<Duration> {
+        self.frames_from(from)
+            .windows(2)
+            .find(|w| w[1].1 != w[0].1)
+            .and_then(|w| w[1].2.duration_since(w[0].2).ok())
+    }
+
+    /// Waits until `n` detections arrived from index `from` on.
     pub fn wait_detections(&mut self, from: usize, n: usize, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while self.detections_from(from).len() < n {

@@ -3,7 +3,8 @@
 //! real YOLOv3-tiny model (and the real fall model as the "m" size).
 //!
 //! - model size: `a_model_swap_keeps_detections_flowing_and_no_pid_changes`
-//! - rate: `rate_changes_restart_only_the_capture`
+//! - rate: `rate_changes_restart_only_the_capture`,
+//!   `a_rate_change_is_make_before_break_and_applies_with_the_camera_down_too`
 //! - ROIs, pause/resume, auto-focus: `settings_apply_to_the_next_processed_frame`
 //! - commands while something restarts: `commands_during_a_model_load_or_a_capture_restart_are_answered`
 //! - persistence: `a_command_in_flight_when_control_dies_is_answered_once_by_its_successor`,
@@ -413,4 +414,77 @@ fn detections_resume_when_the_camera_returns_not_when_the_backoff_ends() {
         capture,
         "no process restarted"
     );
+}
+
+/// A rate change replaces the capture make-before-break: the successor holds a frame before
+/// the old capture stops, one new writer claims the ring (the epoch moves by one), the
+/// frames stay in order and the gap stays near one frame interval. With the camera down
+/// the change still applies (the ordinary restart, the ack says why) and detections come
+/// back when the camera does.
+#[test]
+fn a_rate_change_is_make_before_break_and_applies_with_the_camera_down_too() {
+    let mut sys = System::start(Spec::default()).unwrap();
+    let mut op = sys.operator().unwrap();
+    op.wait_detections(0, 5, Duration::from_secs(60)).unwrap();
+    let epoch = sys.o.status().unwrap()["stream"]["epoch"].as_u64().unwrap();
+    let capture = sys.o.child_pid("capture").unwrap();
+    let from = op.seen.len();
+    let (ack, _) = ok(&mut op, "set_inference_rate", json!({"rate_hz": 4.0}));
+    assert_eq!(
+        ack["data"]["handover"]["mode"], "make_before_break",
+        "{ack}"
+    );
+    op.wait_detections(op.seen.len(), 6, Duration::from_secs(30))
+        .unwrap();
+    assert_ne!(sys.o.child_pid("capture").unwrap(), capture);
+    let stream = sys.o.status().unwrap()["stream"].clone();
+    assert_eq!(stream["epoch"].as_u64(), Some(epoch + 1), "{stream}");
+    assert_eq!(stream["rate_hz"], 4.0, "{stream}");
+    // In frame order, capture times only grow: no second writer interleaved.
+    let mut frames: Vec<(u64, SystemTime)> = op
+        .detections_from(from)
+        .into_iter()
+        .map(|i| {
+            let d = detection(&op, i);
+            (d["frame_seq"].as_u64().unwrap(), capture_time(&d))
+        })
+        .collect();
+    frames.sort();
+    frames.dedup();
+    let gaps: Vec<Duration> = frames
+        .windows(2)
+        .map(|w| {
+            w[1].1
+                .duration_since(w[0].1)
+                .expect("capture times in frame order")
+        })
+        .collect();
+    let largest = gaps.iter().max().copied().unwrap_or_default();
+    eprintln!("rate 5 → 4 Hz make-before-break: largest capture gap {largest:?}; {ack}");
+    // One interval is 200–250 ms; generous for a loaded CI box.
+    assert!(largest < Duration::from_millis(800), "{gaps:?}");
+
+    // The camera down: the change applies the ordinary way and recovers on its return.
+    sys.camera.kill().unwrap();
+    sys.o
+        .wait_for("the stream down", Duration::from_secs(30), |s| {
+            s["stream"]["state"] != "running"
+        })
+        .unwrap();
+    let (ack, _) = ok(&mut op, "set_inference_rate", json!({"rate_hz": 3.0}));
+    assert_eq!(ack["data"]["handover"]["mode"], "restart", "{ack}");
+    assert!(
+        ack["data"]["handover"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("stream")),
+        "{ack}"
+    );
+    sys.camera.resume().unwrap();
+    let back = SystemTime::now();
+    let mark = op.seen.len();
+    op.wait_fresh_detection(mark, back, Duration::from_secs(30))
+        .unwrap();
+    let status = sys.o.status().unwrap();
+    assert_eq!(status["desired"]["rate_hz"], 3.0);
+    assert_eq!(status["stream"]["rate_hz"], 3.0, "{}", status["stream"]);
 }

@@ -48,6 +48,8 @@ pub struct Settings {
     pub auto_focus: bool,
     /// Start paused (oriond resumes once it re-applied the desired state).
     pub paused: bool,
+    /// Keep a warm spare worker (see `worker_link`).
+    pub spare_worker: bool,
     pub auto_focus_params: crate::autofocus::Params,
 }
 
@@ -101,7 +103,7 @@ impl Bridge {
             frames.send(Event::Frame).is_ok()
         })?;
         Ok(Self {
-            link: WorkerLink::new(s.worker.clone(), model),
+            link: WorkerLink::new(s.worker.clone(), model, s.spare_worker),
             attention: Attention::new(s.auto_focus, s.auto_focus_params),
             paused: s.paused,
             s,
@@ -137,7 +139,10 @@ impl Bridge {
         match event {
             Event::Frame => self.pipeline.woken(),
             Event::Command(cmd) => self.command(cmd),
-            Event::Worker(generation, _) if generation != self.link.generation() => {}
+            Event::Worker(generation, e) if generation != self.link.generation() => {
+                // The spare's, or a replaced worker's (ignored).
+                self.link.spare_event(generation, &e);
+            }
             Event::Worker(_, WorkerEvent::Reply(Ok(reply))) => self.reply(reply),
             Event::Worker(_, WorkerEvent::Reply(Err(err))) => {
                 self.counters.worker_errors += 1;
@@ -292,6 +297,10 @@ impl Bridge {
     fn worker_died(&mut self, why: &str) {
         self.counters.dropped_in_flight += self.pipeline.abandon() as u64;
         let (swap, delay) = self.link.died();
+        if delay.is_none() {
+            // The spare took over: nothing to wait for.
+            self.report_status(true);
+        }
         if let Some(swap) = swap {
             io::ack(
                 &swap.command,
@@ -305,11 +314,14 @@ impl Bridge {
                 )),
             );
         }
-        tracing::warn!(
-            why,
-            retry_in_ms = delay.as_millis() as u64,
-            "worker gone, restarting"
-        );
+        match delay {
+            None => tracing::warn!(why, "worker gone; the spare took over"),
+            Some(delay) => tracing::warn!(
+                why,
+                retry_in_ms = delay.as_millis() as u64,
+                "worker gone, restarting"
+            ),
+        }
     }
 
     fn command(&mut self, cmd: Command) {
@@ -377,6 +389,9 @@ impl Bridge {
             worker_errors: c.worker_errors,
             dropped_in_flight: c.dropped_in_flight,
             swaps_timed_out: c.swaps_timed_out,
+            spare_worker_pid: self.link.spare_pid(),
+            spare_worker_ready: self.link.spare_ready(),
+            spare_takeovers: self.link.spare_takeovers,
         }
     }
 

@@ -110,6 +110,7 @@ pub fn message(
                 imgsz: inference.imgsz,
                 roi_source: job.roi_source,
                 region: job.region,
+                capture_epoch: job.meta.epoch,
             },
         },
         timing: Timing {

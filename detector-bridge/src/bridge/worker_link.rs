@@ -1,6 +1,11 @@
 //! The conversation with the Python worker: which worker (generation) is current, whether
 //! it is ready and healthy, its restarts (at once after a healthy run, backing off in a
-//! crash loop), and a model swap in progress.
+//! crash loop), a model swap in progress, and the warm spare.
+//!
+//! The spare (`--spare-worker`) is a second worker with the current model already loaded
+//! and nothing to do; when the worker dies it takes over at once (no interpreter start,
+//! no imports, no session creation), and a new spare is started a little later. It is
+//! started once the worker has delivered results, and replaced after a model change.
 
 use std::time::{Duration, Instant};
 
@@ -11,9 +16,12 @@ use orion_protocol::command::{AckError, Command, ErrorKind};
 use serde_json::{Value, json};
 
 use crate::tensors::TensorBuffer;
-use crate::worker::{Request, Worker, WorkerConfig, WorkerEvent};
+use crate::worker::{Reply, Request, Worker, WorkerConfig, WorkerEvent};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// How long after a worker (re)start or a model change the spare is (re)made: the load
+/// competes with inference for the CPU, so not in the same moment.
+const SPARE_DELAY: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Request ids of model loads (inference ids count up from 1).
 const SWAP_IDS: u64 = 1 << 62;
@@ -26,8 +34,24 @@ pub struct Swap {
     pub started: Instant,
 }
 
+/// A worker with the current model loaded, waiting to take over.
+struct Spare {
+    worker: Worker,
+    generation: u64,
+    model: ModelFiles,
+    /// Its input sizes once it said ready.
+    sizes: Option<Vec<u32>>,
+}
+
 pub struct WorkerLink {
     config: WorkerConfig,
+    /// Keep a spare at all.
+    keep_spare: bool,
+    spare: Option<Spare>,
+    /// When a spare may be started (after the worker proved healthy).
+    spare_due: Option<Instant>,
+    /// Worker deaths a ready spare took over.
+    pub spare_takeovers: u64,
     worker: Option<Worker>,
     generation: u64,
     ready: bool,
@@ -40,13 +64,19 @@ pub struct WorkerLink {
     model: ModelFiles,
     swap: Option<Swap>,
     next_swap: u64,
+    /// The last generation handed out (worker and spare alike).
+    next_generation: u64,
     pub restarts: u64,
 }
 
 impl WorkerLink {
-    pub fn new(config: WorkerConfig, model: ModelFiles) -> Self {
+    pub fn new(config: WorkerConfig, model: ModelFiles, keep_spare: bool) -> Self {
         Self {
             config,
+            keep_spare,
+            spare: None,
+            spare_due: None,
+            spare_takeovers: 0,
             worker: None,
             generation: 0,
             ready: false,
@@ -58,6 +88,7 @@ impl WorkerLink {
             model,
             swap: None,
             next_swap: SWAP_IDS,
+            next_generation: 0,
             restarts: 0,
         }
     }
@@ -90,36 +121,106 @@ impl WorkerLink {
         self.swap.as_ref().map(|s| s.files.size)
     }
 
-    /// Starts a worker if one is due; `on_event` gets its replies tagged with the new
-    /// generation.
+    /// The spare's pid, if one runs.
+    pub fn spare_pid(&self) -> Option<u32> {
+        self.spare.as_ref().map(|s| s.worker.pid())
+    }
+
+    /// A spare is loaded and could take over now.
+    pub fn spare_ready(&self) -> bool {
+        self.spare.as_ref().is_some_and(|s| s.sizes.is_some())
+    }
+
+    /// Starts a worker if one is due, and a spare if one is wanted; `on_event` gets their
+    /// replies tagged with their generation.
     pub fn start_if_due(
         &mut self,
         tensors: &TensorBuffer,
-        on_event: impl FnMut(u64, WorkerEvent) -> bool + Send + 'static,
+        on_event: impl FnMut(u64, WorkerEvent) -> bool + Send + Clone + 'static,
     ) -> Result<(), String> {
-        if self.worker.is_some() || self.restart_at.is_none_or(|t| Instant::now() < t) {
-            return Ok(());
+        if self.worker.is_none() && self.restart_at.is_some_and(|t| Instant::now() >= t) {
+            self.restart_at = None;
+            let (worker, generation) = self.spawn(tensors, on_event.clone())?;
+            tracing::info!(pid = worker.pid(), generation, model = %self.model.size, "worker started");
+            self.worker = Some(worker);
+            self.generation = generation;
+            self.started = Instant::now();
+            self.spare_due = None;
         }
-        self.restart_at = None;
-        self.generation += 1;
-        let generation = self.generation;
-        let mut on_event = on_event;
-        let spawned = tensors
+        let want_spare = self.keep_spare
+            && self.spare.is_none()
+            && self.swap.is_none()
+            && self.ready
+            && self.healthy;
+        if want_spare {
+            let due = *self
+                .spare_due
+                .get_or_insert_with(|| Instant::now() + SPARE_DELAY);
+            if Instant::now() >= due {
+                // A spare that cannot start is not the worker's failure: try again later.
+                match self.spawn(tensors, on_event) {
+                    Ok((worker, generation)) => {
+                        tracing::info!(pid = worker.pid(), generation, model = %self.model.size, "spare worker started");
+                        self.spare = Some(Spare {
+                            worker,
+                            generation,
+                            model: self.model.clone(),
+                            sizes: None,
+                        });
+                    }
+                    Err(why) => {
+                        tracing::warn!(why, "spare worker not started");
+                        self.spare_due = Some(Instant::now() + BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(
+        &mut self,
+        tensors: &TensorBuffer,
+        mut on_event: impl FnMut(u64, WorkerEvent) -> bool + Send + 'static,
+    ) -> Result<(Worker, u64), String> {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        tensors
             .share_read_only()
             .map_err(anyhow::Error::from)
             .and_then(|fd| {
                 Worker::spawn(&self.config, &self.model, fd, move |e| {
                     on_event(generation, e)
                 })
-            });
-        match spawned {
-            Ok(worker) => {
-                tracing::info!(pid = worker.pid(), generation, model = %self.model.size, "worker started");
-                self.worker = Some(worker);
-                self.started = Instant::now();
-                Ok(())
+            })
+            .map(|w| (w, generation))
+            .map_err(|err| format!("{err:#}"))
+    }
+
+    /// An event of worker `generation` if that is the spare: handled here (true).
+    pub fn spare_event(&mut self, generation: u64, event: &WorkerEvent) -> bool {
+        let Some(spare) = self.spare.as_mut().filter(|s| s.generation == generation) else {
+            return false;
+        };
+        match event {
+            WorkerEvent::Reply(Ok(Reply::Ready { pid, sizes, .. })) => {
+                tracing::info!(pid, ?sizes, "spare worker ready");
+                spare.sizes = Some(sizes.clone());
             }
-            Err(err) => Err(format!("{err:#}")),
+            WorkerEvent::Gone(why) => {
+                tracing::warn!(why, "spare worker gone; another later");
+                self.spare = None;
+                self.spare_due = Some(Instant::now() + BACKOFF_MAX);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Drops the spare (its model is not the worker's any more).
+    fn drop_spare(&mut self) {
+        if self.spare.take().is_some() {
+            self.spare_due = None;
         }
     }
 
@@ -134,12 +235,32 @@ impl WorkerLink {
         self.healthy = true;
     }
 
-    /// The worker is gone (exited, hung, broke the protocol): it is restarted at once
-    /// after a healthy run, or after a growing delay in a crash loop. Returns the swap it
-    /// took with it and the delay.
-    pub fn died(&mut self) -> (Option<Swap>, Duration) {
+    /// The worker is gone (exited, hung, broke the protocol): a ready spare with the same
+    /// model takes over at once; else it is restarted at once after a healthy run, or
+    /// after a growing delay in a crash loop. Returns the swap it took with it and the
+    /// delay (`None`: the spare took over).
+    pub fn died(&mut self) -> (Option<Swap>, Option<Duration>) {
         self.worker = None; // kills and reaps it if it is still there
         self.ready = false;
+        let swap = self.swap.take();
+        let model = self.model.clone();
+        if let Some(spare) = self
+            .spare
+            .take_if(|s| s.sizes.is_some() && s.model == model)
+        {
+            tracing::info!(pid = spare.worker.pid(), "the spare worker takes over");
+            self.worker = Some(spare.worker);
+            self.generation = spare.generation;
+            self.sizes = spare.sizes.unwrap_or_default();
+            self.ready = true;
+            self.healthy = false;
+            self.started = Instant::now();
+            self.restart_at = None;
+            self.spare_due = None;
+            self.restarts += 1;
+            self.spare_takeovers += 1;
+            return (swap, None);
+        }
         let delay = if self.healthy || self.started.elapsed() > Duration::from_secs(30) {
             self.backoff.reset();
             Duration::ZERO
@@ -149,7 +270,7 @@ impl WorkerLink {
         self.healthy = false;
         self.restarts += 1;
         self.restart_at = Some(Instant::now() + delay);
-        (self.swap.take(), delay)
+        (swap, Some(delay))
     }
 
     /// Asks the worker to load `files` in the background; `Ok(Some)` if nothing changes.
@@ -206,6 +327,8 @@ impl WorkerLink {
         let swap = self.swap.take_if(|s| s.id == id)?;
         self.model = swap.files.clone();
         self.sizes = sizes;
+        // The spare holds the old model: a new one, a little later.
+        self.drop_spare();
         Some(swap)
     }
 

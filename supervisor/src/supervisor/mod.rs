@@ -8,9 +8,12 @@
 //!   of `crate::lifecycle` — start, stop, restart, exits, readiness, timers;
 //! - [`routing`](self::routing): requests (the command catalog and the supervisor verbs)
 //!   to the process that owns them, acks back, repeated ids answered once;
+//! - [`handover`](self::handover): a capture replaced make-before-break (rate change,
+//!   reload);
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
 //! - [`status`](self::status): the status oriond reports.
 
+mod handover;
 mod processes;
 mod reload;
 mod routing;
@@ -54,6 +57,12 @@ pub struct Supervisor {
     ring: RingOwner,
     started: Instant,
     persister: Option<Persister>,
+    /// Spawns so far: each gets its own generation number.
+    generations: u64,
+    /// A capture in standby that is to replace the running one.
+    successor: Option<handover::Successor>,
+    /// How the last capture replacement went (status `capture_handover`).
+    last_handover: Option<serde_json::Value>,
 }
 
 impl Supervisor {
@@ -85,6 +94,9 @@ impl Supervisor {
             ring,
             started: Instant::now(),
             persister: None,
+            generations: 0,
+            successor: None,
+            last_handover: None,
         }
     }
 
@@ -162,6 +174,7 @@ impl Supervisor {
         };
         match frame {
             Frame::Request(cmd) => self.request(conn, cmd),
+            Frame::Message(m) if self.is_successor(conn) => self.successor_message(*m),
             Frame::Message(m) => match *m {
                 Message::Hello { name, .. } => self.hello(conn, name),
                 m => match self.peers.child_of(conn) {
@@ -176,16 +189,23 @@ impl Supervisor {
     }
 
     fn hello(&mut self, conn: ConnId, name: ProcessName) {
-        let expected = self
-            .children
-            .get(&name)
-            .filter(|c| c.conn.is_none())
-            .and_then(|c| c.pid);
+        let successor = (name == ProcessName::Capture)
+            .then(|| self.successor_pid_for(conn))
+            .flatten();
+        let expected = successor.or_else(|| {
+            self.children
+                .get(&name)
+                .filter(|c| c.conn.is_none())
+                .and_then(|c| c.pid)
+        });
         if let Err(why) = self.peers.hello(conn, name, expected) {
             tracing::warn!(%name, why, "hello refused; closing the connection");
             self.routing_reject(conn, why);
             self.peers.remove(conn);
             return;
+        }
+        if successor.is_some() {
+            return self.successor_connected(conn);
         }
         if let Some(c) = self.children.get_mut(&name) {
             c.conn = Some(conn);
@@ -215,6 +235,7 @@ impl Supervisor {
             tracing::warn!(conn, why, "bad message; closing the connection");
             self.routing_reject(conn, why);
         }
+        self.successor_closed(conn);
         if let Some(name) = self.peers.remove(conn)
             && let Some(child) = self.children.get_mut(&name)
             && child.conn == Some(conn)
@@ -258,6 +279,7 @@ impl Supervisor {
                 self.on_child_timer(name, generation, crate::lifecycle::Event::ReadyTimeout)
             }
             Timer::Request(id) => self.request_timed_out(id),
+            Timer::Handover { generation } => self.handover_timed_out(generation),
             Timer::Watchdog => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }

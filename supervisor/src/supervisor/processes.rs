@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use orion_protocol::message::Message;
-use orion_protocol::{DetectorState, ProcessName};
+use orion_protocol::{DetectorState, ProcessName, StreamState};
 
 use super::Supervisor;
 use crate::events::{Timer, after};
@@ -70,12 +70,15 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, name: ProcessName) {
+        if name == ProcessName::Capture && self.successor.is_some() && self.adopt_successor() {
+            return;
+        }
         let spec = crate::spec::spec(name, &self.config, &self.config_path, &self.desired);
+        let generation = self.next_generation();
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
-        child.generation += 1;
-        let generation = child.generation;
+        child.generation = generation;
         let spawned = spec.and_then(|spec| {
             spawn::spawn(
                 name,
@@ -151,6 +154,9 @@ impl Supervisor {
         status: &str,
         reaped: SystemTime,
     ) {
+        if name == ProcessName::Capture && self.successor_exited(generation, status) {
+            return;
+        }
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
@@ -204,7 +210,8 @@ impl Supervisor {
     /// A capture or detector report; the first that means "ready" makes it ready.
     pub(super) fn child_status(&mut self, name: ProcessName, m: Message) {
         let (ready, value) = match &m {
-            Message::CaptureStatus(s) => (true, serde_json::to_value(s)),
+            // A successor's standby report arriving after its adoption: not yet the writer.
+            Message::CaptureStatus(s) => (s.state != StreamState::Standby, serde_json::to_value(s)),
             Message::DetectorStatus(s) => (
                 s.state != DetectorState::StartingWorker,
                 serde_json::to_value(s),
@@ -294,6 +301,7 @@ impl Supervisor {
             return;
         }
         tracing::info!("shutting down");
+        self.drop_successor("oriond is shutting down");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         self.boot.clear();
         self.restart_after_stop.clear();

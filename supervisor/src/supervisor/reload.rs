@@ -64,7 +64,9 @@ impl Supervisor {
         self.desired = desired;
         self.persist();
         for &name in &restart {
-            if matches!(
+            if name == ProcessName::Capture && self.state_of(name) == Some(State::Running) {
+                self.replace_capture();
+            } else if matches!(
                 self.state_of(name),
                 Some(State::Running | State::Starting | State::Backoff)
             ) {

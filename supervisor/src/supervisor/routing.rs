@@ -192,7 +192,7 @@ impl Supervisor {
                 self.desired.rate_hz = rate;
                 self.persist();
                 self.wait_for(ProcessName::Capture, Until::Running, reply, Some(rollback));
-                self.restart(ProcessName::Capture);
+                self.replace_capture();
             }
             Action::Shutdown => {
                 self.answer(&reply, Ok(json!({"shutting_down": true})));
@@ -420,6 +420,7 @@ impl Supervisor {
                 let mut data = json!({"name": name, "state": reached, "pid": pid});
                 if w.reply.command == "set_inference_rate" {
                     data["rate_hz"] = json!(self.desired.rate_hz.hz());
+                    data["handover"] = json!(self.last_handover);
                 }
                 Ok(data)
             } else {

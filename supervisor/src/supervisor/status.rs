@@ -22,6 +22,7 @@ impl Supervisor {
             },
             "processes": processes,
             "stream": last(ProcessName::Capture),
+            "capture_handover": self.last_handover,
             "detector": last(ProcessName::Detector),
             "desired": self.desired,
             "versions": {"orion": env!("CARGO_PKG_VERSION")},
