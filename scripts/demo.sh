@@ -24,8 +24,8 @@ if [ "$(id -u)" = 0 ]; then ./scripts/install-deps.sh >/dev/null; else echo "(no
 ./scripts/setup-python.sh >/dev/null
 ./models/fetch_fixtures.sh >/dev/null
 
-echo "== build (release)"
-cargo build --release --quiet -p orion-supervisor -p orion-capture -p orion-detector-bridge -p orion-control -p orion-tests
+echo "== build (release; the first build on a fresh machine takes a few minutes)"
+cargo build --release -p orion-supervisor -p orion-capture -p orion-detector-bridge -p orion-control -p orion-tests
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
 RUN=/tmp/orion-demo
@@ -35,8 +35,10 @@ sed -e "s|\.\./|$REPO/|g" \
     -e "s|^port = 1883|port = $MQTT_PORT|" \
     packaging/demo.toml > "$RUN/demo.toml"
 
-SERVER_PID= ORIOND_PID= SUB_PID=
+SERVER_PID= ORIOND_PID= SUB_PID= LIVE_PID=
 cleanup() {
+  rm -f "$RUN/live"
+  [ -n "$LIVE_PID" ] && wait "$LIVE_PID" 2>/dev/null
   [ -n "$SUB_PID" ] && kill "$SUB_PID" 2>/dev/null && wait "$SUB_PID" 2>/dev/null
   if [ -n "$ORIOND_PID" ] && kill -0 "$ORIOND_PID" 2>/dev/null; then
     kill "$ORIOND_PID"; wait "$ORIOND_PID" 2>/dev/null || true
@@ -58,6 +60,12 @@ echo "== oriond --config $RUN/demo.toml (logs: $RUN/oriond.log)"
 "$BIN/oriond" --config "$RUN/demo.toml" > "$RUN/oriond.log" 2>&1 &
 ORIOND_PID=$!
 CTL=("$BIN/orionctl" --config "$RUN/demo.toml")
+# An operator's command: shown, and remembered (with its answer) for the live line.
+ctl() {
+  local out
+  out=$("${CTL[@]}" "$@" 2>&1) || true
+  echo "orionctl $* → $out" | tee "$RUN/last_command"
+}
 for _ in $(seq 1 180); do
   if "${CTL[@]}" status >/dev/null 2>&1; then break; fi
   kill -0 "$ORIOND_PID" || { tail -20 "$RUN/oriond.log"; exit 1; }
@@ -67,23 +75,28 @@ done
 
 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V mqttv5 -t 'care/#' -v > "$RUN/mqtt.log" &
 SUB_PID=$!
+echo "== live (one line a second, from the MQTT traffic)"
+touch "$RUN/live"
+"$REPO/.venv/bin/python" scripts/demo_live.py "$RUN/mqtt.log" "$RUN/last_command" "$RUN/live" demo &
+LIVE_PID=$!
 third=$(( SECONDS_TOTAL / 4 ))
 sleep "$third"
 echo "== live changes, no restart"
-"${CTL[@]}" rois set 0.2,0.1,0.6,0.9
+ctl rois set 0.2,0.1,0.6,0.9
 sleep "$third"
-"${CTL[@]}" rois clear
-"${CTL[@]}" focus strategy velocity --alpha 0.4
-"${CTL[@]}" focus on
-"${CTL[@]}" rate 3
+ctl rois clear
+ctl focus strategy velocity --alpha 0.4
+ctl focus on
+ctl rate 3
 # The way a care-room backend does it: a command on MQTT, an ack on the health topic.
 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -t care/control/demo \
   -m '{"command": "get_auto_focus_stats", "request_id": "demo-1"}'
 sleep "$third"
-"${CTL[@]}" pause
+ctl pause
 sleep 2
-"${CTL[@]}" resume
+ctl resume
 sleep "$third"
+rm -f "$RUN/live"; wait "$LIVE_PID" 2>/dev/null || true; LIVE_PID=
 "${CTL[@]}" status
 
 echo "== what came out on MQTT"
@@ -93,6 +106,7 @@ echo "detection messages: $det   acks: $acks   (all traffic: $RUN/mqtt.log)"
 grep '^care/inferences/demo/person_detection ' "$RUN/mqtt.log" | tail -1 | cut -d' ' -f2- \
   | "$REPO/.venv/bin/python" -c 'import json,sys; d=json.load(sys.stdin); print("last detection: frame", d["frame_seq"], "people", d["data"]["count"], "roi", d["data"]["metadata"]["roi_source"], "latency_ms", round(d["latency_ms"],1))' || true
 grep '^care/health/demo ' "$RUN/mqtt.log" | grep demo-1 | cut -d' ' -f2- || true
+grep '^care/occupancy/demo ' "$RUN/mqtt.log" | tail -1 | cut -d' ' -f2- | sed 's/^/last occupancy: /' || true
 "${CTL[@]}" shutdown
 wait "$ORIOND_PID" || true
 ORIOND_PID=

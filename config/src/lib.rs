@@ -41,7 +41,11 @@ pub struct Config {
     #[serde(default)]
     pub auto_focus: AutoFocus,
     #[serde(default)]
+    pub occupancy: Occupancy,
+    #[serde(default)]
     pub mqtt: Mqtt,
+    #[serde(default)]
+    pub homeassistant: HomeAssistant,
     #[serde(default)]
     pub supervisor: Supervisor,
     #[serde(default)]
@@ -122,6 +126,48 @@ impl Default for Detector {
             intra_op_threads: 2,
             worker_timeout_s: 10.0,
             spare_worker: true,
+        }
+    }
+}
+
+/// Home Assistant MQTT discovery (control/src/discovery.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HomeAssistant {
+    /// Announce this instance and its entities to Home Assistant (off: remove them).
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub prefix: String,
+}
+
+impl Default for HomeAssistant {
+    fn default() -> Self {
+        Self {
+            discovery: false,
+            prefix: "homeassistant".into(),
+        }
+    }
+}
+
+/// How detections become room occupancy (retained `{prefix}/occupancy/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Occupancy {
+    /// Frames in a row with a person before the room counts as occupied (and a new count
+    /// as the count), 1..=100.
+    pub enter_frames: u32,
+    /// Seconds without a person before it counts as empty, 0.5..=3600.
+    pub leave_after_s: f64,
+    /// Persons below this confidence do not count, 0..=1.
+    pub min_confidence: f64,
+}
+
+impl Default for Occupancy {
+    fn default() -> Self {
+        Self {
+            enter_frames: 3,
+            leave_after_s: 10.0,
+            min_confidence: 0.5,
         }
     }
 }

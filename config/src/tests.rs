@@ -48,6 +48,18 @@ fn errors_name_the_key_and_the_range() {
         e.contains("auto_focus") && e.contains("alpha must be in (0, 1]"),
         "{e}"
     );
+    let e = err(&format!("{MINIMAL}[occupancy]\nleave_after_s = 0.1\n"));
+    assert!(
+        e.starts_with("occupancy.leave_after_s: must be in 0.5..=3600"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[homeassistant]\nprefix = \"ha/#\"\n"));
+    assert!(e.starts_with("homeassistant.prefix"), "{e}");
+    let e = err(&format!("{MINIMAL}[occupancy]\nenter_frames = 0\n"));
+    assert!(
+        e.starts_with("occupancy.enter_frames: must be in 1..=100"),
+        "{e}"
+    );
     let e = err(&format!("{MINIMAL}[mqtt.qos]\nstatus = 3\n"));
     assert!(e.starts_with("mqtt.qos.status: must be in 0..=2"), "{e}");
     let e = err(&format!("{MINIMAL}[supervisor]\nstartretries = -1\n"));
@@ -218,6 +230,8 @@ mod fuzz {
             "[stream]",
             "[detector]",
             "[auto_focus]",
+            "[occupancy]",
+            "[homeassistant]",
             "[mqtt]",
             "[mqtt.qos]",
             "[mqtt.tls]",
@@ -240,6 +254,10 @@ mod fuzz {
             "enabled",
             "strategy",
             "alpha",
+            "enter_frames",
+            "leave_after_s",
+            "min_confidence",
+            "discovery",
             "embedded",
             "host",
             "port",

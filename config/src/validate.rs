@@ -105,6 +105,11 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     )?;
     detector(c)?;
     c.auto_focus.params().map_err(|e| bad("auto_focus", e))?;
+    let o = &c.occupancy;
+    int("occupancy.enter_frames", o.enter_frames.into(), 1, 100)?;
+    float("occupancy.leave_after_s", o.leave_after_s, 0.5, 3600.0)?;
+    float("occupancy.min_confidence", o.min_confidence, 0.0, 1.0)?;
+    name_like("homeassistant.prefix", &c.homeassistant.prefix, 64, b"_/")?;
     mqtt(c)?;
     supervisor(c)?;
     int("ring.slots", c.ring.slots.into(), 2, 64)?;

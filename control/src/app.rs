@@ -15,6 +15,7 @@ use orion_protocol::message::{self, Frame, Message};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::discovery;
 use crate::mqtt::{self, Client, Event, Receipt, Received};
 use crate::oriond::Link;
 use crate::topics::Topics;
@@ -71,6 +72,8 @@ pub struct App {
     status_published: Option<Instant>,
     /// Who stopped the room over MQTT (an allowed `shutdown`), shown in the status.
     stopped_by: Option<Value>,
+    /// oriond's latest room occupancy (published retained on change and on connect).
+    occupancy: Option<Value>,
 }
 
 pub async fn run(config: Config, link: Link) -> Result<()> {
@@ -89,6 +92,7 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
         status_key: None,
         status_published: None,
         stopped_by: None,
+        occupancy: None,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -159,6 +163,8 @@ impl App {
                     None,
                 );
                 self.publish_status(true);
+                self.publish_occupancy();
+                self.announce_to_home_assistant();
             }
             Event::Disconnected { error, retry_in } => {
                 if self.counters.connected || self.counters.last_error.as_deref() != Some(&error) {
@@ -174,6 +180,11 @@ impl App {
             Event::Message(msg) => {
                 if msg.topic == self.topics.control {
                     self.command(msg);
+                } else {
+                    self.home_assistant_message(&msg);
+                    if let Err(e) = self.client.acknowledge(&msg.receipt) {
+                        tracing::warn!(error = e, "cannot acknowledge a message to the broker");
+                    }
                 }
             }
         }
@@ -371,6 +382,10 @@ impl App {
                     self.status = Some(status);
                     self.publish_status(false);
                 }
+                Message::Occupancy { occupancy } => {
+                    self.occupancy = Some(occupancy);
+                    self.publish_occupancy();
+                }
                 Message::Ack(ack) => {
                     let Some(id) = ack.request_id.clone() else {
                         return;
@@ -424,6 +439,65 @@ impl App {
             Ok(()) => self.counters.detections_published += 1,
             Err(_) => self.counters.detections_dropped += 1,
         }
+    }
+
+    /// Home Assistant discovery on connect: the configs (retained), and a subscription to
+    /// Home Assistant's birth topic to send them again; with discovery off, a subscription
+    /// to this instance's config topics, so any left from before are removed.
+    fn announce_to_home_assistant(&mut self) {
+        let topic = if self.config.homeassistant.discovery {
+            self.publish_discovery();
+            discovery::birth_topic(&self.config)
+        } else {
+            discovery::own_configs_filter(&self.config)
+        };
+        if let Err(e) = self.client.try_subscribe(&topic, 0) {
+            tracing::warn!(error = e, topic, "cannot subscribe for Home Assistant");
+        }
+    }
+
+    fn publish_discovery(&mut self) {
+        for e in discovery::entities(&self.config, &self.topics) {
+            let body = e.config.to_string().into_bytes();
+            if self
+                .client
+                .try_publish(&e.topic, 1, true, body, None)
+                .is_err()
+            {
+                tracing::warn!(topic = e.topic, "discovery config could not be queued");
+            }
+        }
+    }
+
+    fn home_assistant_message(&mut self, msg: &Received) {
+        let ha = &self.config.homeassistant;
+        if ha.discovery && msg.topic == discovery::birth_topic(&self.config) {
+            if msg.payload.as_ref() == b"online" {
+                tracing::info!("Home Assistant is online; discovery sent again");
+                self.publish_discovery();
+            }
+        } else if !ha.discovery && !msg.payload.is_empty() {
+            // A config of ours from when discovery was on: removed.
+            tracing::info!(topic = msg.topic, "discovery off; removing the entity");
+            let _ = self
+                .client
+                .try_publish(&msg.topic, 1, true, Vec::new(), None);
+        }
+    }
+
+    /// The retained occupancy (`{prefix}/occupancy/{id}`), at the status's QoS.
+    fn publish_occupancy(&mut self) {
+        let Some(occupancy) = &self.occupancy else {
+            return;
+        };
+        if !self.counters.connected {
+            return;
+        }
+        let body = occupancy.to_string().into_bytes();
+        let qos = self.config.mqtt.qos.status;
+        let _ = self
+            .client
+            .try_publish(&self.topics.occupancy, qos, true, body, None);
     }
 
     /// The retained status: at once when something an operator cares about changed (a

@@ -11,6 +11,7 @@ use clap::Parser;
 use orion_config::Config;
 
 mod app;
+mod discovery;
 mod mqtt;
 mod oriond;
 mod topics;

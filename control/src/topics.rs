@@ -10,6 +10,7 @@ pub struct Topics {
     pub status: String,
     pub availability: String,
     pub detections: String,
+    pub occupancy: String,
 }
 
 impl Topics {
@@ -23,6 +24,7 @@ impl Topics {
             status: format!("{p}/status/{id}"),
             availability: format!("{p}/availability/{id}"),
             detections: format!("{p}/inferences/{id}/person_detection"),
+            occupancy: format!("{p}/occupancy/{id}"),
         }
     }
 }

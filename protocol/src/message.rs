@@ -32,6 +32,8 @@ pub enum Message {
     },
     /// oriond's status for orion-control to publish (retained).
     Status { status: Value },
+    /// oriond's room occupancy for orion-control to publish (retained), on every change.
+    Occupancy { occupancy: Value },
     /// oriond to a capture in standby: the writer before you is gone; claim the ring and
     /// write (your held frame at once, if it is newer than the ring's newest).
     TakeOver,

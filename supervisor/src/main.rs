@@ -21,6 +21,7 @@ mod events;
 mod ipc;
 mod lifecycle;
 mod logbuf;
+mod occupancy;
 mod outbox;
 mod peers;
 mod persist;

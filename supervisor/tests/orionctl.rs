@@ -107,3 +107,77 @@ fn orionctl_speaks_like_supervisorctl() {
     assert_eq!(code, 1);
     assert!(err.contains("oriond is not running"), "{err}");
 }
+
+/// The `orion>` prompt on a real terminal (a pty): `help`, Tab completing a verb and a
+/// process name, the up arrow bringing the last line back, history kept on quit.
+#[test]
+fn the_prompt_completes_remembers_and_helps() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    let o = Oriond::start(None, "").unwrap();
+    let home = o.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orionctl"))
+        .arg("--socket")
+        .arg(&o.socket)
+        .env("HOME", &home)
+        .env("TERM", "xterm")
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let screen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let screen = screen.clone();
+        let mut master = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once orionctl exits and the terminal closes.
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = screen.lock().unwrap().clone();
+            if text.matches(what).count() >= count {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?} ×{count} in {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("orion> ", 1);
+    master.write_all(b"he\t\r").unwrap();
+    wait_for("Tab completes verbs and process names", 1);
+    // "statu" + Tab = "status", " capt" + Tab = " capture".
+    master.write_all(b"statu\t capt\t\r").unwrap();
+    let text = wait_for("uptime 0:", 1);
+    assert!(text.contains("status capture"), "{text:?}");
+    // The up arrow brings the line back.
+    master.write_all(b"\x1b[A\r").unwrap();
+    wait_for("uptime 0:", 2);
+    master.write_all(b"quit\r").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    drop(master);
+    reader.join().unwrap();
+    let history = std::fs::read_to_string(home.join(".orionctl_history")).unwrap();
+    assert!(history.contains("status capture"), "{history}");
+}

@@ -73,10 +73,22 @@ impl Camera {
 
     /// (Re)starts the server on the same port and waits until it listens.
     pub fn resume(&mut self) -> Result<()> {
+        self.serve(Some(fixtures::fixture("footage/sample.mp4")?))
+    }
+
+    /// (Re)starts the server serving a moving test pattern instead: a scene with nobody
+    /// in it.
+    pub fn resume_empty_scene(&mut self) -> Result<()> {
+        self.serve(None)
+    }
+
+    fn serve(&mut self, file: Option<PathBuf>) -> Result<()> {
         let mut cmd = Command::new(bins::locate("rtsp-test-server")?);
-        cmd.args(["--port", &self.port.to_string(), "--mount", "/cam"])
-            .arg("--file")
-            .arg(fixtures::fixture("footage/sample.mp4")?);
+        cmd.args(["--port", &self.port.to_string(), "--mount", "/cam"]);
+        match file {
+            Some(file) => cmd.arg("--file").arg(file),
+            None => cmd.args(["--width", "640", "--height", "360", "--fps", "10"]),
+        };
         let mut guard = ChildGuard::spawn(cmd)?;
         let line = guard.next_line()?;
         if !line.contains("ready") {

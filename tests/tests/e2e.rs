@@ -7,6 +7,7 @@
 //!   `a_rate_change_is_make_before_break_and_applies_with_the_camera_down_too`
 //! - ROIs, pause/resume, auto-focus: `settings_apply_to_the_next_processed_frame`
 //! - commands while something restarts: `commands_during_a_model_load_or_a_capture_restart_are_answered`
+//! - occupancy: `occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected`
 //! - persistence: `a_command_in_flight_when_control_dies_is_answered_once_by_its_successor`,
 //!   `an_expired_command_is_refused_and_changes_nothing`
 
@@ -487,4 +488,61 @@ fn a_rate_change_is_make_before_break_and_applies_with_the_camera_down_too() {
     let status = sys.o.status().unwrap();
     assert_eq!(status["desired"]["rate_hz"], 3.0);
     assert_eq!(status["stream"]["rate_hz"], 3.0, "{}", status["stream"]);
+}
+
+/// Occupancy as a care backend reads it: retained `care/occupancy/{id}`, true while the
+/// footage shows people, unknown (null, with the reason) while paused, false
+/// `leave_after_s` after the scene is empty; in get_status too.
+#[test]
+fn occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected() {
+    let mut sys = System::start(Spec {
+        extra: "[occupancy]\nenter_frames = 2\nleave_after_s = 2\nmin_confidence = 0.3\n".into(),
+        ..Spec::default()
+    })
+    .unwrap();
+    let mut op = sys.operator().unwrap();
+    let topic = op.topic("occupancy");
+    let occupancy = |op: &Operator, i: usize| op.seen[i].json().unwrap();
+    let i = op
+        .wait_from("occupied", 0, Duration::from_secs(60), |a| {
+            a.topic == topic && a.json().is_some_and(|v| v["occupied"] == true)
+        })
+        .unwrap();
+    let o = occupancy(&op, i);
+    assert!(o["count"].as_u64().unwrap() >= 1, "{o}");
+    assert!(o["since"].is_string() && o["last_seen"].is_string(), "{o}");
+    assert_eq!(sys.o.status().unwrap()["occupancy"]["occupied"], true);
+
+    // Paused: unknown, never a stale true.
+    let mark = op.seen.len();
+    ok(&mut op, "pause_inference", json!({}));
+    let i = op
+        .wait_from("unknown while paused", mark, Duration::from_secs(10), |a| {
+            a.topic == topic && a.json().is_some_and(|v| v["occupied"].is_null())
+        })
+        .unwrap();
+    let o = occupancy(&op, i);
+    assert!(o["reason"].as_str().unwrap().contains("paused"), "{o}");
+    ok(&mut op, "resume_inference", json!({}));
+
+    // An empty scene: false once nobody was seen for leave_after_s.
+    sys.camera.kill().unwrap();
+    sys.camera.resume_empty_scene().unwrap();
+    let mark = op.seen.len();
+    let i = op
+        .wait_from("empty", mark, Duration::from_secs(60), |a| {
+            a.topic == topic && a.json().is_some_and(|v| v["occupied"] == false)
+        })
+        .unwrap();
+    let o = occupancy(&op, i);
+    assert_eq!(o["count"], 0, "{o}");
+    // Retained: a backend that connects now gets the current answer at once.
+    let mut late = sys.operator().unwrap();
+    let j = late
+        .wait_from("retained occupancy", 0, Duration::from_secs(10), |a| {
+            a.topic == topic
+        })
+        .unwrap();
+    assert!(late.seen[j].retained, "retained");
+    assert_eq!(late.seen[j].json().unwrap()["occupied"], false);
 }

@@ -217,11 +217,11 @@ impl WorkerLink {
         true
     }
 
-    /// Drops the spare (its model is not the worker's any more).
+    /// Drops the spare (its model is not the worker's any more); the next one waits
+    /// [`SPARE_DELAY`] (not to load beside the first inferences of the new model).
     fn drop_spare(&mut self) {
-        if self.spare.take().is_some() {
-            self.spare_due = None;
-        }
+        self.spare = None;
+        self.spare_due = None;
     }
 
     /// The worker said it is ready with these input sizes.

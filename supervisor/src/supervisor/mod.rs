@@ -10,10 +10,12 @@
 //!   to the process that owns them, acks back, repeated ids answered once;
 //! - [`handover`](self::handover): a capture replaced make-before-break (rate change,
 //!   reload);
+//! - [`presence`](self::presence): room occupancy from the detections and the state;
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
 //! - [`status`](self::status): the status oriond reports.
 
 mod handover;
+mod presence;
 mod processes;
 mod reload;
 mod routing;
@@ -63,6 +65,7 @@ pub struct Supervisor {
     successor: Option<handover::Successor>,
     /// How the last capture replacement went (status `capture_handover`).
     last_handover: Option<serde_json::Value>,
+    occupancy: crate::occupancy::Tracker,
 }
 
 impl Supervisor {
@@ -80,6 +83,7 @@ impl Supervisor {
             .collect();
         let window = Duration::from_secs(u64::from(config.mqtt.command_max_age_s));
         Self {
+            occupancy: presence::tracker(&config),
             socket_path: config.socket_path(),
             config,
             config_path,
@@ -210,9 +214,10 @@ impl Supervisor {
         if let Some(c) = self.children.get_mut(&name) {
             c.conn = Some(conn);
         }
-        // orion-control is ready once connected.
+        // orion-control is ready once connected; it publishes the occupancy retained.
         if name == ProcessName::Control {
             self.child_ready(name);
+            self.send_occupancy();
         }
     }
 
@@ -220,11 +225,15 @@ impl Supervisor {
         match m {
             Message::Ack(ack) => self.child_ack(name, ack),
             Message::CaptureStatus(_) | Message::DetectorStatus(_) => self.child_status(name, m),
-            Message::Detection { .. } if name == ProcessName::Detector => {
+            Message::Detection {
+                detection,
+                captured_unix_ns,
+            } if name == ProcessName::Detector => {
                 // Straight on to orion-control, bytes unchanged.
                 if let Some(control) = self.control_conn() {
                     self.peers.send_raw(control, body.to_vec());
                 }
+                self.observe(&detection, captured_unix_ns);
             }
             _ => tracing::debug!(%name, "message ignored"),
         }
@@ -252,6 +261,7 @@ impl Supervisor {
 
     /// Tells orion-control the status changed (it publishes the retained status).
     fn push_status(&mut self) {
+        self.gate_occupancy();
         if let Some(control) = self.control_conn() {
             let status = self.status();
             self.peers.send(control, &Message::Status { status });

@@ -55,10 +55,15 @@ impl Supervisor {
                 return Err(why.clone());
             }
             let mqtt_changed = name == ProcessName::Control
-                && (old.mqtt != new.mqtt || old.room_id != new.room_id);
+                && (old.mqtt != new.mqtt
+                    || old.room_id != new.room_id
+                    || old.homeassistant != new.homeassistant);
             if before != after || mqtt_changed {
                 restart.push(name);
             }
+        }
+        if old.occupancy != new.occupancy {
+            self.occupancy = super::presence::tracker(&new);
         }
         self.config = new;
         self.desired = desired;

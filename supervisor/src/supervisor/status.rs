@@ -23,6 +23,7 @@ impl Supervisor {
             "processes": processes,
             "stream": last(ProcessName::Capture),
             "capture_handover": self.last_handover,
+            "occupancy": self.occupancy_now(),
             "detector": last(ProcessName::Detector),
             "desired": self.desired,
             "versions": {"orion": env!("CARGO_PKG_VERSION")},

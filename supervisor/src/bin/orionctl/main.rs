@@ -22,6 +22,7 @@ use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, wire};
 use serde_json::{Value, json};
 
 mod health;
+mod prompt;
 use health::trouble;
 
 #[derive(Parser, Debug)]
@@ -185,37 +186,48 @@ impl Client {
         }
     }
 
+    /// No verb: the `orion>` prompt on a terminal (`prompt`), else verbs read line by
+    /// line from stdin (scripts).
     fn prompt(&mut self) -> ExitCode {
         let stdin = std::io::stdin();
-        let interactive = stdin.is_terminal();
+        if stdin.is_terminal() {
+            return match prompt::interactive(|line| self.line(line)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("orionctl: the prompt failed: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let mut line = String::new();
         loop {
-            if interactive {
-                print!("orion> ");
-                let _ = std::io::stdout().flush();
-            }
             line.clear();
             match stdin.lock().read_line(&mut line) {
                 Ok(0) | Err(_) => return ExitCode::SUCCESS,
                 Ok(_) => {}
             }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.first() {
-                None => continue,
-                Some(&("quit" | "exit")) => return ExitCode::SUCCESS,
-                Some(_) => {}
+            match line.trim() {
+                "" => continue,
+                "quit" | "exit" => return ExitCode::SUCCESS,
+                "help" => print!("{}", prompt::help()),
+                words => self.line(words),
             }
-            let args = std::iter::once("orionctl").chain(words.iter().copied());
-            match Cli::try_parse_from(args) {
-                Ok(Cli {
-                    verb: Some(verb), ..
-                }) => {
-                    let _ = self.run(verb);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = e.print();
-                }
+        }
+    }
+
+    /// One line of verbs, as on the command line.
+    fn line(&mut self, line: &str) {
+        let args = std::iter::once("orionctl").chain(line.split_whitespace());
+        match Cli::try_parse_from(args) {
+            Ok(Cli {
+                verb: Some(verb), ..
+            }) => {
+                let _ = self.run(verb);
+                let _ = std::io::stdout().flush();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = e.print();
             }
         }
     }

@@ -1,0 +1,181 @@
+//! Home Assistant MQTT discovery on a real mosquitto: the configs are retained and complete,
+//! their command payloads are Orion's own commands and work, Home Assistant's birth message
+//! brings them again, and turning discovery off removes them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use orion_tests::mqtt::{Watch, publish};
+use orion_tests::oriond::START_TIMEOUT;
+use serde_json::Value;
+
+mod common;
+use common::{ACK_WAIT, Rig};
+
+/// Keys Home Assistant requires for each MQTT component Orion uses.
+fn required(component: &str) -> &'static [&'static str] {
+    match component {
+        "binary_sensor" | "sensor" => &["state_topic"],
+        "switch" | "number" => &["command_topic"],
+        "select" => &["command_topic", "options"],
+        other => panic!("Orion announces no {other}"),
+    }
+}
+
+/// Fills a Home Assistant command template's `{{ value }}`.
+fn render(template: &str, value: &str) -> String {
+    template.replace("{{ value }}", value)
+}
+
+#[test]
+fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off() {
+    let mut r = Rig::start_with("[homeassistant]\ndiscovery = true");
+    let mut ha = Watch::start(r.broker.port, "homeassistant/#").unwrap();
+    ha.wait_count("seven configs", Duration::from_secs(10), 0, 7, |s| {
+        s.topic.ends_with("/config")
+    })
+    .unwrap();
+    let configs: Vec<(String, Value)> = ha
+        .seen
+        .iter()
+        .filter(|s| s.topic.ends_with("/config"))
+        .map(|s| (s.topic.clone(), s.json().expect("a config is JSON")))
+        .collect();
+    assert!(ha.seen.iter().all(|s| s.retained), "configs are retained");
+    let availability = r.topic("availability");
+    let control = r.topic("control");
+    let mut components = Vec::new();
+    for (topic, c) in &configs {
+        let component = topic.split('/').nth(1).unwrap();
+        components.push(component.to_string());
+        for key in required(component) {
+            assert!(!c[key].is_null(), "{topic}: {key} missing in {c}");
+        }
+        assert_eq!(c["availability_topic"], availability.as_str(), "{topic}");
+        assert!(
+            c["device"]["identifiers"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("orion-")
+        );
+        if let Some(t) = c["command_topic"].as_str() {
+            assert_eq!(t, control, "commands go to Orion's own topic");
+        }
+    }
+    components.sort();
+    assert_eq!(
+        components,
+        [
+            "binary_sensor",
+            "number",
+            "select",
+            "sensor",
+            "sensor",
+            "sensor",
+            "switch"
+        ]
+    );
+    assert_eq!(
+        configs
+            .iter()
+            .find(|(t, _)| t.contains("/binary_sensor/"))
+            .unwrap()
+            .1["device_class"],
+        "occupancy"
+    );
+
+    // Their command payloads are Orion's commands: each is applied and acknowledged.
+    let by = |part: &str| {
+        configs
+            .iter()
+            .find(|(t, _)| t.contains(part))
+            .map(|(_, c)| c.clone())
+            .unwrap()
+    };
+    let switch = by("/switch/");
+    let select = by("/select/");
+    let number = by("/number/");
+    let commands = [
+        (
+            switch["payload_off"].as_str().unwrap().to_string(),
+            "pause_inference",
+        ),
+        (
+            switch["payload_on"].as_str().unwrap().to_string(),
+            "resume_inference",
+        ),
+        (
+            render(select["command_template"].as_str().unwrap(), "s"),
+            "set_model_size",
+        ),
+        (
+            render(number["command_template"].as_str().unwrap(), "2.5"),
+            "set_inference_rate",
+        ),
+    ];
+    let health = r.topic("health");
+    for (payload, name) in commands {
+        r.watch.clear();
+        publish(r.broker.port, &control, &payload, &[]).unwrap();
+        let ack = r
+            .watch
+            .wait_for(&format!("ack of {name}"), ACK_WAIT, |s| {
+                s.topic == health && s.json().is_some_and(|v| v["command_ack"] == name)
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(ack["status"], "success", "{payload}: {ack}");
+    }
+    let desired = r.o.status().unwrap()["desired"].clone();
+    assert_eq!(desired["model_size"], "s", "{desired}");
+    assert_eq!(desired["rate_hz"], 2.5, "{desired}");
+    assert_eq!(desired["paused"], false, "{desired}");
+
+    // Home Assistant restarted: its birth message brings the configs again.
+    ha.clear();
+    publish(r.broker.port, "homeassistant/status", "online", &[]).unwrap();
+    ha.wait_count("configs again", Duration::from_secs(10), 0, 7, |s| {
+        s.topic.ends_with("/config") && !s.payload.is_empty()
+    })
+    .unwrap();
+
+    // Discovery off (the config edited, reloaded): the entities are removed.
+    let text = std::fs::read_to_string(&r.o.config).unwrap();
+    std::fs::write(
+        &r.o.config,
+        text.replace("discovery = true", "discovery = false"),
+    )
+    .unwrap();
+    let control_pid = r.o.child_pid("control").unwrap();
+    kill(Pid::from_raw(r.o.pid() as i32), Signal::SIGHUP).unwrap();
+    r.o.wait_for("a new orion-control", START_TIMEOUT, |s| {
+        s["processes"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["name"] == "control"
+                    && p["state"] == "RUNNING"
+                    && p["pid"]
+                        .as_u64()
+                        .is_some_and(|pid| pid != u64::from(control_pid))
+            })
+        })
+    })
+    .unwrap();
+    let from = ha.seen.len();
+    ha.wait_count("seven removals", Duration::from_secs(20), from, 7, |s| {
+        s.topic.ends_with("/config") && s.payload.is_empty()
+    })
+    .unwrap();
+    // A newcomer finds no config retained (retained ones come with the subscription).
+    let mut late = Watch::start(r.broker.port, "homeassistant/#").unwrap();
+    let left = late.wait_for("a retained config", Duration::from_secs(1), |s| {
+        s.topic.ends_with("/config")
+    });
+    assert!(
+        left.is_err(),
+        "a discovery config is still retained: {left:?}"
+    );
+}
