@@ -440,20 +440,26 @@ fn a_warm_spare_takes_over_a_killed_worker_and_follows_a_model_change() {
         })
         .unwrap();
     let second = again["spare_worker_pid"].as_u64().unwrap();
-    // A model change: the spare of the old model goes, one of the new model comes.
+    // A model change: the spare loads it and becomes the worker (the worker serving frames
+    // never loads); the old worker goes, and a spare of the new model follows.
     let ack = det.command(r#"{"command":"set_model_size","params":{"size":"s"}}"#);
     assert_eq!(ack["status"], "success", "{ack}");
+    assert_eq!(ack["data"]["loaded_by"], "spare", "{ack}");
     let after = det
         .child
         .wait_for(Duration::from_secs(60), |l| {
             status(l).filter(|s| {
                 s["model"] == "s"
+                    && s["worker_pid"].as_u64() == Some(second)
                     && s["spare_worker_ready"] == true
                     && s["spare_worker_pid"].as_u64().is_some_and(|p| p != second)
             })
         })
         .unwrap();
-    assert!(!process_exists(second), "the old model's spare is gone");
+    assert!(!process_exists(spare), "the old worker is gone");
+    det.detection(Duration::from_secs(10), |d| {
+        d.data.metadata.model_size == orion_protocol::ModelSize::S
+    });
     eprintln!("spare after the model change: {after}");
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();

@@ -216,6 +216,14 @@ intra_op_threads = 1
         }
     }
 
+    /// Waits until the detector's warm spare worker is loaded (a model change then goes
+    /// through it, and a worker crash is taken over by it).
+    pub fn wait_spare_ready(&self, timeout: Duration) -> Result<Value> {
+        self.wait_for("the spare worker ready", timeout, |s| {
+            s["detector"]["spare_worker_ready"] == true
+        })
+    }
+
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Result<Value> {
         self.wait_for(&format!("{name} {state}"), timeout, |s| {
             s["processes"]

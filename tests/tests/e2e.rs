@@ -102,6 +102,11 @@ fn a_model_swap_keeps_detections_flowing_and_no_pid_changes() {
     })
     .unwrap();
     let mut op = sys.operator().unwrap();
+    // As on a box that has run a while: the warm spare is loaded, and loads the new model.
+    let spare =
+        sys.o.wait_spare_ready(Duration::from_secs(60)).unwrap()["detector"]["spare_worker_pid"]
+            .as_u64()
+            .unwrap();
     let before = pids(&sys);
     let start = op.seen.len();
     op.wait_detections(start, 10, Duration::from_secs(30))
@@ -132,7 +137,16 @@ fn a_model_swap_keeps_detections_flowing_and_no_pid_changes() {
     for i in later {
         assert_eq!(detection(&op, i)["data"]["metadata"]["model_size"], "s");
     }
-    assert_eq!(pids(&sys), before);
+    // No process was restarted; the worker serving frames is the spare that loaded "s".
+    assert_eq!(ack["data"]["loaded_by"], "spare", "{ack}");
+    let after: Vec<(String, u64)> = pids(&sys);
+    for ((name, old), (_, new)) in before.iter().zip(&after) {
+        if name == "worker" {
+            assert_eq!(*new, spare, "the spare became the worker");
+        } else {
+            assert_eq!(old, new, "{name} must not restart for a model change");
+        }
+    }
     drop(sys);
     let _ = std::fs::remove_dir_all(&dir);
 }

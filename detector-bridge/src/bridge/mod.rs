@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use self::attention::Attention;
 use self::pipeline::{Pipeline, Prepared};
 use self::results::{Inference, Origin};
-use self::worker_link::WorkerLink;
+use self::worker_link::{SpareNews, WorkerLink};
 use crate::io;
 use crate::tensors::TensorBuffer;
 use crate::worker::{Reply, WorkerConfig, WorkerEvent};
@@ -141,7 +141,8 @@ impl Bridge {
             Event::Command(cmd) => self.command(cmd),
             Event::Worker(generation, e) if generation != self.link.generation() => {
                 // The spare's, or a replaced worker's (ignored).
-                self.link.spare_event(generation, &e);
+                let news = self.link.spare_event(generation, &e);
+                self.spare_news(news);
             }
             Event::Worker(_, WorkerEvent::Reply(Ok(reply))) => self.reply(reply),
             Event::Worker(_, WorkerEvent::Reply(Err(err))) => {
@@ -156,6 +157,15 @@ impl Bridge {
     fn progress(&mut self) {
         if !self.link.is_ready() {
             return;
+        }
+        if self.link.switch_pending() {
+            // The spare has the new model: the old worker gets nothing more, and once it
+            // answered what it has, the spare takes its place.
+            if self.pipeline.in_flight() > 0 {
+                return;
+            }
+            let news = self.link.promote_loaded_spare();
+            self.spare_news(news);
         }
         if !self.paused && !self.pipeline.has_prepared() {
             let (region, source) = self.attention.region();
@@ -281,7 +291,12 @@ impl Bridge {
                 &swap.command,
                 Err(AckError::new(ErrorKind::Timeout, why.clone())),
             );
-            self.worker_died(&why);
+            if swap.via_spare {
+                // The worker serving frames never loaded it: only the spare goes.
+                self.link.give_up_spare_swap();
+            } else {
+                self.worker_died(&why);
+            }
         }
         let tx = self.events_tx.clone();
         let started = self
@@ -291,6 +306,36 @@ impl Bridge {
             });
         if let Err(why) = started {
             self.worker_died(&why);
+        }
+    }
+
+    /// A model swap done (or failed) by the spare.
+    fn spare_news(&mut self, news: SpareNews) {
+        match news {
+            SpareNews::Nothing => {}
+            SpareNews::Swapped { swap, load_ms } => {
+                // Nothing was in flight (see `progress`); this frees the prepared slot.
+                self.counters.dropped_in_flight += self.pipeline.abandon() as u64;
+                let sizes = self.link.sizes().to_vec();
+                tracing::info!(model = %swap.files.size, load_ms, "model swapped (loaded by the spare)");
+                io::ack(
+                    &swap.command,
+                    Ok(
+                        json!({"size": swap.files.size, "sizes": sizes, "load_ms": load_ms, "loaded_by": "spare"}),
+                    ),
+                );
+                self.report_status(true);
+            }
+            SpareNews::SwapFailed { swap, why } => {
+                tracing::warn!(%why, "model change failed, keeping {}", self.link.model().size);
+                io::ack(
+                    &swap.command,
+                    Err(AckError::new(
+                        ErrorKind::Failed,
+                        format!("model {} not loaded: {why}", swap.files.size),
+                    )),
+                );
+            }
         }
     }
 

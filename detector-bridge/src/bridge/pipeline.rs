@@ -210,6 +210,14 @@ impl Pipeline {
         Some(job)
     }
 
+    /// Frames the worker has and has not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::InFlight(_)))
+            .count()
+    }
+
     /// A job the worker has had longer than `timeout`.
     pub fn overdue(&self, timeout: Duration) -> bool {
         self.slots.iter().any(

@@ -32,6 +32,25 @@ pub struct Swap {
     pub files: ModelFiles,
     pub command: Command,
     pub started: Instant,
+    /// Loaded by the spare, which then replaces the worker: the worker serving frames
+    /// never loads (a session build holds Python's GIL, which would stall its requests).
+    pub via_spare: bool,
+}
+
+/// What a reply of the spare means for the bridge.
+pub enum SpareNews {
+    Nothing,
+    /// The spare loaded the swap's model: it is the worker now (the old one is gone, its
+    /// frames in flight are to be abandoned); answer the swap.
+    Swapped {
+        swap: Swap,
+        load_ms: f64,
+    },
+    /// The spare could not load it (the old model stays); answer the swap with `why`.
+    SwapFailed {
+        swap: Swap,
+        why: String,
+    },
 }
 
 /// A worker with the current model loaded, waiting to take over.
@@ -52,6 +71,9 @@ pub struct WorkerLink {
     spare_due: Option<Instant>,
     /// Worker deaths a ready spare took over.
     pub spare_takeovers: u64,
+    /// The spare loaded the swap's model (its load time): it replaces the worker as soon
+    /// as the worker has nothing in flight.
+    spare_loaded: Option<f64>,
     worker: Option<Worker>,
     generation: u64,
     ready: bool,
@@ -77,6 +99,7 @@ impl WorkerLink {
             spare: None,
             spare_due: None,
             spare_takeovers: 0,
+            spare_loaded: None,
             worker: None,
             generation: 0,
             ready: false,
@@ -197,24 +220,79 @@ impl WorkerLink {
             .map_err(|err| format!("{err:#}"))
     }
 
-    /// An event of worker `generation` if that is the spare: handled here (true).
-    pub fn spare_event(&mut self, generation: u64, event: &WorkerEvent) -> bool {
+    /// An event of worker `generation` if that is the spare (else nothing happens).
+    pub fn spare_event(&mut self, generation: u64, event: &WorkerEvent) -> SpareNews {
         let Some(spare) = self.spare.as_mut().filter(|s| s.generation == generation) else {
-            return false;
+            return SpareNews::Nothing;
         };
+        let swap_id = self.swap.as_ref().filter(|s| s.via_spare).map(|s| s.id);
         match event {
             WorkerEvent::Reply(Ok(Reply::Ready { pid, sizes, .. })) => {
                 tracing::info!(pid, ?sizes, "spare worker ready");
                 spare.sizes = Some(sizes.clone());
+                SpareNews::Nothing
+            }
+            WorkerEvent::Reply(Ok(Reply::ModelLoaded {
+                id, sizes, load_ms, ..
+            })) if Some(*id) == swap_id => {
+                // It becomes the worker once the old one has answered what it has
+                // ([`WorkerLink::promote_loaded_spare`]): no frame in flight is lost.
+                spare.sizes = Some(sizes.clone());
+                self.spare_loaded = Some(*load_ms);
+                SpareNews::Nothing
+            }
+            WorkerEvent::Reply(Ok(Reply::Error { id, message, .. })) if *id == swap_id => {
+                let Some(swap) = self.swap.take() else {
+                    return SpareNews::Nothing;
+                };
+                // What the spare holds now is not known: a new one, later.
+                self.drop_spare();
+                SpareNews::SwapFailed {
+                    swap,
+                    why: message.clone(),
+                }
             }
             WorkerEvent::Gone(why) => {
                 tracing::warn!(why, "spare worker gone; another later");
                 self.spare = None;
+                self.spare_loaded = None;
                 self.spare_due = Some(Instant::now() + BACKOFF_MAX);
+                match self.swap.take_if(|s| s.via_spare) {
+                    Some(swap) => SpareNews::SwapFailed {
+                        swap,
+                        why: format!("the worker loading it exited ({why})"),
+                    },
+                    None => SpareNews::Nothing,
+                }
             }
-            _ => {}
+            _ => SpareNews::Nothing,
         }
-        true
+    }
+
+    /// The spare has loaded the swap's model: no new frame goes to the old worker.
+    pub fn switch_pending(&self) -> bool {
+        self.spare_loaded.is_some()
+    }
+
+    /// Makes the spare that loaded the swap's model the worker (call when the old one has
+    /// nothing in flight); the swap to answer and its load time.
+    pub fn promote_loaded_spare(&mut self) -> SpareNews {
+        let Some(load_ms) = self.spare_loaded.take() else {
+            return SpareNews::Nothing;
+        };
+        let (Some(swap), Some(spare)) = (self.swap.take(), self.spare.take()) else {
+            return SpareNews::Nothing;
+        };
+        tracing::info!(pid = spare.worker.pid(), model = %swap.files.size, "the spare loaded the new model and becomes the worker");
+        self.worker = Some(spare.worker); // the old one is killed and reaped
+        self.generation = spare.generation;
+        self.model = swap.files.clone();
+        self.sizes = spare.sizes.unwrap_or_default();
+        self.ready = true;
+        self.healthy = false;
+        self.started = Instant::now();
+        self.spare_due = None;
+        SpareNews::Swapped { swap, load_ms }
     }
 
     /// Drops the spare (its model is not the worker's any more); the next one waits
@@ -222,6 +300,7 @@ impl WorkerLink {
     fn drop_spare(&mut self) {
         self.spare = None;
         self.spare_due = None;
+        self.spare_loaded = None;
     }
 
     /// The worker said it is ready with these input sizes.
@@ -243,6 +322,10 @@ impl WorkerLink {
         self.worker = None; // kills and reaps it if it is still there
         self.ready = false;
         let swap = self.swap.take();
+        if swap.as_ref().is_some_and(|s| s.via_spare) {
+            // The spare was loading another model: not a worker for the current one.
+            self.drop_spare();
+        }
         let model = self.model.clone();
         if let Some(spare) = self
             .spare
@@ -290,7 +373,20 @@ impl WorkerLink {
                 json!({"size": files.size, "sizes": self.sizes, "unchanged": true}),
             ));
         }
-        let (Some(worker), true) = (self.worker.as_mut(), self.ready) else {
+        if self.worker.is_none() || !self.ready {
+            return Err(AckError::new(
+                ErrorKind::Unavailable,
+                "the worker is restarting; try again",
+            ));
+        }
+        // A ready spare loads it (then replaces the worker); else the worker itself does.
+        let via_spare = self.spare_ready();
+        let target = if via_spare {
+            self.spare.as_mut().map(|s| &mut s.worker)
+        } else {
+            self.worker.as_mut()
+        };
+        let Some(worker) = target else {
             return Err(AckError::new(
                 ErrorKind::Unavailable,
                 "the worker is restarting; try again",
@@ -318,13 +414,14 @@ impl WorkerLink {
             files,
             command: command.clone(),
             started: Instant::now(),
+            via_spare,
         });
         Ok(None)
     }
 
     /// The worker loaded the swap `id`: it is the model now.
     pub fn swapped(&mut self, id: u64, sizes: Vec<u32>) -> Option<Swap> {
-        let swap = self.swap.take_if(|s| s.id == id)?;
+        let swap = self.swap.take_if(|s| s.id == id && !s.via_spare)?;
         self.model = swap.files.clone();
         self.sizes = sizes;
         // The spare holds the old model: a new one, a little later.
@@ -339,6 +436,12 @@ impl WorkerLink {
 
     /// The worker could not load the swap `id` (the old model stays).
     pub fn swap_failed(&mut self, id: Option<u64>) -> Option<Swap> {
-        self.swap.take_if(|s| Some(s.id) == id)
+        self.swap.take_if(|s| Some(s.id) == id && !s.via_spare)
+    }
+
+    /// A swap through the spare that took too long: the spare goes (the worker never
+    /// loaded anything, so it stays).
+    pub fn give_up_spare_swap(&mut self) {
+        self.drop_spare();
     }
 }
