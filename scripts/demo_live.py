@@ -47,8 +47,10 @@ def line_now(detection, occupancy, status, command):
     latency = f"{detection['latency_ms']:.0f} ms" if detection and detection.get("latency_ms") is not None else "-"
     if occupancy is None:
         occ = "-"
+    elif occupancy.get("occupied") is None and occupancy.get("reason"):
+        occ = f"unknown ({occupancy['reason']})"
     elif occupancy.get("occupied") is None:
-        occ = f"unknown ({occupancy.get('reason')})"
+        occ = "deciding (debouncing the first frames)"
     else:
         occ = f"{'yes' if occupancy['occupied'] else 'no'} ({occupancy['count']})"
     fps = "-"
