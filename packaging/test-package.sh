@@ -147,6 +147,11 @@ code=0; orionctl -i "$INSTANCE" status || code=$?
 [ $code -eq 0 ] || [ $code -eq 5 ] || fail "orionctl status exited $code"
 orionctl -i "$INSTANCE" rois set 0.1,0.1,0.8,0.8 >/dev/null
 orionctl -i "$INSTANCE" rois clear >/dev/null
+# The packaged helper and font: a PNG with a caption (no "no caption" in the answer).
+shot=$(orionctl -i "$INSTANCE" snapshot -o "$WORK/snapshot.png") || fail "orionctl snapshot: $shot"
+say "$shot"
+case "$shot" in *"no caption"*) fail "snapshot without a caption: $shot";; esac
+[ "$(head -c 4 "$WORK/snapshot.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "snapshot is not a PNG"
 
 # ---- ownership and modes ---------------------------------------------------------------
 say "ownership and modes"

@@ -25,7 +25,7 @@ if [ "$(id -u)" = 0 ]; then ./scripts/install-deps.sh >/dev/null; else echo "(no
 ./models/fetch_fixtures.sh >/dev/null
 
 echo "== build (release; the first build on a fresh machine takes a few minutes)"
-cargo build --release -p orion-supervisor -p orion-capture -p orion-detector-bridge -p orion-control -p orion-tests
+cargo build --release -p orion-supervisor -p orion-capture -p orion-detector-bridge -p orion-control -p orion-snapshot -p orion-tests
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
 RUN=/tmp/orion-demo
@@ -98,6 +98,8 @@ ctl resume
 sleep "$third"
 rm -f "$RUN/live"; wait "$LIVE_PID" 2>/dev/null || true; LIVE_PID=
 "${CTL[@]}" status
+echo "== what Orion sees now (boxes green, attention ROIs blue, auto-focus region orange)"
+"${CTL[@]}" snapshot -o "$RUN/snapshot.png" || true
 
 echo "== what came out on MQTT"
 det=$(grep -c '^care/inferences/demo/person_detection ' "$RUN/mqtt.log" || true)
@@ -111,4 +113,5 @@ grep '^care/occupancy/demo ' "$RUN/mqtt.log" | tail -1 | cut -d' ' -f2- | sed 's
 wait "$ORIOND_PID" || true
 ORIOND_PID=
 [ "$det" -gt 0 ] || { echo "no detections were published"; exit 1; }
+[ -s "$RUN/snapshot.png" ] && echo "snapshot: $RUN/snapshot.png"
 echo "== demo done"

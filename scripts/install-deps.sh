@@ -11,6 +11,7 @@ PACKAGES=(
   libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0 python3-gi
   mosquitto mosquitto-clients
   openssl   # certificates for the MQTT TLS test
+  fonts-dejavu-core   # the snapshot's caption (a dependency of the package too)
   # The package test (packaging/test-package.sh): its dependencies, lintian, systemd-analyze.
   lintian python3-venv adduser systemd util-linux
 )

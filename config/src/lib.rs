@@ -43,6 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub occupancy: Occupancy,
     #[serde(default)]
+    pub snapshot: Snapshot,
+    #[serde(default)]
     pub mqtt: Mqtt,
     #[serde(default)]
     pub homeassistant: HomeAssistant,
@@ -172,6 +174,30 @@ impl Default for Occupancy {
     }
 }
 
+/// Snapshots (`orionctl snapshot`, MQTT `get_snapshot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Snapshot {
+    /// JPEG quality of snapshots sent over MQTT, 1..=100.
+    pub jpeg_quality: u8,
+    /// Publish a JPEG on `{prefix}/snapshot/{id}` whenever occupancy changes (a picture of
+    /// the room leaves the device on every change: off unless asked for).
+    pub on_occupancy_change: bool,
+    /// TrueType font of the caption and labels (Debian's fonts-dejavu-core); a snapshot
+    /// without it has the drawing but no text.
+    pub font: PathBuf,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            jpeg_quality: 80,
+            on_occupancy_change: false,
+            font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
+        }
+    }
+}
+
 /// Auto-focus at start; absent parameters keep the defaults of docs/architecture.md#regions-and-auto-focus.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -257,7 +283,7 @@ impl Mqtt {
         (!self.allows(command)).then(|| {
             format!(
                 "{command} is not in [mqtt] allowed_commands on this device \
-                 (by default MQTT may not shutdown or restart_process)"
+                 (by default MQTT may not shutdown, restart_process or get_snapshot)"
             )
         })
     }

@@ -109,6 +109,12 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     int("occupancy.enter_frames", o.enter_frames.into(), 1, 100)?;
     float("occupancy.leave_after_s", o.leave_after_s, 0.5, 3600.0)?;
     float("occupancy.min_confidence", o.min_confidence, 0.0, 1.0)?;
+    int(
+        "snapshot.jpeg_quality",
+        c.snapshot.jpeg_quality.into(),
+        1,
+        100,
+    )?;
     name_like("homeassistant.prefix", &c.homeassistant.prefix, 64, b"_/")?;
     mqtt(c)?;
     supervisor(c)?;

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
+use base64::Engine;
 use bytes::Bytes;
 use orion_config::Config;
 use orion_protocol::DetectionMessage;
@@ -54,6 +55,9 @@ struct Counters {
     detections_published: u64,
     detections_dropped: u64,
     acks_dropped: u64,
+    snapshots_published: u64,
+    /// Not queued for the broker (disconnected, or the queue was full).
+    snapshots_dropped: u64,
     last_error: Option<String>,
 }
 
@@ -326,7 +330,13 @@ impl App {
 
     /// Publishes the ack (first, before anything the command caused), then acknowledges
     /// the command to the broker.
-    fn ack(&mut self, origin: &Origin, result: Result<Value, AckError>) {
+    fn ack(&mut self, origin: &Origin, mut result: Result<Value, AckError>) {
+        if origin.command == "get_snapshot"
+            && let Ok(data) = &mut result
+        {
+            // The image follows on its own topic.
+            data["topic"] = json!(self.topics.snapshot);
+        }
         let (status, data, error, kind) = match result {
             Ok(data) => ("success", data, Value::Null, Value::Null),
             Err(e) => (
@@ -386,6 +396,7 @@ impl App {
                     self.occupancy = Some(occupancy);
                     self.publish_occupancy();
                 }
+                Message::Snapshot { image_base64, .. } => self.snapshot(&image_base64),
                 Message::Ack(ack) => {
                     let Some(id) = ack.request_id.clone() else {
                         return;
@@ -419,6 +430,27 @@ impl App {
             "at": now_rfc3339(),
         }));
         self.publish_status(true);
+    }
+
+    /// A snapshot from oriond (after its ack, or for an occupancy change): the JPEG as it
+    /// is on `{prefix}/snapshot/{id}`, not retained — a picture of the room does not stay
+    /// on the broker.
+    fn snapshot(&mut self, image_base64: &str) {
+        let image = match base64::engine::general_purpose::STANDARD.decode(image_base64) {
+            Ok(image) => image,
+            Err(e) => return tracing::warn!(error = %e, "unreadable snapshot from oriond"),
+        };
+        let qos = self.config.mqtt.qos.acks;
+        match self
+            .client
+            .try_publish(&self.topics.snapshot, qos, false, image, None)
+        {
+            Ok(()) => self.counters.snapshots_published += 1,
+            Err(e) => {
+                self.counters.snapshots_dropped += 1;
+                tracing::warn!(error = e, "snapshot could not be queued");
+            }
+        }
     }
 
     /// Publishes a detection, stamped here — the one publish time and latency it carries.

@@ -1,6 +1,7 @@
 //! Home Assistant MQTT discovery (`[homeassistant] discovery = true`): one device per
 //! instance with Orion's availability topic, and its entities — occupancy, person count,
-//! inference rate and latency, detection on/off, model size, inference rate. Their command
+//! inference rate and latency, detection on/off, model size, inference rate, the snapshot
+//! as a camera, and a button taking one where MQTT may (`get_snapshot` is guarded). Their command
 //! payloads are Orion's own JSON commands on its command topic, so there is no second
 //! command path: they are checked, limited and acknowledged like any other command.
 //!
@@ -55,7 +56,7 @@ pub fn entities(config: &Config, topics: &Topics) -> Vec<Entity> {
         }
         base
     };
-    let list = [
+    let mut list = vec![
         (
             "binary_sensor",
             "occupancy",
@@ -163,7 +164,29 @@ pub fn entities(config: &Config, topics: &Topics) -> Vec<Entity> {
                 }),
             ),
         ),
+        (
+            "camera",
+            "snapshot",
+            with(
+                common("snapshot", "Snapshot"),
+                json!({ "topic": topics.snapshot }),
+            ),
+        ),
     ];
+    if config.mqtt.allows("get_snapshot") {
+        list.push((
+            "button",
+            "take_snapshot",
+            with(
+                common("take_snapshot", "Take snapshot"),
+                json!({
+                    "command_topic": topics.control,
+                    "payload_press": json!({"command": "get_snapshot"}).to_string(),
+                    "icon": "mdi:camera",
+                }),
+            ),
+        ));
+    }
     let prefix = &config.homeassistant.prefix;
     list.into_iter()
         .map(|(component, object, config)| Entity {
@@ -204,7 +227,7 @@ mod tests {
         .unwrap();
         let topics = Topics::new(&config);
         let all = entities(&config, &topics);
-        assert_eq!(all.len(), 7);
+        assert_eq!(all.len(), 8);
         for e in &all {
             let c = &e.config;
             let component = e.topic.split('/').nth(1).unwrap();
@@ -222,6 +245,7 @@ mod tests {
                 "binary_sensor" | "sensor" => &["state_topic"],
                 "switch" | "number" => &["command_topic"],
                 "select" => &["command_topic", "options"],
+                "camera" => &["topic"],
                 other => panic!("unexpected component {other}"),
             };
             for key in required {

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use orion_protocol::ProcessName;
 use orion_protocol::message::{self, Message};
-use orion_protocol::wire::nonblocking as wire;
+use orion_protocol::wire::{MAX_FROM_ORIOND, nonblocking as wire};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -33,7 +33,7 @@ pub async fn connect() -> Result<Link> {
     });
     tokio::spawn(async move {
         loop {
-            match wire::read_message(&mut reader).await {
+            match wire::read_message_up_to(&mut reader, MAX_FROM_ORIOND).await {
                 Ok(Some(body)) => {
                     if in_tx.send(body).await.is_err() {
                         return;

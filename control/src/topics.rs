@@ -11,6 +11,7 @@ pub struct Topics {
     pub availability: String,
     pub detections: String,
     pub occupancy: String,
+    pub snapshot: String,
 }
 
 impl Topics {
@@ -25,6 +26,7 @@ impl Topics {
             availability: format!("{p}/availability/{id}"),
             detections: format!("{p}/inferences/{id}/person_detection"),
             occupancy: format!("{p}/occupancy/{id}"),
+            snapshot: format!("{p}/snapshot/{id}"),
         }
     }
 }

@@ -13,7 +13,7 @@ use orion_tests::oriond::START_TIMEOUT;
 use serde_json::Value;
 
 mod common;
-use common::{ACK_WAIT, Rig};
+use common::{ACK_WAIT, Rig, allow_all};
 
 /// Keys Home Assistant requires for each MQTT component Orion uses.
 fn required(component: &str) -> &'static [&'static str] {
@@ -21,6 +21,8 @@ fn required(component: &str) -> &'static [&'static str] {
         "binary_sensor" | "sensor" => &["state_topic"],
         "switch" | "number" => &["command_topic"],
         "select" => &["command_topic", "options"],
+        "camera" => &["topic"],
+        "button" => &["command_topic"],
         other => panic!("Orion announces no {other}"),
     }
 }
@@ -32,9 +34,13 @@ fn render(template: &str, value: &str) -> String {
 
 #[test]
 fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off() {
-    let mut r = Rig::start_with("[homeassistant]\ndiscovery = true");
+    // get_snapshot allowed: the button that takes one is announced too.
+    let mut r = Rig::start_with(&format!(
+        "{}\n[homeassistant]\ndiscovery = true",
+        allow_all()
+    ));
     let mut ha = Watch::start(r.broker.port, "homeassistant/#").unwrap();
-    ha.wait_count("seven configs", Duration::from_secs(10), 0, 7, |s| {
+    ha.wait_count("nine configs", Duration::from_secs(10), 0, 9, |s| {
         s.topic.ends_with("/config")
     })
     .unwrap();
@@ -70,6 +76,8 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
         components,
         [
             "binary_sensor",
+            "button",
+            "camera",
             "number",
             "select",
             "sensor",
@@ -98,6 +106,8 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
     let switch = by("/switch/");
     let select = by("/select/");
     let number = by("/number/");
+    let button = by("/button/");
+    assert_eq!(by("/camera/")["topic"], r.topic("snapshot").as_str());
     let commands = [
         (
             switch["payload_off"].as_str().unwrap().to_string(),
@@ -114,6 +124,10 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
         (
             render(number["command_template"].as_str().unwrap(), "2.5"),
             "set_inference_rate",
+        ),
+        (
+            button["payload_press"].as_str().unwrap().to_string(),
+            "get_snapshot",
         ),
     ];
     let health = r.topic("health");
@@ -138,7 +152,7 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
     // Home Assistant restarted: its birth message brings the configs again.
     ha.clear();
     publish(r.broker.port, "homeassistant/status", "online", &[]).unwrap();
-    ha.wait_count("configs again", Duration::from_secs(10), 0, 7, |s| {
+    ha.wait_count("configs again", Duration::from_secs(10), 0, 9, |s| {
         s.topic.ends_with("/config") && !s.payload.is_empty()
     })
     .unwrap();
@@ -165,7 +179,7 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
     })
     .unwrap();
     let from = ha.seen.len();
-    ha.wait_count("seven removals", Duration::from_secs(20), from, 7, |s| {
+    ha.wait_count("nine removals", Duration::from_secs(20), from, 9, |s| {
         s.topic.ends_with("/config") && s.payload.is_empty()
     })
     .unwrap();

@@ -322,16 +322,7 @@ fn availability_last_will_and_a_broker_restart() {
 fn a_command_the_broker_redelivers_is_applied_once_and_its_ack_says_so() {
     let mut r = Rig::start();
     // Up longer than startsecs: the kill below is a crash, not a failed start.
-    r.o.wait_for("control up 0.6 s", START_TIMEOUT, |s| {
-        s["processes"].as_array().is_some_and(|ps| {
-            ps.iter().any(|p| {
-                p["name"] == "control"
-                    && p["state"] == "RUNNING"
-                    && p["uptime_s"].as_f64().unwrap_or(0.0) >= 0.6
-            })
-        })
-    })
-    .unwrap();
+    r.o.wait_up("control", 0.6, START_TIMEOUT).unwrap();
     let plain = r.send("get_status", json!({}));
     assert!(plain.get("redelivered").is_none(), "{plain}");
     // control is frozen, the broker hands it the command, control dies without having

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::focus::ParamsUpdate;
+use crate::limits::JpegQuality;
+use crate::snapshot::{ImageFormat, SnapshotRequest};
 use crate::units::{ModelSize, RateHz, RoiSet};
 
 /// Longest command accepted anywhere (MQTT payload, socket message body).
@@ -27,8 +29,9 @@ pub const MQTT_ID_PREFIX: &str = "mqtt:";
 
 /// Every command MQTT can carry; the supervisor verbs (`Action::is_local_only`) are for
 /// orionctl on oriond's socket only.
-pub const MQTT_COMMANDS: [&str; 16] = [
+pub const MQTT_COMMANDS: [&str; 17] = [
     "get_status",
+    "get_snapshot",
     "pause_inference",
     "resume_inference",
     "set_inference_rate",
@@ -46,9 +49,10 @@ pub const MQTT_COMMANDS: [&str; 16] = [
     "shutdown",
 ];
 
-/// The MQTT commands that can take a room dark or churn its processes: refused over MQTT
-/// unless `[mqtt] allowed_commands` lists them.
-pub const MQTT_GUARDED: [&str; 2] = ["restart_process", "shutdown"];
+/// The MQTT commands that can take a room dark or churn its processes, or send a picture
+/// of the room off the device: refused over MQTT unless `[mqtt] allowed_commands` lists
+/// them.
+pub const MQTT_GUARDED: [&str; 3] = ["restart_process", "shutdown", "get_snapshot"];
 
 /// A process oriond supervises. (Declaration order is start order.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -105,6 +109,8 @@ impl std::str::FromStr for ProcessName {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     GetStatus,
+    /// The newest frame with the last boxes drawn, encoded.
+    GetSnapshot(SnapshotRequest),
     Pause,
     Resume,
     SetRate(RateHz),
@@ -158,6 +164,7 @@ impl Action {
         matches!(
             self,
             Action::GetStatus
+                | Action::GetSnapshot(_)
                 | Action::GetRois
                 | Action::GetAutoFocus
                 | Action::GetAutoFocusStats
@@ -170,6 +177,7 @@ impl Action {
     pub fn name(&self) -> &'static str {
         match self {
             Action::GetStatus => "get_status",
+            Action::GetSnapshot(_) => "get_snapshot",
             Action::Pause => "pause_inference",
             Action::Resume => "resume_inference",
             Action::SetRate(_) => "set_inference_rate",
@@ -198,6 +206,9 @@ impl Action {
         let params = match self {
             Action::SetRate(rate) => json!({"rate_hz": rate.hz()}),
             Action::SetModelSize(size) => json!({"size": size}),
+            Action::GetSnapshot(r) => {
+                json!({"format": r.format.as_str(), "quality": r.quality.map(|q| q.get())})
+            }
             Action::SetRois(rois) => json!({"rois": rois}),
             Action::SetAutoFocus(update) => serde_json::to_value(update).unwrap_or(Value::Null),
             Action::RestartProcess(name)
@@ -361,6 +372,7 @@ fn catalog(name: &str, params: &Value) -> Result<Action, String> {
     let no_params = |a: Action| -> Result<Action, String> { Ok(a) };
     match name {
         "get_status" => no_params(Action::GetStatus),
+        "get_snapshot" => snapshot_request(params).map(Action::GetSnapshot),
         "pause_inference" => no_params(Action::Pause),
         "resume_inference" => no_params(Action::Resume),
         "set_inference_rate" => match field("rate_hz") {
@@ -423,6 +435,25 @@ fn catalog(name: &str, params: &Value) -> Result<Action, String> {
             other.chars().take(64).collect::<String>()
         )),
     }
+}
+
+/// `get_snapshot`'s params: `format` png or jpeg (default jpeg), `quality` 1..=100.
+fn snapshot_request(params: &Value) -> Result<SnapshotRequest, String> {
+    let format = match params.get("format") {
+        None | Some(Value::Null) => ImageFormat::Jpeg,
+        Some(Value::String(s)) => s.parse().map_err(|e| format!("params.{e}"))?,
+        Some(_) => return Err("params.format must be png or jpeg".into()),
+    };
+    let quality = match params.get("quality") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|q| u8::try_from(q).ok())
+                .and_then(|q| JpegQuality::new(q).ok())
+                .ok_or_else(|| format!("params.quality must be in {}", JpegQuality::RANGE))?,
+        ),
+    };
+    Ok(SnapshotRequest { format, quality })
 }
 
 /// Outcome of a command.

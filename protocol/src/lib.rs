@@ -10,6 +10,7 @@
 //! - [`detector`]: what the detector reports ([`DetectorStatus`]).
 //! - [`instance`]: the instance id and the names derived from it ([`InstanceId`]).
 //! - [`limits`]: ranges of settings shared by the config and the command lines.
+//! - [`snapshot`]: what a snapshot draws and reports.
 //! - [`wire`]: message framing on oriond's socket.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod focus;
 pub mod instance;
 pub mod limits;
 pub mod message;
+pub mod snapshot;
 pub mod units;
 pub mod wire;
 

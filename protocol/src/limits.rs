@@ -78,6 +78,12 @@ bounded!(
     |v| v <= 7680 * 4320
 );
 
+bounded!(
+    /// JPEG quality of a snapshot (libjpeg's scale: 100 is best, 75 a common default).
+    JpegQuality: u8, 1, 100, "1..=100",
+    |v| (1..=100).contains(&v)
+);
+
 /// Class names that count as a person: 1..=80 names of 1..=64 characters, no commas or
 /// line breaks (they travel comma-separated on a command line).
 #[derive(Debug, Clone, PartialEq, Eq)]

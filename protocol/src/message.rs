@@ -34,6 +34,15 @@ pub enum Message {
     Status { status: Value },
     /// oriond's room occupancy for orion-control to publish (retained), on every change.
     Occupancy { occupancy: Value },
+    /// oriond to a requester after a `get_snapshot`'s ack (and to orion-control, unasked,
+    /// when occupancy changes with `[snapshot] on_occupancy_change`): the encoded image,
+    /// base64.
+    Snapshot {
+        request_id: Option<String>,
+        format: crate::snapshot::ImageFormat,
+        frame_seq: u64,
+        image_base64: String,
+    },
     /// oriond to a capture in standby: the writer before you is gone; claim the ring and
     /// write (your held frame at once, if it is newer than the ring's newest).
     TakeOver,

@@ -130,8 +130,8 @@ proptest! {
             match wire::read_message(&mut r) {
                 Ok(Some(body)) => prop_assert!(body.len() <= MAX_MESSAGE),
                 Ok(None) => break,
-                Err(WireError::TooLarge { len }) => {
-                    prop_assert!(len > MAX_MESSAGE);
+                Err(WireError::TooLarge { len, max }) => {
+                    prop_assert!(len > MAX_MESSAGE && max == MAX_MESSAGE);
                     break;
                 }
                 Err(WireError::Io(_)) => break,

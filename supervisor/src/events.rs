@@ -43,6 +43,11 @@ pub enum Event {
         why: Option<String>,
     },
     Timer(Timer),
+    /// A snapshot helper finished (see `crate::snapshot`).
+    Snapshot {
+        id: u64,
+        result: Result<crate::snapshot::Shot, String>,
+    },
     /// SIGTERM or SIGINT.
     Terminate,
     /// SIGHUP.

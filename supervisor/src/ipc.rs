@@ -23,7 +23,8 @@ use crate::events::{ConnId, Event, Events};
 
 /// Messages, and bytes, queued to one peer before it counts as stuck and is let go.
 const OUTBOX: usize = 1024;
-const OUTBOX_BYTES: usize = 8 << 20;
+/// Room for a snapshot (the largest message) and the messages around it.
+const OUTBOX_BYTES: usize = orion_protocol::wire::MAX_FROM_ORIOND + (4 << 20);
 /// Connections at once (children and clients).
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -180,7 +181,10 @@ async fn write_loop(
     gone: oneshot::Sender<()>,
 ) {
     while let Some(body) = rx.recv().await {
-        if wire::write_message(&mut writer, &body).await.is_err() {
+        if wire::write_message_up_to(&mut writer, &body, orion_protocol::wire::MAX_FROM_ORIOND)
+            .await
+            .is_err()
+        {
             break;
         }
     }

@@ -26,6 +26,7 @@ mod outbox;
 mod peers;
 mod persist;
 mod preflight;
+mod snapshot;
 mod spawn;
 mod spec;
 mod supervisor;

@@ -27,6 +27,11 @@ pub fn check(config: &Config, size: ModelSize) -> Result<()> {
             bin.display()
         );
     }
+    // Snapshots only: without the helper everything else works, and a snapshot says why not.
+    let helper = bin.join("orion-snapshot");
+    if !helper.is_file() {
+        tracing::warn!(path = %helper.display(), "orion-snapshot not found: snapshots will fail");
+    }
     if config.mqtt.enabled && config.mqtt.embedded {
         let broker = &config.mqtt.broker_program;
         ensure!(

@@ -40,8 +40,13 @@ impl ChildGuard {
         let stdout = child.stdout.take().context("child stdout")?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+            // Split on bytes, not as text: a binary payload (a snapshot) in the output must
+            // not end the reading.
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
                     break;
                 }
             }

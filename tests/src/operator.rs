@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 pub struct Arrival {
     pub topic: String,
     pub payload: String,
+    /// The payload's bytes when they are not text (a snapshot's JPEG).
+    pub raw: Option<Vec<u8>>,
     pub retained: bool,
     pub at: Instant,
     pub at_unix: SystemTime,
@@ -60,6 +62,9 @@ impl Operator {
                             let arrival = Arrival {
                                 topic: String::from_utf8_lossy(&p.topic).into_owned(),
                                 payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                                raw: std::str::from_utf8(&p.payload)
+                                    .is_err()
+                                    .then(|| p.payload.to_vec()),
                                 retained: p.retain,
                                 at: Instant::now(),
                                 at_unix: SystemTime::now(),

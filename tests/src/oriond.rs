@@ -196,6 +196,20 @@ intra_op_threads = 1
             .with_context(|| format!("{name} has no pid"))
     }
 
+    /// Waits until child `name` has been RUNNING for `secs` (past `startsecs`: a kill now
+    /// is a crash, not a failed start).
+    pub fn wait_up(&self, name: &str, secs: f64, timeout: Duration) -> Result<Value> {
+        self.wait_for(&format!("{name} up {secs} s"), timeout, |s| {
+            s["processes"].as_array().is_some_and(|ps| {
+                ps.iter().any(|p| {
+                    p["name"] == name
+                        && p["state"] == "RUNNING"
+                        && p["uptime_s"].as_f64().unwrap_or(0.0) >= secs
+                })
+            })
+        })
+    }
+
     /// Polls until `check` accepts the status.
     pub fn wait_for(
         &self,

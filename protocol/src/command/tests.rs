@@ -112,6 +112,10 @@ fn rates_names_and_ids_are_checked() {
 fn the_mqtt_catalog_is_every_command_but_the_supervisor_verbs() {
     let every = [
         Action::GetStatus,
+        Action::GetSnapshot(SnapshotRequest {
+            format: ImageFormat::Png,
+            quality: Some(JpegQuality::new(90).unwrap()),
+        }),
         Action::Pause,
         Action::Resume,
         Action::SetRate(RateHz::new(1.0).unwrap()),
@@ -215,4 +219,32 @@ fn requests_round_trip_through_the_wire_shape() {
     let text = serde_json::to_string(&ack).unwrap();
     assert!(text.contains(r#""status":"error""#) && text.contains(r#""error_kind":"failed""#));
     assert_eq!(serde_json::from_str::<Ack>(&text).unwrap(), ack);
+}
+
+#[test]
+fn snapshot_params_default_to_jpeg_and_are_range_checked() {
+    let plain = parse(r#"{"command":"get_snapshot"}"#).action.unwrap();
+    assert_eq!(
+        plain,
+        Action::GetSnapshot(SnapshotRequest {
+            format: ImageFormat::Jpeg,
+            quality: None
+        })
+    );
+    assert!(plain.is_query() && !plain.is_local_only());
+    for (params, says) in [
+        (r#"{"quality":0}"#, "params.quality must be in 1..=100"),
+        (r#"{"quality":101}"#, "params.quality must be in 1..=100"),
+        (r#"{"quality":"high"}"#, "params.quality must be in 1..=100"),
+        (r#"{"format":"gif"}"#, "params.format must be png or jpeg"),
+        (r#"{"format":7}"#, "params.format must be png or jpeg"),
+    ] {
+        let e = parse(&format!(
+            r#"{{"command":"get_snapshot","params":{params}}}"#
+        ))
+        .action
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest, "{params}");
+        assert!(e.message.starts_with(says), "{params}: {e}");
+    }
 }

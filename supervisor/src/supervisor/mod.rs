@@ -11,6 +11,7 @@
 //! - [`handover`](self::handover): a capture replaced make-before-break (rate change,
 //!   reload);
 //! - [`presence`](self::presence): room occupancy from the detections and the state;
+//! - [`snapshots`](self::snapshots): the newest frame drawn with the last boxes;
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
 //! - [`status`](self::status): the status oriond reports.
 
@@ -19,6 +20,7 @@ mod presence;
 mod processes;
 mod reload;
 mod routing;
+mod snapshots;
 mod status;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -66,6 +68,7 @@ pub struct Supervisor {
     /// How the last capture replacement went (status `capture_handover`).
     last_handover: Option<serde_json::Value>,
     occupancy: crate::occupancy::Tracker,
+    snapshots: snapshots::Snapshots,
 }
 
 impl Supervisor {
@@ -101,6 +104,7 @@ impl Supervisor {
             generations: 0,
             successor: None,
             last_handover: None,
+            snapshots: Default::default(),
         }
     }
 
@@ -148,6 +152,7 @@ impl Supervisor {
             Event::Frame { conn, body } => self.frame(conn, &body),
             Event::Closed { conn, why } => self.closed(conn, why),
             Event::Timer(timer) => self.timer(timer),
+            Event::Snapshot { id, result } => self.snapshot_done(id, result),
             Event::Terminate => self.begin_shutdown(),
             Event::Reload => self.reload(),
         }
@@ -234,6 +239,7 @@ impl Supervisor {
                     self.peers.send_raw(control, body.to_vec());
                 }
                 self.observe(&detection, captured_unix_ns);
+                self.snapshots.last_detection = Some((detection, captured_unix_ns));
             }
             _ => tracing::debug!(%name, "message ignored"),
         }

@@ -33,11 +33,16 @@ impl Supervisor {
             .iter()
             .map(|d| f64::from(d.confidence))
             .collect();
+        let before = self.occupancy.current().occupied;
         if self
             .occupancy
             .frame(detection.frame_seq, captured_unix_ns, &confidences)
         {
             self.send_occupancy();
+            let now = self.occupancy.current().occupied;
+            if now.is_some() && now != before {
+                self.snapshot_on_change();
+            }
         }
     }
 

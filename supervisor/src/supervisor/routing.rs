@@ -31,6 +31,16 @@ pub(super) struct Reply {
     dedupe: Option<String>,
 }
 
+impl Reply {
+    pub(super) fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    pub(super) fn request_id(&self) -> Option<&String> {
+        self.request_id.as_ref()
+    }
+}
+
 /// A request oriond sent to a child and awaits the ack of.
 struct Pending {
     reply: Option<Reply>,
@@ -178,6 +188,7 @@ impl Supervisor {
                 let rois = self.desired.rois.as_ref().map_or(&[][..], |r| r.rois());
                 self.answer(&reply, Ok(json!({"rois": rois})));
             }
+            Action::GetSnapshot(request) => self.snapshot_request(reply, request),
             Action::GetAutoFocus => {
                 let data = json!({"enabled": self.desired.auto_focus, "params": self.desired.auto_focus_params});
                 self.answer(&reply, Ok(data));

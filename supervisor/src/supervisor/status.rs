@@ -24,6 +24,7 @@ impl Supervisor {
             "stream": last(ProcessName::Capture),
             "capture_handover": self.last_handover,
             "occupancy": self.occupancy_now(),
+            "snapshots": self.snapshot_status(),
             "detector": last(ProcessName::Detector),
             "desired": self.desired,
             "versions": {"orion": env!("CARGO_PKG_VERSION")},

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 mod health;
 mod prompt;
+mod snapshot;
 use health::trouble;
 
 #[derive(Parser, Debug)]
@@ -106,6 +107,13 @@ enum Verb {
     },
     /// Full status as JSON (processes, stream, detector, desired state)
     GetStatus,
+    /// Save the newest frame with the last boxes, the attention ROIs, the auto-focus region
+    /// and a caption drawn (PNG; JPEG if FILE ends in .jpg or .jpeg)
+    Snapshot {
+        /// Where to save it (default: orion-snapshot-FRAME.png here)
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -332,6 +340,7 @@ impl Client {
                 println!("{}", serde_json::to_string_pretty(&status)?);
                 Ok(0)
             }
+            Verb::Snapshot { output } => self.snapshot(output.as_deref()),
         }
     }
 
@@ -504,6 +513,11 @@ impl Client {
     }
 
     fn request(&mut self, action: &Action) -> Result<Ack> {
+        self.exchange(action).map(|(ack, _)| ack)
+    }
+
+    /// Sends `action`; its ack, and the connection for what follows the ack.
+    fn exchange(&mut self, action: &Action) -> Result<(Ack, UnixStream)> {
         let mut stream = connect(&self.socket)?;
         // A model load may take a while; oriond itself gives up after 180 s.
         stream.set_read_timeout(Some(Duration::from_secs(200)))?;
@@ -516,7 +530,7 @@ impl Client {
             match message::decode(&reply) {
                 Ok(Frame::Message(m)) => match *m {
                     Message::Ack(ack) if ack.request_id.as_deref() == Some(id.as_str()) => {
-                        return Ok(ack);
+                        return Ok((ack, stream));
                     }
                     Message::Ack(ack) if ack.request_id.is_none() && !ack.is_success() => {
                         bail!("oriond: {}", ack.error.unwrap_or_default())
