@@ -49,27 +49,8 @@ impl Supervisor {
             self.handover_done(json!({"mode": "restart", "why": why}));
             return self.restart(ProcessName::Capture);
         }
-        let spec = crate::spec::spec(
-            ProcessName::Capture,
-            &self.config,
-            &self.config_path,
-            &self.desired,
-        )
-        .map(|mut spec| {
-            spec.args.push("--standby".into());
-            spec
-        });
         let generation = self.next_generation();
-        let spawned = spec.and_then(|spec| {
-            spawn::spawn(
-                ProcessName::Capture,
-                generation,
-                &spec,
-                &self.ring,
-                &self.socket_path,
-                &self.events,
-            )
-        });
+        let spawned = self.start_process(ProcessName::Capture, generation, &["--standby"]);
         match spawned {
             Ok(pid) => {
                 tracing::info!(pid, "capture successor started in standby");

@@ -73,22 +73,15 @@ impl Supervisor {
         if name == ProcessName::Capture && self.successor.is_some() && self.adopt_successor() {
             return;
         }
-        let spec = crate::spec::spec(name, &self.config, &self.config_path, &self.desired);
+        if !self.children.contains_key(&name) {
+            return;
+        }
         let generation = self.next_generation();
+        let spawned = self.start_process(name, generation, &[]);
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
         child.generation = generation;
-        let spawned = spec.and_then(|spec| {
-            spawn::spawn(
-                name,
-                generation,
-                &spec,
-                &self.ring,
-                &self.socket_path,
-                &self.events,
-            )
-        });
         match spawned {
             Ok(pid) => {
                 child.spawned(pid);
@@ -105,6 +98,26 @@ impl Supervisor {
                 self.drive(name, Event::SpawnFailed(why));
             }
         }
+    }
+
+    /// Starts `name` as `generation` from the config and desired state, with `extra`
+    /// arguments: its pid, or why not.
+    pub(super) fn start_process(
+        &self,
+        name: ProcessName,
+        generation: u64,
+        extra: &[&str],
+    ) -> Result<u32, String> {
+        let mut spec = crate::spec::spec(name, &self.config, &self.config_path, &self.desired)?;
+        spec.args.extend(extra.iter().map(|a| a.to_string()));
+        spawn::spawn(
+            name,
+            generation,
+            &spec,
+            &self.ring,
+            &self.socket_path,
+            &self.events,
+        )
     }
 
     /// A state others wait for was reached.
