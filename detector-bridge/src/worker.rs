@@ -188,7 +188,16 @@ impl Drop for Worker {
     fn drop(&mut self) {
         // No orphans: the worker also dies with us (PR_SET_PDEATHSIG), this is the normal path.
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Reaped on a thread of its own: the kernel takes tens of milliseconds to tear down
+        // a worker's few hundred MB, and the bridge must not wait for that (after a model
+        // swap the next frame goes to the new worker at this moment).
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let reaped = std::thread::Builder::new()
+            .name("reap-worker".into())
+            .spawn(move || nix::sys::wait::waitpid(pid, None));
+        if reaped.is_err() {
+            let _ = self.child.wait();
+        }
     }
 }
 
