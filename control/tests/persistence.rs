@@ -1,0 +1,155 @@
+//! What orion-control must never lose or double, on a real mosquitto under a real oriond:
+//! a command the broker redelivers after orion-control died is applied once and its ack
+//! says so; commands beyond the in-flight limit are refused, each with one ack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use orion_tests::mqtt::{Mosquitto, Watch, publish};
+use orion_tests::oriond::{Oriond, START_TIMEOUT};
+use serde_json::json;
+
+mod common;
+use common::{ACK_WAIT, Rig};
+
+#[test]
+fn a_command_the_broker_redelivers_is_applied_once_and_its_ack_says_so() {
+    let mut r = Rig::start();
+    // Up longer than startsecs: the kill below is a crash, not a failed start.
+    r.o.wait_up("control", 0.6, START_TIMEOUT).unwrap();
+    let plain = r.send("get_status", json!({}));
+    assert!(plain.get("redelivered").is_none(), "{plain}");
+    // control is frozen, the broker hands it the command, control dies without having
+    // acknowledged it: the broker delivers it again (DUP) to the successor.
+    let control = r.o.child_pid("control").unwrap();
+    kill(Pid::from_raw(control as i32), Signal::SIGSTOP).unwrap();
+    let body = json!({"command": "set_attention_rois", "request_id": "again-1",
+        "params": {"rois": [{"x": 0.25, "y": 0.0, "width": 0.5, "height": 0.5}]}});
+    let control_topic = r.topic("control");
+    publish(r.broker.port, &control_topic, &body.to_string(), &[]).unwrap();
+    // The watcher got it from the same broker pass that wrote it to control's socket.
+    r.watch
+        .wait_for("the command at the broker", ACK_WAIT, |s| {
+            s.topic == control_topic && s.payload.contains("again-1")
+        })
+        .unwrap();
+    kill(Pid::from_raw(control as i32), Signal::SIGKILL).unwrap();
+    let health = r.topic("health");
+    let ack = r
+        .watch
+        .wait_for("the successor's ack", START_TIMEOUT, |s| {
+            s.topic == health && s.json().is_some_and(|v| v["request_id"] == "again-1")
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ack["status"], "success", "{ack}");
+    assert_eq!(ack["redelivered"], true, "{ack}");
+    assert_ne!(r.o.child_pid("control").unwrap(), control);
+    r.drain();
+    let acks = r
+        .watch
+        .seen
+        .iter()
+        .filter(|s| s.topic == health && s.json().is_some_and(|v| v["request_id"] == "again-1"))
+        .count();
+    assert_eq!(acks, 1, "one ack for the redelivered command");
+    let x = r.o.status().unwrap()["desired"]["rois"][0]["x"].as_f64();
+    assert_eq!(x, Some(0.25));
+    // And the retained status counts it.
+    let status_topic = r.topic("status");
+    r.watch
+        .wait_for("commands_redelivered in the status", ACK_WAIT, |s| {
+            s.topic == status_topic
+                && s.json()
+                    .is_some_and(|v| v["mqtt"]["commands_redelivered"].as_u64().unwrap_or(0) >= 1)
+        })
+        .unwrap();
+}
+
+#[test]
+fn commands_beyond_the_in_flight_limit_are_refused_not_dropped() {
+    let broker = Mosquitto::start().unwrap();
+    let mut watch = Watch::start(broker.port, "care/#").unwrap();
+    let (instance, dir) = Oriond::scratch().unwrap();
+    let text = Oriond::config_text(&instance, &dir, Some(broker.port), "")
+        .unwrap()
+        .replace(
+            "status_interval_s = 2",
+            "status_interval_s = 2\nmax_inflight_commands = 1",
+        );
+    let o = Oriond::start_with(instance.clone(), dir, &text).unwrap();
+    o.wait_all_running(START_TIMEOUT).unwrap();
+    // Ten model changes in one burst: a load takes a while, so most find one in flight.
+    let lines: Vec<String> = (0..10)
+        .map(|i| {
+            let size = ["s", "m"][i % 2];
+            json!({"command": "set_model_size", "params": {"size": size}, "request_id": format!("q{i}")}).to_string()
+        })
+        .collect();
+    let mut child = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            &format!("care/control/{instance}"),
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all((lines.join("\n") + "\n").as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let health = format!("care/health/{instance}");
+    let mut refused = 0;
+    for i in 0..10 {
+        let rid = format!("q{i}");
+        let ack = watch
+            .wait_for(&rid, ACK_WAIT, |s| {
+                s.topic == health && s.json().is_some_and(|v| v["request_id"] == rid.as_str())
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        if ack["status"] == "error" && ack["error"].as_str().unwrap().contains("in flight") {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 1,
+        "no command was refused with max_inflight_commands = 1"
+    );
+    // A marker's ack comes after every earlier ack (a duplicate too, if there were one).
+    publish(
+        broker.port,
+        &format!("care/control/{instance}"),
+        r#"{"command": "get_status", "request_id": "marker"}"#,
+        &[],
+    )
+    .unwrap();
+    watch
+        .wait_for("the marker's ack", ACK_WAIT, |s| {
+            s.topic == health && s.json().is_some_and(|v| v["request_id"] == "marker")
+        })
+        .unwrap();
+    for i in 0..10 {
+        let rid = format!("q{i}");
+        let n = watch
+            .seen
+            .iter()
+            .filter(|s| {
+                s.topic == health && s.json().is_some_and(|v| v["request_id"] == rid.as_str())
+            })
+            .count();
+        assert_eq!(n, 1, "{rid} acked {n} times");
+    }
+}
