@@ -329,7 +329,7 @@ fn swaps(opts: &Options, models: &std::path::Path) -> Result<()> {
         sys.o.wait_spare_ready(Duration::from_secs(60))?;
         let last_before = *steady_idx.last().context("no detection")?;
         let (rid, _) = op.send("set_model_size", json!({"size": size}))?;
-        let (ack, _) = rid_ack(&mut op, &rid)?;
+        let (ack, acked_at) = rid_ack(&mut op, &rid)?;
         if ack["status"] != "success" {
             bail!("swap to {size}: {ack}");
         }
@@ -340,18 +340,41 @@ fn swaps(opts: &Options, models: &std::path::Path) -> Result<()> {
         op.wait_detections(after, 6, Duration::from_secs(30))?;
         let mut idx = vec![last_before];
         idx.extend(op.detections_from(last_before + 1));
-        let gap = idx
+        let gaps: Vec<(f64, usize)> = idx
             .windows(2)
             .map(|w| {
-                op.seen[w[1]]
+                let ms = op.seen[w[1]]
                     .at
                     .duration_since(op.seen[w[0]].at)
                     .as_secs_f64()
-                    * 1000.0
+                    * 1000.0;
+                (ms, w[1])
             })
-            .fold(0.0, f64::max);
+            .collect();
+        let (gap, ends) = gaps
+            .iter()
+            .copied()
+            .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
         ratios.push(gap / steady_ms);
-        per_swap.push(json!({"to": size, "gap_ms": report::round(gap), "ratio": report::round(gap / steady_ms), "loaded_by": ack["data"]["loaded_by"]}));
+        // Where the largest gap ends, relative to the ack (negative: while the new model
+        // loaded), and the inference time of the detection that ends it.
+        let at = op.seen[ends].at;
+        let from_ack_ms = if at >= acked_at {
+            at.duration_since(acked_at).as_secs_f64() * 1000.0
+        } else {
+            -(acked_at.duration_since(at).as_secs_f64() * 1000.0)
+        };
+        let inference = op.seen[ends]
+            .json()
+            .and_then(|d| d["timing"]["inference_ms"].as_f64());
+        per_swap.push(json!({
+            "to": size,
+            "gap_ms": report::round(gap),
+            "ratio": report::round(gap / steady_ms),
+            "loaded_by": ack["data"]["loaded_by"],
+            "gap_ends_after_ack_ms": report::round(from_ack_ms),
+            "inference_ms_of_gap_end": inference.map(report::round),
+        }));
     }
     report::line(
         "system.model_swap_gap",

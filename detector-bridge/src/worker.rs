@@ -110,11 +110,14 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker with `models` as its initial model; its replies (starting with
     /// `ready`, or an `error` if the model does not load) go to `on_event` (on the reader
-    /// thread; it returns false to stop reading).
+    /// thread; it returns false to stop reading). A `spare` runs at a low CPU priority
+    /// until its first inference request (`--spare`): its start and loads must not slow
+    /// the worker serving frames.
     pub fn spawn(
         cfg: &WorkerConfig,
         models: &ModelFiles,
         tensors: OwnedFd,
+        spare: bool,
         on_event: impl FnMut(WorkerEvent) -> bool + Send + 'static,
     ) -> Result<Self> {
         let mut cmd = Command::new(&cfg.python);
@@ -158,6 +161,9 @@ impl Worker {
         if let Some(p320) = &models.path_320 {
             cmd.arg("--model-320").arg(p320);
         }
+        if spare {
+            cmd.arg("--spare");
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start the worker with {}", cfg.python.display()))?;
@@ -172,6 +178,22 @@ impl Worker {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Every thread of the worker to niceness `nice` (a spare started at 19 raised to 10;
+    /// lowering the niceness needs CAP_SYS_NICE or the unit's LimitNICE=+0).
+    pub fn renice(&self, nice: i32) -> std::io::Result<()> {
+        let pid = self.child.id();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let tid = entry?.file_name().to_string_lossy().parse::<i32>().ok();
+            if let Some(tid) = tid.and_then(rustix::process::Pid::from_raw) {
+                match rustix::process::setpriority_process(Some(tid), nice) {
+                    Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn send(&mut self, request: &Request) -> Result<()> {

@@ -34,6 +34,8 @@ class Worker:
         # in the gap before the next request (see `_after_a_reply`).
         self.replies = 0
         self.replied = threading.Condition()
+        # A spare's priority to restore on its first inference request (None: not lowered).
+        self.spare_base = None
 
     def send(self, message):
         frame = protocol.encode_message(message)
@@ -50,6 +52,9 @@ class Worker:
         kind = message["type"]
         request_id = message.get("id")
         if kind == "infer":
+            if self.spare_base is not None:
+                _restore_all_threads(self.spare_base)
+                self.spare_base = None
             self.infer(request_id, message)
             with self.replied:
                 self.replies += 1
@@ -111,7 +116,9 @@ class Worker:
 
     def _load(self, request_id, size, p640, p320):
         before = set(os.listdir("/proc/self/task"))
-        _renice_self(LOADER_NICE)  # inference keeps the CPU while we load
+        if self.spare_base is None:
+            _renice_self(LOADER_NICE)  # inference keeps the CPU while we load
+        # (A spare loads at its own low niceness, which the new threads keep.)
         try:
             models = ModelSet(size, p640, p320, self.threads, self.person_names, self._after_a_reply)
         except Exception as exc:  # never let a loader failure go unanswered
@@ -160,6 +167,20 @@ def _restore_new_threads(before):
             return
 
 
+def _restore_all_threads(nice):
+    """A spare taking over: every thread back to the niceness the process started with
+    (needs CAP_SYS_NICE or an RLIMIT_NICE that allows it: the unit's LimitNICE=+0)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            log("cannot restore the spare's priority on taking over (no CAP_SYS_NICE / LimitNICE)")
+            return
+    log("took over: priority restored")
+
+
 def serve(args):
     try:
         tensors = TensorBuffer(name=args.tensors, fd=args.tensors_fd)
@@ -169,6 +190,7 @@ def serve(args):
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the protocol stream
     worker = Worker(tensors, out, args.threads, args.classes, args.confidence, args.iou, args.max_det)
+    worker.spare_base = getattr(args, "spare_base", None)
     try:
         worker.load_initial(args.size, args.model_640, args.model_320)
     except ModelError as exc:

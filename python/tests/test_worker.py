@@ -165,3 +165,26 @@ def test_model_swap_and_failed_load_keeps_the_old_model(tensors, tmp_path):
     w.send({"type": "infer", "id": 4, "slot": 0, "imgsz": 640})
     assert w.recv()["model_size"] == "x", "the old model keeps working"
     w.close()
+
+
+def nice_of_threads(pid):
+    """The nice values of a process's threads."""
+    return {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_a_spare_waits_at_low_priority_and_takes_over_at_full(tensors):
+    name, _, _ = tensors
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    w = Worker(name, "--spare")
+    assert w.recv()["type"] == "ready"
+    # Started, imported and loaded at niceness 19: every thread (numpy's, ONNX Runtime's
+    # pools).
+    assert nice_of_threads(w.proc.pid) == {19}
+    import resource
+    may_go_back = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20 - base
+    w.send({"type": "infer", "id": 1, "slot": 0, "imgsz": 640, "frame_seq": 1})
+    assert w.recv()["type"] == "result"
+    # Its first inference request: the niceness it was started with. Going back needs
+    # CAP_SYS_NICE or RLIMIT_NICE (root here; LimitNICE=+0 in the unit).
+    assert nice_of_threads(w.proc.pid) == ({base} if may_go_back else {19})
+    w.close()

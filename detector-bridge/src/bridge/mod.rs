@@ -75,6 +75,10 @@ struct Counters {
 /// Longest a model load may take before it is given up (oriond's own limit for the
 /// command is longer, so the answer comes from here).
 const SWAP_TIMEOUT: Duration = Duration::from_secs(150);
+/// A spare still starting or loading a new model at niceness 19 after this long is raised
+/// to 10 (either takes one to two seconds where the worker leaves a core idle part of the
+/// time).
+const SPARE_RAISE_AFTER: Duration = Duration::from_secs(4);
 
 pub struct Bridge {
     s: Settings,
@@ -158,18 +162,15 @@ impl Bridge {
         if !self.link.is_ready() {
             return;
         }
-        if self.link.switch_pending() {
-            // The spare has the new model: the old worker gets nothing more, and once it
-            // answered what it has, the spare takes its place.
-            if self.pipeline.in_flight() > 0 {
-                return;
-            }
+        if self.link.switch_pending() && self.pipeline.in_flight() == 0 {
+            // The spare has the new model and the old worker answered what it had: the
+            // spare takes its place.
             let news = self.link.promote_loaded_spare();
             self.spare_news(news);
         }
         if !self.paused && !self.pipeline.has_prepared() {
             let (region, source) = self.attention.region();
-            let has_320 = self.link.sizes().contains(&320);
+            let has_320 = self.link.next_sizes().contains(&320);
             match self
                 .pipeline
                 .prepare(region, source, self.s.threshold_320, has_320)
@@ -179,7 +180,9 @@ impl Bridge {
                 Prepared::Nothing => {}
             }
         }
-        if let Some(worker) = self.link.worker_mut()
+        // Until the switch, the old worker gets nothing more; the next frame waits prepared.
+        let switching = self.link.switch_pending();
+        if let Some(worker) = self.link.worker_mut().filter(|_| !switching)
             && self.pipeline.send_prepared(worker) == Some(false)
         {
             self.counters.dropped_in_flight += 1;
@@ -276,6 +279,13 @@ impl Bridge {
     fn supervise_worker(&mut self) {
         if self.pipeline.overdue(self.s.worker_timeout) {
             self.worker_died(&format!("no reply within {:?}", self.s.worker_timeout));
+        }
+        if let Some(what) = self.link.raise_starved_spare(SPARE_RAISE_AFTER) {
+            tracing::info!(
+                after_s = SPARE_RAISE_AFTER.as_secs(),
+                what,
+                "the spare found too little idle CPU; raised to niceness 10"
+            );
         }
         // A load that never ends: answered, and the worker restarted on the model it has
         // (else it could still switch later, behind everyone's back).

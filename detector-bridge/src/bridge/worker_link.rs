@@ -35,6 +35,8 @@ pub struct Swap {
     /// Loaded by the spare, which then replaces the worker: the worker serving frames
     /// never loads (a session build holds Python's GIL, which would stall its requests).
     pub via_spare: bool,
+    /// The spare was raised to niceness 10 because the load took long.
+    pub raised: bool,
 }
 
 /// What a reply of the spare means for the bridge.
@@ -60,7 +62,13 @@ struct Spare {
     model: ModelFiles,
     /// Its input sizes once it said ready.
     sizes: Option<Vec<u32>>,
+    started: Instant,
+    /// Raised to [`SPARE_RAISED_NICE`] because its start took long.
+    raised: bool,
 }
+
+/// The niceness a spare that found no idle CPU is raised to (it starts at 19).
+const SPARE_RAISED_NICE: i32 = 10;
 
 pub struct WorkerLink {
     config: WorkerConfig,
@@ -136,6 +144,15 @@ impl WorkerLink {
         &self.sizes
     }
 
+    /// The input sizes of the worker the next frame goes to: the loaded spare's while it
+    /// is about to take over (a frame prepared now waits for it).
+    pub fn next_sizes(&self) -> &[u32] {
+        match (&self.spare_loaded, &self.spare) {
+            (Some(_), Some(spare)) => spare.sizes.as_deref().unwrap_or(&self.sizes),
+            _ => &self.sizes,
+        }
+    }
+
     pub fn model(&self) -> &ModelFiles {
         &self.model
     }
@@ -163,7 +180,7 @@ impl WorkerLink {
     ) -> Result<(), String> {
         if self.worker.is_none() && self.restart_at.is_some_and(|t| Instant::now() >= t) {
             self.restart_at = None;
-            let (worker, generation) = self.spawn(tensors, on_event.clone())?;
+            let (worker, generation) = self.spawn(tensors, false, on_event.clone())?;
             tracing::info!(pid = worker.pid(), generation, model = %self.model.size, "worker started");
             self.worker = Some(worker);
             self.generation = generation;
@@ -181,7 +198,7 @@ impl WorkerLink {
                 .get_or_insert_with(|| Instant::now() + SPARE_DELAY);
             if Instant::now() >= due {
                 // A spare that cannot start is not the worker's failure: try again later.
-                match self.spawn(tensors, on_event) {
+                match self.spawn(tensors, true, on_event) {
                     Ok((worker, generation)) => {
                         tracing::info!(pid = worker.pid(), generation, model = %self.model.size, "spare worker started");
                         self.spare = Some(Spare {
@@ -189,6 +206,8 @@ impl WorkerLink {
                             generation,
                             model: self.model.clone(),
                             sizes: None,
+                            started: Instant::now(),
+                            raised: false,
                         });
                     }
                     Err(why) => {
@@ -204,6 +223,7 @@ impl WorkerLink {
     fn spawn(
         &mut self,
         tensors: &TensorBuffer,
+        spare: bool,
         mut on_event: impl FnMut(u64, WorkerEvent) -> bool + Send + 'static,
     ) -> Result<(Worker, u64), String> {
         self.next_generation += 1;
@@ -212,7 +232,7 @@ impl WorkerLink {
             .share_read_only()
             .map_err(anyhow::Error::from)
             .and_then(|fd| {
-                Worker::spawn(&self.config, &self.model, fd, move |e| {
+                Worker::spawn(&self.config, &self.model, fd, spare, move |e| {
                     on_event(generation, e)
                 })
             })
@@ -415,6 +435,7 @@ impl WorkerLink {
             command: command.clone(),
             started: Instant::now(),
             via_spare,
+            raised: false,
         });
         Ok(None)
     }
@@ -427,6 +448,31 @@ impl WorkerLink {
         // The spare holds the old model: a new one, a little later.
         self.drop_spare();
         Some(swap)
+    }
+
+    /// A spare starts, and loads a swap's model, at niceness 19 (it takes almost only
+    /// idle CPU, so the worker serving frames keeps its speed); on a box too busy to leave
+    /// a core idle that could take very long, so a start or load still going after `after`
+    /// is raised to niceness 10. What was raised now, if anything.
+    pub fn raise_starved_spare(&mut self, after: Duration) -> Option<&'static str> {
+        let spare = self.spare.as_mut()?;
+        let what = if let Some(swap) = self
+            .swap
+            .as_mut()
+            .filter(|s| s.via_spare && !s.raised && s.started.elapsed() >= after)
+        {
+            swap.raised = true;
+            "loading the new model"
+        } else if spare.sizes.is_none() && !spare.raised && spare.started.elapsed() >= after {
+            spare.raised = true;
+            "starting"
+        } else {
+            return None;
+        };
+        if let Err(e) = spare.worker.renice(SPARE_RAISED_NICE) {
+            tracing::warn!(error = %e, "cannot raise the spare's priority");
+        }
+        Some(what)
     }
 
     /// The swap in progress if it has taken `limit` or longer.
