@@ -157,28 +157,28 @@ def _restore_new_threads(before):
     inference after the swap runs at full speed. Needs CAP_SYS_NICE or RLIMIT_NICE; without
     it the new pool stays niced, which is logged once."""
     base = os.getpriority(os.PRIO_PROCESS, os.getpid())
-    for tid in set(os.listdir("/proc/self/task")) - before | {str(threading.get_native_id())}:
-        try:
-            os.setpriority(os.PRIO_PROCESS, int(tid), base)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            log("cannot restore thread priority after a model load (no CAP_SYS_NICE / LimitNICE)")
-            return
+    tids = set(os.listdir("/proc/self/task")) - before | {str(threading.get_native_id())}
+    _renice(tids, base, "after a model load")
 
 
 def _restore_all_threads(nice):
     """A spare taking over: every thread back to the niceness the process started with
     (needs CAP_SYS_NICE or an RLIMIT_NICE that allows it: the unit's LimitNICE=+0)."""
-    for tid in os.listdir("/proc/self/task"):
+    if _renice(os.listdir("/proc/self/task"), nice, "on taking over"):
+        log("took over: priority restored")
+
+
+def _renice(tids, nice, when):
+    """Threads `tids` to niceness `nice`; False (logged) where that is not allowed."""
+    for tid in tids:
         try:
             os.setpriority(os.PRIO_PROCESS, int(tid), nice)
         except ProcessLookupError:
             pass
         except PermissionError:
-            log("cannot restore the spare's priority on taking over (no CAP_SYS_NICE / LimitNICE)")
-            return
-    log("took over: priority restored")
+            log(f"cannot restore thread priority {when} (no CAP_SYS_NICE / LimitNICE)")
+            return False
+    return True
 
 
 def serve(args):

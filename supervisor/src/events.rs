@@ -46,12 +46,18 @@ pub enum Event {
     /// A snapshot helper finished (see `crate::snapshot`).
     Snapshot {
         id: u64,
-        result: Result<crate::snapshot::Shot, String>,
+        result: Result<Shot, String>,
     },
     /// SIGTERM or SIGINT.
     Terminate,
     /// SIGHUP.
     Reload,
+}
+
+/// A snapshot taken: the helper's report and the encoded image.
+pub struct Shot {
+    pub taken: orion_protocol::snapshot::Taken,
+    pub image: Vec<u8>,
 }
 
 pub enum Timer {

@@ -13,18 +13,12 @@ use orion_protocol::snapshot::{MAX_IMAGE, Overlay, Taken};
 use orion_ring::{Access, RingOwner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::events::{Event, Events};
+use crate::events::{Event, Events, Shot};
 
 /// The longest a snapshot may take (a frame is read and encoded in well under a second).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Most of the helper's stderr kept for the error.
 const MAX_STDERR: u64 = 4096;
-
-/// A snapshot taken.
-pub struct Shot {
-    pub taken: Taken,
-    pub image: Vec<u8>,
-}
 
 /// What running the helper needs.
 pub struct Helper {

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::Supervisor;
 use super::routing::Reply;
-use crate::snapshot::{Helper, Shot};
+use crate::events::Shot;
+use crate::snapshot::Helper;
 
 /// Snapshots taken at once; more are refused as busy.
 const MAX_AT_ONCE: usize = 2;
