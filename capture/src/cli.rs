@@ -157,7 +157,7 @@ fn run(config: Config) -> Result<()> {
     orion_process::channel::spawn_reader(shutdown.clone(), move |incoming| {
         let cmd = match incoming {
             orion_process::channel::Incoming::Message(text) => {
-                if is_take_over(&text) {
+                if orion_protocol::message::is_take_over(&text) {
                     return take_over(&taker);
                 }
                 orion_protocol::command::parse(&text)
@@ -203,14 +203,6 @@ fn run(config: Config) -> Result<()> {
     capture.run();
     tracing::info!(frames = capture.sink.frames(), "capture stopped");
     Ok(())
-}
-
-fn is_take_over(text: &str) -> bool {
-    matches!(
-        orion_protocol::message::decode(text.as_bytes()),
-        Ok(orion_protocol::message::Frame::Message(m))
-            if matches!(*m, orion_protocol::Message::TakeOver)
-    )
 }
 
 /// The writer before is gone: claim the ring. A successor that cannot is of no use: it

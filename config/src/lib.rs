@@ -112,6 +112,10 @@ pub struct Detector {
     /// Keep a warm spare worker with the model loaded: a worker crash costs one inference
     /// instead of an interpreter start and a model load (and the spare's memory).
     pub spare_worker: bool,
+    /// oriond keeps a standby detector with its worker loaded beside the running one: a
+    /// detector crash costs one inference instead of a process, interpreter and model
+    /// start (and the standby's memory; docs/adr/0008-standby-detector.md).
+    pub standby: bool,
 }
 
 impl Default for Detector {
@@ -128,6 +132,7 @@ impl Default for Detector {
             intra_op_threads: 2,
             worker_timeout_s: 10.0,
             spare_worker: true,
+            standby: true,
         }
     }
 }

@@ -79,6 +79,10 @@ pub struct Args {
     /// dies (costs its memory: see detector-bridge/README.md)
     #[arg(long)]
     pub spare_worker: bool,
+    /// Stand by for oriond: load the worker (at a low CPU priority), report `standby`, and
+    /// infer nothing until oriond says take over (the detector before has died)
+    #[arg(long)]
+    pub standby: bool,
 }
 
 fn validate(a: &Args) -> Result<Settings> {
@@ -142,6 +146,7 @@ fn validate(a: &Args) -> Result<Settings> {
         auto_focus: a.auto_focus,
         paused: a.paused,
         spare_worker: a.spare_worker,
+        standby: a.standby,
         auto_focus_params,
         ring: RingArg::new(a.ring.as_deref(), a.ring_fd)?,
         instance_id,

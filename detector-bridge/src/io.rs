@@ -7,19 +7,27 @@ use std::sync::atomic::AtomicBool;
 
 use orion_process::channel::{self, Incoming};
 use orion_protocol::command::{Ack, AckError, Command, parse};
-use orion_protocol::message::Message;
+use orion_protocol::message::{Message, is_take_over};
 use orion_protocol::{DetectionMessage, DetectorStatus};
 use serde_json::Value;
 
-/// Reads commands on a thread and hands each to `on_command`.
+/// What oriond sends the detector.
+pub enum FromOriond {
+    Command(Command),
+    /// A standby detector takes the place of the one that died.
+    TakeOver,
+}
+
+/// Reads oriond's commands (and its `take_over`) on a thread and hands each to `on_message`.
 pub fn read_commands(
     shutdown: Arc<AtomicBool>,
-    mut on_command: impl FnMut(Command) + Send + 'static,
+    mut on_message: impl FnMut(FromOriond) + Send + 'static,
 ) -> anyhow::Result<()> {
     channel::spawn_reader(shutdown, move |incoming| {
-        on_command(match incoming {
-            Incoming::Message(text) => parse(&text),
-            Incoming::Rejected(why) => Command::rejected(why),
+        on_message(match incoming {
+            Incoming::Message(text) if is_take_over(&text) => FromOriond::TakeOver,
+            Incoming::Message(text) => FromOriond::Command(parse(&text)),
+            Incoming::Rejected(why) => FromOriond::Command(Command::rejected(why)),
         })
     })
 }

@@ -1,6 +1,6 @@
 //! What the detector reports about itself (every status interval, and at once when its
-//! worker becomes ready: oriond counts the detector ready on the first report that is not
-//! `starting_worker`).
+//! worker becomes ready: oriond counts the detector ready on the first report that is
+//! neither `starting_worker` nor `standby`).
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,9 @@ pub enum DetectorState {
     Paused,
     /// Inferring the newest frames.
     Running,
+    /// A standby detector (`--standby`) with its worker loaded, waiting for oriond's
+    /// `take_over` after the detector dies; it infers and publishes nothing until then.
+    Standby,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

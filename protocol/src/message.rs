@@ -43,8 +43,10 @@ pub enum Message {
         frame_seq: u64,
         image_base64: String,
     },
-    /// oriond to a capture in standby: the writer before you is gone; claim the ring and
-    /// write (your held frame at once, if it is newer than the ring's newest).
+    /// oriond to a process in standby: the one you stand in for is gone; take its place.
+    /// A capture claims the ring and writes (its held frame at once, if it is newer than
+    /// the ring's newest); a detector starts serving (paused until oriond re-applied the
+    /// desired state).
     TakeOver,
 }
 
@@ -53,6 +55,11 @@ pub enum Message {
 pub enum Frame {
     Request(Command),
     Message(Box<Message>),
+}
+
+/// Whether `text` is oriond's [`Message::TakeOver`].
+pub fn is_take_over(text: &str) -> bool {
+    matches!(decode(text.as_bytes()), Ok(Frame::Message(m)) if matches!(*m, Message::TakeOver))
 }
 
 /// Decodes a frame's body: a JSON object with a `type` is a [`Message`], one without is a

@@ -75,6 +75,8 @@ pub enum Timer {
     },
     /// A request to a child that may not be answered.
     Request(u64),
+    /// Time to check the standby detector (see `supervisor::standby`).
+    Standby,
     /// A capture successor's time to hold its first frame is up.
     Handover {
         generation: u64,
@@ -93,13 +95,13 @@ pub fn after(events: &Events, delay: Duration, timer: Timer) {
     });
 }
 
-/// A [`Timer::Watchdog`] every `interval`, for systemd's watchdog.
-pub fn every(events: &Events, interval: Duration) {
+/// The timer `timer()` makes, every `interval` (systemd's watchdog, the standby check).
+pub fn every(events: &Events, interval: Duration, timer: fn() -> Timer) {
     let tx = events.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            if tx.send(Event::Timer(Timer::Watchdog)).is_err() {
+            if tx.send(Event::Timer(timer())).is_err() {
                 return;
             }
         }

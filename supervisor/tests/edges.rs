@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use orion_tests::oriond::{Oriond, now_unix_us};
+use orion_tests::oriond::{Oriond, START_TIMEOUT, now_unix_us};
 use serde_json::{Value, json};
 
 /// oriond's connection limit (`supervisor/src/ipc.rs`).
@@ -40,6 +40,8 @@ fn listen(s: &mut UnixStream, wait: Duration) -> Heard {
 #[test]
 fn connections_over_the_limit_are_closed_unread_and_descriptors_stay_bounded() {
     let o = Oriond::start(None, "").unwrap();
+    // Steady state: the standby detector (its pipes, its connection) is up.
+    o.wait_standby_ready(START_TIMEOUT).unwrap();
     let before = fds(o.pid());
     // Idle connections until oriond refuses one.
     let mut held = Vec::new();

@@ -238,6 +238,14 @@ intra_op_threads = 1
         })
     }
 
+    /// Waits until oriond's standby detector is loaded (a detector crash is then taken
+    /// over by it).
+    pub fn wait_standby_ready(&self, timeout: Duration) -> Result<Value> {
+        self.wait_for("the standby detector loaded", timeout, |s| {
+            s["detector_standby"]["current"]["ready"] == true
+        })
+    }
+
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Result<Value> {
         self.wait_for(&format!("{name} {state}"), timeout, |s| {
             s["processes"]

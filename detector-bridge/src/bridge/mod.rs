@@ -50,6 +50,9 @@ pub struct Settings {
     pub paused: bool,
     /// Keep a warm spare worker (see `worker_link`).
     pub spare_worker: bool,
+    /// Stand by until oriond says take over: the worker loads (at a low CPU priority),
+    /// nothing is inferred, no spare is kept; the status says `standby` once it is ready.
+    pub standby: bool,
     pub auto_focus_params: crate::autofocus::Params,
 }
 
@@ -60,6 +63,8 @@ enum Event {
     /// Worker `generation` said something.
     Worker(u64, WorkerEvent),
     Command(Command),
+    /// oriond: the detector this one stands by for died; serve in its place.
+    TakeOver,
 }
 
 #[derive(Default)]
@@ -86,6 +91,7 @@ pub struct Bridge {
     link: WorkerLink,
     attention: Attention,
     paused: bool,
+    standby: bool,
     events_tx: Sender<Event>,
     events: Receiver<Event>,
     counters: Counters,
@@ -107,9 +113,15 @@ impl Bridge {
             frames.send(Event::Frame).is_ok()
         })?;
         Ok(Self {
-            link: WorkerLink::new(s.worker.clone(), model, s.spare_worker),
+            link: WorkerLink::new(
+                s.worker.clone(),
+                model,
+                s.spare_worker && !s.standby,
+                s.standby,
+            ),
             attention: Attention::new(s.auto_focus, s.auto_focus_params),
             paused: s.paused,
+            standby: s.standby,
             s,
             pipeline,
             events_tx,
@@ -123,8 +135,11 @@ impl Bridge {
     /// Runs until `shutdown` is set.
     pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<()> {
         let commands = self.events_tx.clone();
-        io::read_commands(shutdown.clone(), move |cmd| {
-            let _ = commands.send(Event::Command(cmd));
+        io::read_commands(shutdown.clone(), move |m| {
+            let _ = commands.send(match m {
+                io::FromOriond::Command(cmd) => Event::Command(cmd),
+                io::FromOriond::TakeOver => Event::TakeOver,
+            });
         })?;
         while !shutdown.load(Ordering::Relaxed) {
             match self.events.recv_timeout(Duration::from_millis(100)) {
@@ -143,6 +158,7 @@ impl Bridge {
         match event {
             Event::Frame => self.pipeline.woken(),
             Event::Command(cmd) => self.command(cmd),
+            Event::TakeOver => self.take_over(),
             Event::Worker(generation, e) if generation != self.link.generation() => {
                 // The spare's, or a replaced worker's (ignored).
                 let news = self.link.spare_event(generation, &e);
@@ -168,7 +184,7 @@ impl Bridge {
             let news = self.link.promote_loaded_spare();
             self.spare_news(news);
         }
-        if !self.paused && !self.pipeline.has_prepared() {
+        if !self.paused && !self.standby && !self.pipeline.has_prepared() {
             let (region, source) = self.attention.region();
             let has_320 = self.link.next_sizes().contains(&320);
             match self
@@ -349,6 +365,22 @@ impl Bridge {
         }
     }
 
+    /// The standby becomes the detector: the spare may start once results flow; oriond
+    /// re-applies the desired state (and resumes) on the report that is not `standby`.
+    fn take_over(&mut self) {
+        if !self.standby {
+            return;
+        }
+        self.standby = false;
+        self.link.serve(self.s.spare_worker);
+        tracing::info!(
+            worker_pid = self.link.pid(),
+            ready = self.link.is_ready(),
+            "taking over from the detector that died"
+        );
+        self.report_status(true);
+    }
+
     fn worker_died(&mut self, why: &str) {
         self.counters.dropped_in_flight += self.pipeline.abandon() as u64;
         let (swap, delay) = self.link.died();
@@ -423,6 +455,8 @@ impl Bridge {
         DetectorStatus {
             state: if !self.link.is_ready() {
                 DetectorState::StartingWorker
+            } else if self.standby {
+                DetectorState::Standby
             } else if self.paused {
                 DetectorState::Paused
             } else {

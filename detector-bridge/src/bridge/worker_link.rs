@@ -74,6 +74,9 @@ pub struct WorkerLink {
     config: WorkerConfig,
     /// Keep a spare at all.
     keep_spare: bool,
+    /// Start the next worker at a spare's low priority (a standby detector's: it restores
+    /// its niceness on its first inference request, after the take-over).
+    low_priority_start: bool,
     spare: Option<Spare>,
     /// When a spare may be started (after the worker proved healthy).
     spare_due: Option<Instant>,
@@ -100,10 +103,16 @@ pub struct WorkerLink {
 }
 
 impl WorkerLink {
-    pub fn new(config: WorkerConfig, model: ModelFiles, keep_spare: bool) -> Self {
+    pub fn new(
+        config: WorkerConfig,
+        model: ModelFiles,
+        keep_spare: bool,
+        low_priority_start: bool,
+    ) -> Self {
         Self {
             config,
             keep_spare,
+            low_priority_start,
             spare: None,
             spare_due: None,
             spare_takeovers: 0,
@@ -161,6 +170,13 @@ impl WorkerLink {
         self.swap.as_ref().map(|s| s.files.size)
     }
 
+    /// A standby detector took over: workers start at their normal priority from now on,
+    /// and a spare is kept if `keep_spare`.
+    pub fn serve(&mut self, keep_spare: bool) {
+        self.keep_spare = keep_spare;
+        self.low_priority_start = false;
+    }
+
     /// The spare's pid, if one runs.
     pub fn spare_pid(&self) -> Option<u32> {
         self.spare.as_ref().map(|s| s.worker.pid())
@@ -180,7 +196,8 @@ impl WorkerLink {
     ) -> Result<(), String> {
         if self.worker.is_none() && self.restart_at.is_some_and(|t| Instant::now() >= t) {
             self.restart_at = None;
-            let (worker, generation) = self.spawn(tensors, false, on_event.clone())?;
+            let low = self.low_priority_start;
+            let (worker, generation) = self.spawn(tensors, low, on_event.clone())?;
             tracing::info!(pid = worker.pid(), generation, model = %self.model.size, "worker started");
             self.worker = Some(worker);
             self.generation = generation;

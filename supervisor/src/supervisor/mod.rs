@@ -10,6 +10,8 @@
 //!   to the process that owns them, acks back, repeated ids answered once;
 //! - [`handover`](self::handover): a capture replaced make-before-break (rate change,
 //!   reload);
+//! - [`standby`](self::standby): a loaded detector kept to take over when the detector
+//!   dies;
 //! - [`presence`](self::presence): room occupancy from the detections and the state;
 //! - [`snapshots`](self::snapshots): the newest frame drawn with the last boxes;
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
@@ -21,6 +23,7 @@ mod processes;
 mod reload;
 mod routing;
 mod snapshots;
+mod standby;
 mod status;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -65,6 +68,9 @@ pub struct Supervisor {
     generations: u64,
     /// A capture in standby that is to replace the running one.
     successor: Option<handover::Successor>,
+    /// A detector loaded and waiting to take over when the detector dies.
+    standby: Option<standby::Standby>,
+    standby_record: standby::StandbyRecord,
     /// How the last capture replacement went (status `capture_handover`).
     last_handover: Option<serde_json::Value>,
     occupancy: crate::occupancy::Tracker,
@@ -103,6 +109,8 @@ impl Supervisor {
             persister: None,
             generations: 0,
             successor: None,
+            standby: None,
+            standby_record: Default::default(),
             last_handover: None,
             snapshots: Default::default(),
         }
@@ -115,8 +123,9 @@ impl Supervisor {
         self.boot_next();
         if let Some(interval) = sd_notify::watchdog_enabled() {
             // Pings at half systemd's interval.
-            crate::events::every(&self.events, interval / 2);
+            crate::events::every(&self.events, interval / 2, || Timer::Watchdog);
         }
+        crate::events::every(&self.events, standby::STANDBY_CHECK, || Timer::Standby);
         while let Some(event) = events.recv().await {
             self.handle(event);
             if self.finished() {
@@ -184,6 +193,7 @@ impl Supervisor {
         match frame {
             Frame::Request(cmd) => self.request(conn, cmd),
             Frame::Message(m) if self.is_successor(conn) => self.successor_message(*m),
+            Frame::Message(m) if self.is_standby(conn) => self.standby_message(*m),
             Frame::Message(m) => match *m {
                 Message::Hello { name, .. } => self.hello(conn, name),
                 m => match self.peers.child_of(conn) {
@@ -201,7 +211,10 @@ impl Supervisor {
         let successor = (name == ProcessName::Capture)
             .then(|| self.successor_pid_for(conn))
             .flatten();
-        let expected = successor.or_else(|| {
+        let standby = (name == ProcessName::Detector)
+            .then(|| self.standby_pid_for(conn))
+            .flatten();
+        let expected = successor.or(standby).or_else(|| {
             self.children
                 .get(&name)
                 .filter(|c| c.conn.is_none())
@@ -215,6 +228,9 @@ impl Supervisor {
         }
         if successor.is_some() {
             return self.successor_connected(conn);
+        }
+        if standby.is_some() {
+            return self.standby_connected(conn);
         }
         if let Some(c) = self.children.get_mut(&name) {
             c.conn = Some(conn);
@@ -251,6 +267,7 @@ impl Supervisor {
             self.routing_reject(conn, why);
         }
         self.successor_closed(conn);
+        self.standby_closed(conn);
         if let Some(name) = self.peers.remove(conn)
             && let Some(child) = self.children.get_mut(&name)
             && child.conn == Some(conn)
@@ -296,6 +313,7 @@ impl Supervisor {
             }
             Timer::Request(id) => self.request_timed_out(id),
             Timer::Handover { generation } => self.handover_timed_out(generation),
+            Timer::Standby => self.check_standby(),
             Timer::Watchdog => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }

@@ -73,6 +73,9 @@ impl Supervisor {
         if name == ProcessName::Capture && self.successor.is_some() && self.adopt_successor() {
             return;
         }
+        if name == ProcessName::Detector && self.standby.is_some() && self.adopt_standby() {
+            return;
+        }
         if !self.children.contains_key(&name) {
             return;
         }
@@ -170,6 +173,9 @@ impl Supervisor {
         if name == ProcessName::Capture && self.successor_exited(generation, status) {
             return;
         }
+        if name == ProcessName::Detector && self.standby_exited(generation, status) {
+            return;
+        }
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
@@ -225,8 +231,12 @@ impl Supervisor {
         let (ready, value) = match &m {
             // A successor's standby report arriving after its adoption: not yet the writer.
             Message::CaptureStatus(s) => (s.state != StreamState::Standby, serde_json::to_value(s)),
+            // A standby's report arriving after its adoption: not yet taken over.
             Message::DetectorStatus(s) => (
-                s.state != DetectorState::StartingWorker,
+                !matches!(
+                    s.state,
+                    DetectorState::StartingWorker | DetectorState::Standby
+                ),
                 serde_json::to_value(s),
             ),
             _ => return,
@@ -315,6 +325,7 @@ impl Supervisor {
         }
         tracing::info!("shutting down");
         self.drop_successor("oriond is shutting down");
+        self.drop_standby("oriond is shutting down");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         self.boot.clear();
         self.restart_after_stop.clear();

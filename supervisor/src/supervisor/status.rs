@@ -26,6 +26,7 @@ impl Supervisor {
             "occupancy": self.occupancy_now(),
             "snapshots": self.snapshot_status(),
             "detector": last(ProcessName::Detector),
+            "detector_standby": self.standby_status(),
             "desired": self.desired,
             "versions": {"orion": env!("CARGO_PKG_VERSION")},
         })

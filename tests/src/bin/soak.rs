@@ -226,6 +226,9 @@ fn main() -> Result<()> {
     let mut op: Operator = sys.operator()?;
     op.wait_detections(0, 3, Duration::from_secs(60))?;
     let oriond = sys.o.pid();
+    // Descriptors are compared with the standby detector loaded at both ends (its pipes
+    // and connection are oriond's).
+    sys.o.wait_standby_ready(Duration::from_secs(90))?;
     let fds_start = settled_descriptors(oriond);
     let status0 = sys.o.status()?;
     let d0 = &status0["desired"];
@@ -466,6 +469,7 @@ fn main() -> Result<()> {
             }),
         );
     }
+    sys.o.wait_standby_ready(Duration::from_secs(90))?;
     let fds_end = settled_descriptors(oriond);
     let detector = sys.o.child_pid("detector").unwrap_or(0);
     let zombies = zombies_of(&[oriond, detector]);

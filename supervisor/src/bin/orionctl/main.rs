@@ -19,12 +19,12 @@ use orion_protocol::command::{self, Ack, ErrorKind};
 use orion_protocol::focus::{Params, ParamsUpdate};
 use orion_protocol::message::{self, Frame, Message};
 use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, wire};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-mod health;
 mod prompt;
 mod snapshot;
-use health::trouble;
+mod status;
+use status::find;
 
 #[derive(Parser, Debug)]
 #[command(name = "orionctl", version, about = "Control a running oriond")]
@@ -344,67 +344,6 @@ impl Client {
         }
     }
 
-    fn status(&mut self, names: &[String]) -> Result<u8> {
-        let status = self.call(Action::ProcessStatus(None))?;
-        let wanted: Vec<String> = if names.is_empty() || names.iter().any(|n| n == "all") {
-            status["processes"]
-                .as_array()
-                .map(|ps| {
-                    ps.iter()
-                        .filter_map(|p| p["name"].as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            names.to_vec()
-        };
-        let (mut unknown, mut not_running, mut troubled) = (false, false, false);
-        let mut shown = Vec::new();
-        for name in &wanted {
-            match find(&status, name) {
-                Some(p) => {
-                    let note = (p["state"] == "RUNNING")
-                        .then(|| trouble(name, &status))
-                        .flatten();
-                    if p["state"] != "RUNNING" {
-                        not_running = true;
-                    }
-                    troubled |= note.is_some();
-                    shown.push(p.clone());
-                    if !self.json {
-                        let description = p["description"].as_str().unwrap_or("");
-                        let description = match &note {
-                            Some(n) => format!("{description}; {n}"),
-                            None => description.to_string(),
-                        };
-                        println!(
-                            "{:<12}{:<10}{}",
-                            name,
-                            p["state"].as_str().unwrap_or("?"),
-                            description
-                        );
-                    }
-                }
-                None => {
-                    if !self.json {
-                        println!("{name}: ERROR (no such process)");
-                    }
-                    unknown = true;
-                }
-            }
-        }
-        if self.json {
-            println!("{}", json!({"processes": shown}));
-        }
-        // The worst first: a name oriond does not run, a process down, work not done.
-        Ok(match (unknown, not_running, troubled) {
-            (true, _, _) => UNKNOWN_NAME,
-            (_, true, _) => NOT_RUNNING,
-            (_, _, true) => NOT_DETECTING,
-            _ => 0,
-        })
-    }
-
     /// `all` → every process oriond runs, in start order (stop order when `reverse`);
     /// other names as given.
     fn expand(&mut self, names: &[String], reverse: bool) -> Result<Vec<String>> {
@@ -567,13 +506,6 @@ fn connect(path: &Path) -> Result<UnixStream> {
         ),
         _ => anyhow!("cannot connect to {}: {e}", path.display()),
     })
-}
-
-fn find<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status["processes"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)
 }
 
 /// `X,Y,W,H` rectangles (normalized) → a validated ROI set.

@@ -1,0 +1,270 @@
+//! The standby detector (`[detector] standby`, ADR 0008). Beside the running detector,
+//! oriond keeps a second one started with `--standby`: its worker has imported ONNX Runtime
+//! and loaded the current model (at a low CPU priority), and it infers nothing. When the
+//! detector dies and oriond would start it again, it adopts the standby instead and tells
+//! it to take over (`Message::TakeOver`); the desired state is re-applied to it as to any
+//! started detector. A detector crash then costs one inference, not a process,
+//! interpreter, import and model start. A new standby follows once the detector has run
+//! for [`STANDBY_DELAY`].
+//!
+//! A standby started from other settings than the detector's now (a model change, a
+//! config reload) is dropped and replaced; one that is not loaded yet when the detector
+//! dies is dropped, and the detector restarts the ordinary way. Status: `detector_standby`.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use orion_protocol::message::Message;
+use orion_protocol::{DetectorState, ProcessName};
+use serde_json::{Value, json};
+
+use super::Supervisor;
+use crate::events::{ConnId, Timer, after};
+use crate::lifecycle::State;
+use crate::spawn;
+
+/// How long the detector runs before a standby starts beside it (its first inferences,
+/// and its own spare worker's start, come first).
+pub const STANDBY_DELAY: Duration = Duration::from_secs(5);
+/// How often oriond checks that the standby matches the detector's settings.
+pub const STANDBY_CHECK: Duration = Duration::from_secs(1);
+/// How long after a standby that died or could not start the next one may start.
+const STANDBY_RETRY: Duration = Duration::from_secs(10);
+
+/// A detector started with `--standby`.
+pub(super) struct Standby {
+    pid: u32,
+    generation: u64,
+    conn: Option<ConnId>,
+    started: Instant,
+    /// What it was started with (program and arguments): adopted only if the detector
+    /// would be started with the same now.
+    launch: Vec<String>,
+    /// It reported `standby`: its worker is loaded.
+    ready_after: Option<Duration>,
+}
+
+/// What oriond tells about its standby detector and the take-overs so far.
+#[derive(Default)]
+pub(super) struct StandbyRecord {
+    /// Detector deaths a standby took over.
+    pub takeovers: u64,
+    /// Why the last standby was dropped (or could not start), if one was.
+    pub last_dropped: Option<String>,
+    /// No standby starts before this (after one died or could not start).
+    pub not_before: Option<Instant>,
+}
+
+impl Supervisor {
+    /// Every [`STANDBY_CHECK`]: starts a standby when one is wanted, drops one that no
+    /// longer matches the detector.
+    pub(super) fn check_standby(&mut self) {
+        let wanted = self.config.detector.standby && self.shutdown.is_none();
+        let detector = self.children.get(&ProcessName::Detector);
+        let state = detector.map(|c| c.state());
+        if !wanted || matches!(state, None | Some(State::Stopped | State::Fatal)) {
+            return self.drop_standby("no detector runs, or the standby is off");
+        }
+        if let Some(s) = &self.standby {
+            if Some(&s.launch) != self.detector_launch().as_ref() {
+                self.drop_standby("the detector's settings changed");
+            }
+            return;
+        }
+        let settled = state == Some(State::Running)
+            && detector
+                .and_then(|c| c.started)
+                .is_some_and(|t| t.elapsed() >= STANDBY_DELAY);
+        let allowed = self
+            .standby_record
+            .not_before
+            .is_none_or(|t| Instant::now() >= t);
+        if settled && allowed {
+            self.start_standby();
+        }
+    }
+
+    /// The program and arguments a detector would be started with now.
+    fn detector_launch(&self) -> Option<Vec<String>> {
+        let spec = crate::spec::spec(
+            ProcessName::Detector,
+            &self.config,
+            &self.config_path,
+            &self.desired,
+        )
+        .ok()?;
+        let mut launch = vec![spec.program.to_string_lossy().into_owned()];
+        launch.extend(spec.args);
+        Some(launch)
+    }
+
+    fn start_standby(&mut self) {
+        let Some(launch) = self.detector_launch() else {
+            return;
+        };
+        let generation = self.next_generation();
+        match self.start_process(ProcessName::Detector, generation, &["--standby"]) {
+            Ok(pid) => {
+                tracing::info!(pid, "standby detector started");
+                self.standby = Some(Standby {
+                    pid,
+                    generation,
+                    conn: None,
+                    started: Instant::now(),
+                    launch,
+                    ready_after: None,
+                });
+                self.push_status();
+            }
+            Err(why) => {
+                tracing::warn!(why, "standby detector not started");
+                self.standby_record.last_dropped = Some(format!("could not start: {why}"));
+                self.standby_record.not_before = Some(Instant::now() + STANDBY_RETRY);
+            }
+        }
+    }
+
+    /// `conn` says hello as the detector: it is the standby if its pid is the standby's.
+    pub(super) fn standby_pid_for(&self, conn: ConnId) -> Option<u32> {
+        let s = self.standby.as_ref().filter(|s| s.conn.is_none())?;
+        (self.peers.pid_of(conn) == Some(s.pid)).then_some(s.pid)
+    }
+
+    pub(super) fn standby_connected(&mut self, conn: ConnId) {
+        if let Some(s) = self.standby.as_mut() {
+            s.conn = Some(conn);
+        }
+    }
+
+    pub(super) fn is_standby(&self, conn: ConnId) -> bool {
+        self.standby.as_ref().is_some_and(|s| s.conn == Some(conn))
+    }
+
+    pub(super) fn standby_closed(&mut self, conn: ConnId) {
+        if let Some(s) = self.standby.as_mut().filter(|s| s.conn == Some(conn)) {
+            s.conn = None;
+        }
+    }
+
+    /// A report from the standby: `standby` means its worker is loaded.
+    pub(super) fn standby_message(&mut self, m: Message) {
+        let Message::DetectorStatus(status) = m else {
+            return;
+        };
+        if let Some(s) = self.standby.as_mut()
+            && status.state == DetectorState::Standby
+            && s.ready_after.is_none()
+        {
+            let after = s.started.elapsed();
+            s.ready_after = Some(after);
+            tracing::info!(
+                pid = s.pid,
+                ready_after_ms = after.as_millis() as u64,
+                "standby detector loaded"
+            );
+            self.push_status();
+        }
+    }
+
+    /// The standby's process ended (`generation` is its, if the event is about it).
+    /// Returns whether it was the standby.
+    pub(super) fn standby_exited(&mut self, generation: u64, status: &str) -> bool {
+        if self
+            .standby
+            .as_ref()
+            .is_none_or(|s| s.generation != generation)
+        {
+            return false;
+        }
+        if let Some(s) = self.standby.take() {
+            if let Some(conn) = s.conn {
+                self.peers.remove(conn);
+            }
+            tracing::warn!(pid = s.pid, status, "standby detector exited");
+            self.standby_record.last_dropped = Some(format!("it exited ({status})"));
+            self.standby_record.not_before = Some(Instant::now() + STANDBY_RETRY);
+            self.push_status();
+        }
+        true
+    }
+
+    /// SIGKILLs the standby (its exit, when reaped, is recognised and ignored).
+    pub(super) fn drop_standby(&mut self, why: &str) {
+        if let Some(s) = self.standby.take() {
+            tracing::info!(pid = s.pid, why, "standby detector dropped");
+            if let Some(conn) = s.conn {
+                self.peers.remove(conn);
+            }
+            spawn::signal(s.pid, Signal::SIGKILL);
+            self.standby_record.last_dropped = Some(why.to_string());
+            self.push_status();
+        }
+    }
+
+    /// Instead of spawning a detector: adopts a loaded standby started with the settings
+    /// a detector would get now, and tells it to take over. Returns whether it did (else
+    /// spawn as usual; a standby that cannot be adopted is dropped, a new one follows).
+    pub(super) fn adopt_standby(&mut self) -> bool {
+        let current = self.detector_launch();
+        let adoptable = self.standby.as_ref().map(|s| {
+            if s.ready_after.is_none() || s.conn.is_none() {
+                Err("the detector restarted before the standby was loaded")
+            } else if Some(&s.launch) != current.as_ref() {
+                Err("the detector's settings changed")
+            } else {
+                Ok(())
+            }
+        });
+        match adoptable {
+            None => return false,
+            Some(Err(why)) => {
+                self.drop_standby(why);
+                return false;
+            }
+            Some(Ok(())) => {}
+        }
+        let (Some(s), Some(child)) = (
+            self.standby.take(),
+            self.children.get_mut(&ProcessName::Detector),
+        ) else {
+            return false;
+        };
+        child.generation = s.generation;
+        child.spawned(s.pid);
+        child.conn = s.conn;
+        child.last_status = None;
+        if let Some(conn) = s.conn {
+            self.peers.send(conn, &Message::TakeOver);
+        }
+        self.standby_record.takeovers += 1;
+        tracing::info!(pid = s.pid, "standby detector adopted; taking over");
+        let timeout = Duration::from_secs_f64(self.config.supervisor.ready_timeout_s);
+        after(
+            &self.events,
+            timeout,
+            Timer::ReadyTimeout {
+                name: ProcessName::Detector,
+                generation: s.generation,
+            },
+        );
+        true
+    }
+
+    /// `detector_standby` in the status.
+    pub(super) fn standby_status(&self) -> Value {
+        let current = self.standby.as_ref().map(|s| {
+            json!({
+                "pid": s.pid,
+                "ready": s.ready_after.is_some(),
+                "ready_after_ms": s.ready_after.map(|d| d.as_millis() as u64),
+                "age_s": s.started.elapsed().as_secs_f64(),
+            })
+        });
+        json!({
+            "enabled": self.config.detector.standby,
+            "current": current,
+            "takeovers": self.standby_record.takeovers,
+            "last_dropped": self.standby_record.last_dropped,
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! What an operator looks at, observed as an operator's backend observes Orion (an MQTT
+//! client subscribed to `care/#` at QoS 1, a stock mosquitto, the RTSP server looping the
+//! street footage, the real YOLOv3-tiny model) and as an installer does (`orionctl`):
+//!
+//! - occupancy: `occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected`
+//! - snapshots: `a_snapshot_shows_the_frame_with_its_boxes_over_orionctl_and_mqtt`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use orion_tests::operator::Operator;
+use orion_tests::system::{Spec, System};
+use serde_json::{Value, json};
+
+const ACK: Duration = Duration::from_secs(60);
+
+fn ok(op: &mut Operator, command: &str, params: Value) -> (Value, Instant) {
+    let (rid, _) = op.send(command, params).unwrap();
+    let (ack, at) = op.ack(&rid, ACK).unwrap();
+    assert_eq!(ack["status"], "success", "{command}: {ack}");
+    (ack, at)
+}
+
+/// Occupancy as a care backend reads it: retained `care/occupancy/{id}`, true while the
+/// footage shows people, unknown (null, with the reason) while paused, false
+/// `leave_after_s` after the scene is empty; in get_status too. With
+/// `[snapshot] on_occupancy_change`, a JPEG follows each change of occupied.
+#[test]
+fn occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected() {
+    let mut sys = System::start(Spec {
+        extra: "[occupancy]\nenter_frames = 2\nleave_after_s = 2\nmin_confidence = 0.3\n\
+                [snapshot]\non_occupancy_change = true\n"
+            .into(),
+        ..Spec::default()
+    })
+    .unwrap();
+    let mut op = sys.operator().unwrap();
+    let topic = op.topic("occupancy");
+    let occupancy = |op: &Operator, i: usize| op.seen[i].json().unwrap();
+    let i = op
+        .wait_from("occupied", 0, Duration::from_secs(60), |a| {
+            a.topic == topic && a.json().is_some_and(|v| v["occupied"] == true)
+        })
+        .unwrap();
+    let o = occupancy(&op, i);
+    assert!(o["count"].as_u64().unwrap() >= 1, "{o}");
+    assert!(o["since"].is_string() && o["last_seen"].is_string(), "{o}");
+    let snapshot = op.topic("snapshot");
+    let j = op
+        .wait_from(
+            "a snapshot of the change",
+            i,
+            Duration::from_secs(10),
+            |a| a.topic == snapshot,
+        )
+        .unwrap();
+    let jpeg = op.seen[j].raw.clone().expect("a JPEG");
+    assert_eq!(
+        decode(&jpeg, image::ImageFormat::Jpeg).dimensions(),
+        (640, 360)
+    );
+    assert_eq!(sys.o.status().unwrap()["occupancy"]["occupied"], true);
+
+    // Paused: unknown, never a stale true.
+    let mark = op.seen.len();
+    ok(&mut op, "pause_inference", json!({}));
+    let i = op
+        .wait_from("unknown while paused", mark, Duration::from_secs(10), |a| {
+            a.topic == topic && a.json().is_some_and(|v| v["occupied"].is_null())
+        })
+        .unwrap();
+    let o = occupancy(&op, i);
+    assert!(o["reason"].as_str().unwrap().contains("paused"), "{o}");
+    ok(&mut op, "resume_inference", json!({}));
+
+    // An empty scene: false once nobody was seen for leave_after_s.
+    sys.camera.kill().unwrap();
+    sys.camera.resume_empty_scene().unwrap();
+    let mark = op.seen.len();
+    let i = op
+        .wait_from("empty", mark, Duration::from_secs(60), |a| {
+            a.topic == topic && a.json().is_some_and(|v| v["occupied"] == false)
+        })
+        .unwrap();
+    let o = occupancy(&op, i);
+    assert_eq!(o["count"], 0, "{o}");
+    // Retained: a backend that connects now gets the current answer at once.
+    let mut late = sys.operator().unwrap();
+    let j = late
+        .wait_from("retained occupancy", 0, Duration::from_secs(10), |a| {
+            a.topic == topic
+        })
+        .unwrap();
+    assert!(late.seen[j].retained, "retained");
+    assert_eq!(late.seen[j].json().unwrap()["occupied"], false);
+}
+
+/// The pixels of a PNG or JPEG.
+fn decode(bytes: &[u8], format: image::ImageFormat) -> image::RgbImage {
+    image::load_from_memory_with_format(bytes, format)
+        .expect("the snapshot decodes")
+        .to_rgb8()
+}
+
+/// `orionctl --json snapshot -o FILE`: the ack's data and the image's pixels.
+fn orionctl_snapshot(sys: &System, name: &str) -> (Value, image::RgbImage) {
+    let path = sys.o.dir.join(name);
+    let (code, out, err) = sys
+        .o
+        .ctl(&["--json", "snapshot", "-o", path.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(code, 0, "orionctl snapshot: {out} {err}");
+    let data: Value = serde_json::from_str(out.trim()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(data["bytes"].as_u64(), Some(bytes.len() as u64), "{data}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a picture of the room is private");
+    (data, decode(&bytes, image::ImageFormat::Png))
+}
+
+/// What an installer does: a snapshot with `orionctl` shows the real frame at its size,
+/// the boxes where the detections are, the attention ROI in its colour; over MQTT
+/// `get_snapshot` (allowed on this device) acks first and then publishes a JPEG that
+/// decodes; paused, the snapshot is the frame alone.
+#[test]
+fn a_snapshot_shows_the_frame_with_its_boxes_over_orionctl_and_mqtt() {
+    use orion_snapshot::Palette;
+    let sys = System::start(Spec {
+        extra: r#"allowed_commands = ["get_status", "get_snapshot", "set_attention_rois", "pause_inference", "resume_inference"]"#.into(),
+        ..Spec::default()
+    })
+    .unwrap();
+    let mut op = sys.operator().unwrap();
+    let roi = json!({"x": 0.05, "y": 0.1, "width": 0.9, "height": 0.85});
+    ok(&mut op, "set_attention_rois", json!({"rois": [roi]}));
+    let mark = op.seen.len();
+    let topic = op.detection_topic();
+    op.wait_from(
+        "a detection with people in the ROI",
+        mark,
+        Duration::from_secs(60),
+        |a| {
+            a.topic == topic
+                && a.json().is_some_and(|d| {
+                    d["data"]["count"].as_u64() >= Some(1)
+                        && d["data"]["metadata"]["roi_source"] == "external"
+                })
+        },
+    )
+    .unwrap();
+
+    let (data, img) = orionctl_snapshot(&sys, "snap.png");
+    assert_eq!(img.dimensions(), (640, 360), "{data}");
+    assert_eq!(
+        (data["width"].as_u64(), data["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(data["captioned"], true, "{data}");
+    let boxes = data["detections"].as_array().unwrap();
+    assert!(!boxes.is_empty(), "people are in the footage: {data}");
+    // Each box's left edge, halfway down, is the box colour (below the caption band).
+    let mut checked = 0;
+    for b in boxes {
+        let bb = &b["bbox"];
+        let x = bb["x"].as_f64().unwrap().round().clamp(0.0, 639.0) as u32;
+        let y = (bb["y"].as_f64().unwrap() + bb["height"].as_f64().unwrap() / 2.0).round() as u32;
+        if (60..360).contains(&y) {
+            assert_eq!(*img.get_pixel(x, y), Palette::BOX, "box {b} at ({x}, {y})");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no box below the caption band: {data}");
+    // The ROI's left edge (x = 32) is the ROI colour except where a box crosses it.
+    let blue = (60..340)
+        .filter(|&y| *img.get_pixel(32, y) == Palette::ROI)
+        .count();
+    assert!(blue > 200, "ROI edge: {blue} of 280 pixels");
+    // The frame is the camera's picture, not a blank: many distinct colours inside.
+    let distinct: std::collections::HashSet<_> = img.pixels().map(|p| p.0).collect();
+    assert!(distinct.len() > 1000, "{} colours", distinct.len());
+
+    // Over MQTT: the ack first, then the JPEG on care/snapshot/{id}.
+    let mark = op.seen.len();
+    let (ack, _) = ok(&mut op, "get_snapshot", json!({"quality": 70}));
+    let snapshot_topic = op.topic("snapshot");
+    assert_eq!(ack["data"]["topic"], snapshot_topic.as_str(), "{ack}");
+    let i = op
+        .wait_from("the JPEG", mark, Duration::from_secs(10), |a| {
+            a.topic == snapshot_topic
+        })
+        .unwrap();
+    let ack_at = op
+        .seen
+        .iter()
+        .position(|a| a.json().is_some_and(|v| v["command_ack"] == "get_snapshot"))
+        .unwrap();
+    assert!(ack_at < i, "the ack comes before the image");
+    let jpeg = op.seen[i].raw.clone().expect("binary payload");
+    assert_eq!(
+        Some(jpeg.len() as u64),
+        ack["data"]["bytes"].as_u64(),
+        "{ack}"
+    );
+    assert!(
+        !op.seen[i].retained,
+        "a picture of the room is not retained"
+    );
+    assert_eq!(
+        decode(&jpeg, image::ImageFormat::Jpeg).dimensions(),
+        (640, 360)
+    );
+
+    // Paused: the frame alone, and the ack says why.
+    ok(&mut op, "pause_inference", json!({}));
+    let (data, img) = orionctl_snapshot(&sys, "paused.png");
+    assert_eq!(data["paused"], true, "{data}");
+    assert_eq!(data["detections"], json!([]), "{data}");
+    assert_eq!(img.dimensions(), (640, 360));
+    let status = sys.o.status().unwrap();
+    assert_eq!(status["snapshots"]["taken"], 3, "{}", status["snapshots"]);
+}
