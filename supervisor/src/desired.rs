@@ -147,9 +147,17 @@ impl Desired {
     }
 
     /// The commands that bring a freshly started detector (started paused, with this model
-    /// size and auto-focus settings as arguments) to this state.
+    /// size as an argument) to this state. Auto-focus is set by command too, not only by
+    /// its arguments: a standby detector started before an auto-focus change is still
+    /// brought to it (see `crate::spec::detector_identity`).
     pub fn detector_commands(&self) -> Vec<Action> {
-        let mut actions = vec![Action::SetAutoFocus(self.auto_focus_params.as_update())];
+        let mut actions = vec![
+            Action::SetAutoFocus(self.auto_focus_params.as_update()),
+            match self.auto_focus {
+                true => Action::EnableAutoFocus,
+                false => Action::DisableAutoFocus,
+            },
+        ];
         if let Some(rois) = &self.rois {
             actions.push(Action::SetRois(rois.clone()));
         }

@@ -33,6 +33,25 @@ pub fn bin_dir(config: &Config) -> PathBuf {
     })
 }
 
+/// What makes one detector differ from another for good: the program and its arguments
+/// except those oriond re-applies by command to every detector it starts (auto-focus on or
+/// off and its parameters; ROIs and pause are not arguments). A standby detector (ADR
+/// 0008) is adopted only if its identity is the one a detector would be started with now.
+pub fn detector_identity(
+    config: &Config,
+    config_path: &Path,
+    desired: &Desired,
+) -> Result<Vec<String>, String> {
+    let neutral = Desired {
+        auto_focus: false,
+        auto_focus_params: Default::default(),
+        ..desired.clone()
+    };
+    let spec = spec(ProcessName::Detector, config, config_path, &neutral)?;
+    let program = spec.program.to_string_lossy().into_owned();
+    Ok(std::iter::once(program).chain(spec.args).collect())
+}
+
 /// What starting `name` runs. Fails only if the camera's credentials file cannot be read.
 pub fn spec(
     name: ProcessName,

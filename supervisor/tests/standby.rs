@@ -38,6 +38,16 @@ fn a_killed_detector_is_replaced_by_its_loaded_standby_in_the_desired_state() {
     let capture = o.child_pid("capture").unwrap();
     let standby = loaded_standby(&o, &[detector]);
     assert_ne!(standby, detector);
+    // Auto-focus is re-applied by command on adoption: changing it keeps the standby.
+    for (cmd, params) in [
+        ("enable_auto_focus", json!({})),
+        ("set_auto_focus_strategy", json!({"strategy": "velocity"})),
+    ] {
+        assert!(o.command(cmd, params).unwrap().is_success(), "{cmd}");
+    }
+    std::thread::sleep(Duration::from_millis(2500)); // past two standby checks
+    let s = o.status().unwrap();
+    assert_eq!(s["detector_standby"]["current"]["pid"], standby, "{s}");
     // It infers nothing while it stands by: the detector's results are the detector's.
     let worker = o.status().unwrap()["detector"]["worker_pid"].clone();
 
@@ -61,6 +71,11 @@ fn a_killed_detector_is_replaced_by_its_loaded_standby_in_the_desired_state() {
     assert_eq!(
         back["detector"]["attention_rois"][0]["y"], 0.2,
         "the adopted detector runs the operator's ROI: {back}"
+    );
+    assert_eq!(back["detector"]["auto_focus"]["enabled"], true, "{back}");
+    assert_eq!(
+        back["detector"]["auto_focus"]["strategy"], "velocity",
+        "{back}"
     );
     assert_eq!(
         o.child_pid("capture").unwrap(),

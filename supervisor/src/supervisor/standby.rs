@@ -37,8 +37,8 @@ pub(super) struct Standby {
     generation: u64,
     conn: Option<ConnId>,
     started: Instant,
-    /// What it was started with (program and arguments): adopted only if the detector
-    /// would be started with the same now.
+    /// What it was started with (`crate::spec::detector_identity`): adopted only if a
+    /// detector would be started with the same now.
     launch: Vec<String>,
     /// It reported `standby`: its worker is loaded.
     ready_after: Option<Duration>,
@@ -84,18 +84,10 @@ impl Supervisor {
         }
     }
 
-    /// The program and arguments a detector would be started with now.
+    /// What a detector would be started with now, but for what is re-applied by command
+    /// (`crate::spec::detector_identity`).
     fn detector_launch(&self) -> Option<Vec<String>> {
-        let spec = crate::spec::spec(
-            ProcessName::Detector,
-            &self.config,
-            &self.config_path,
-            &self.desired,
-        )
-        .ok()?;
-        let mut launch = vec![spec.program.to_string_lossy().into_owned()];
-        launch.extend(spec.args);
-        Some(launch)
+        crate::spec::detector_identity(&self.config, &self.config_path, &self.desired).ok()
     }
 
     fn start_standby(&mut self) {

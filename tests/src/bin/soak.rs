@@ -469,7 +469,7 @@ fn main() -> Result<()> {
             }),
         );
     }
-    sys.o.wait_standby_ready(Duration::from_secs(90))?;
+    let standby = sys.o.wait_standby_ready(Duration::from_secs(90))?["detector_standby"].clone();
     let fds_end = settled_descriptors(oriond);
     let detector = sys.o.child_pid("detector").unwrap_or(0);
     let zombies = zombies_of(&[oriond, detector]);
@@ -489,6 +489,8 @@ fn main() -> Result<()> {
         "duration_s": started.elapsed().as_secs_f64().min(run_for.as_secs_f64() + 1.0),
         "kills": per_type,
         "kills_total": kills.len(),
+        // Detector kills the standby detector took over (the rest: a fresh start).
+        "detector_standby_takeovers": standby["takeovers"],
         "camera_restarts": camera_restarts,
         "oriond_survived": oriond_alive,
         "commands_sent": sent.len(),

@@ -1,0 +1,177 @@
+//! What orion-control publishes besides acks: detections (stamped here), snapshots (not
+//! retained), the retained status and occupancy, and Home Assistant discovery.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use orion_protocol::DetectionMessage;
+use serde_json::{Value, json};
+
+use super::{App, now_rfc3339};
+use crate::discovery;
+use crate::mqtt::Received;
+
+impl App {
+    /// A snapshot from oriond (after its ack, or for an occupancy change): the JPEG as it
+    /// is on `{prefix}/snapshot/{id}`, not retained — a picture of the room does not stay
+    /// on the broker.
+    pub(super) fn snapshot(&mut self, image_base64: &str) {
+        let image = match base64::engine::general_purpose::STANDARD.decode(image_base64) {
+            Ok(image) => image,
+            Err(e) => return tracing::warn!(error = %e, "unreadable snapshot from oriond"),
+        };
+        let qos = self.config.mqtt.qos.acks;
+        match self
+            .client
+            .try_publish(&self.topics.snapshot, qos, false, image, None)
+        {
+            Ok(()) => self.counters.snapshots_published += 1,
+            Err(e) => {
+                self.counters.snapshots_dropped += 1;
+                tracing::warn!(error = e, "snapshot could not be queued");
+            }
+        }
+    }
+
+    /// Publishes a detection, stamped here — the one publish time and latency it carries.
+    pub(super) fn detection(&mut self, mut detection: DetectionMessage, captured_unix_ns: u64) {
+        if !self.counters.connected {
+            self.counters.detections_dropped += 1;
+            return;
+        }
+        detection.stamp(SystemTime::now(), captured_unix_ns);
+        let Ok(body) = serde_json::to_vec(&detection) else {
+            return;
+        };
+        let qos = self.config.mqtt.qos.detections;
+        match self
+            .client
+            .try_publish(&self.topics.detections, qos, false, body, None)
+        {
+            Ok(()) => self.counters.detections_published += 1,
+            Err(_) => self.counters.detections_dropped += 1,
+        }
+    }
+
+    /// Home Assistant discovery on connect: the configs (retained), and a subscription to
+    /// Home Assistant's birth topic to send them again; with discovery off, a subscription
+    /// to this instance's config topics, so any left from before are removed.
+    pub(super) fn announce_to_home_assistant(&mut self) {
+        let topic = if self.config.homeassistant.discovery {
+            self.publish_discovery();
+            discovery::birth_topic(&self.config)
+        } else {
+            discovery::own_configs_filter(&self.config)
+        };
+        if let Err(e) = self.client.try_subscribe(&topic, 0) {
+            tracing::warn!(error = e, topic, "cannot subscribe for Home Assistant");
+        }
+    }
+
+    pub(super) fn publish_discovery(&mut self) {
+        for e in discovery::entities(&self.config, &self.topics) {
+            let body = e.config.to_string().into_bytes();
+            if self
+                .client
+                .try_publish(&e.topic, 1, true, body, None)
+                .is_err()
+            {
+                tracing::warn!(topic = e.topic, "discovery config could not be queued");
+            }
+        }
+    }
+
+    pub(super) fn home_assistant_message(&mut self, msg: &Received) {
+        let ha = &self.config.homeassistant;
+        if ha.discovery && msg.topic == discovery::birth_topic(&self.config) {
+            if msg.payload.as_ref() == b"online" {
+                tracing::info!("Home Assistant is online; discovery sent again");
+                self.publish_discovery();
+            }
+        } else if !ha.discovery && !msg.payload.is_empty() {
+            // A config of ours from when discovery was on: removed.
+            tracing::info!(topic = msg.topic, "discovery off; removing the entity");
+            let _ = self
+                .client
+                .try_publish(&msg.topic, 1, true, Vec::new(), None);
+        }
+    }
+
+    /// The retained occupancy (`{prefix}/occupancy/{id}`), at the status's QoS.
+    pub(super) fn publish_occupancy(&mut self) {
+        let Some(occupancy) = &self.occupancy else {
+            return;
+        };
+        if !self.counters.connected {
+            return;
+        }
+        let body = occupancy.to_string().into_bytes();
+        let qos = self.config.mqtt.qos.status;
+        let _ = self
+            .client
+            .try_publish(&self.topics.occupancy, qos, true, body, None);
+    }
+
+    /// The retained status: at once when something an operator cares about changed (a
+    /// process state, the stream or detector state, the desired state), else every
+    /// `status_interval_s`.
+    pub(super) fn publish_status(&mut self, force: bool) {
+        let Some(status) = &self.status else {
+            return;
+        };
+        if !self.counters.connected {
+            return;
+        }
+        let key = significant(status);
+        let due = self
+            .status_published
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(self.config.mqtt.status_interval_s));
+        if !force && !due && self.status_key.as_ref() == Some(&key) {
+            return;
+        }
+        let mut status = status.clone();
+        status["mqtt"] = json!(self.counters);
+        status["mqtt"]["commands_in_flight"] =
+            json!(self.inflight.values().map(VecDeque::len).sum::<usize>());
+        status["timestamp"] = json!(now_rfc3339());
+        if let Some(by) = &self.stopped_by {
+            status["shutdown"] = by.clone();
+        }
+        let qos = self.config.mqtt.qos.status;
+        if self
+            .client
+            .try_publish(
+                &self.topics.status,
+                qos,
+                true,
+                status.to_string().into_bytes(),
+                None,
+            )
+            .is_ok()
+        {
+            self.status_key = Some(key);
+            self.status_published = Some(Instant::now());
+        }
+    }
+}
+
+/// The parts of the status whose change is news.
+fn significant(status: &Value) -> String {
+    let processes: Vec<Value> = status["processes"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| json!([p["name"], p["state"], p["pid"], p["restarts"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!([
+        processes,
+        status["stream"]["state"],
+        status["detector"]["state"],
+        status["detector"]["model"],
+        status["desired"],
+    ])
+    .to_string()
+}
