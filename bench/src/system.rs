@@ -328,8 +328,12 @@ fn swaps(opts: &Options, models: &std::path::Path) -> Result<()> {
                 busy.push(ms / steady_ms);
             }
         }
-        // A running box has its spare loaded: the model change goes through it.
-        sys.o.wait_spare_ready(Duration::from_secs(60))?;
+        // A running box has its spare loaded (the model change goes through it) and its
+        // standby detector.
+        let spare =
+            sys.o.wait_spare_ready(Duration::from_secs(60))?["detector"]["spare_worker_pid"]
+                .clone();
+        let standby = sys.o.wait_standby_ready(Duration::from_secs(90))?["detector_standby"]["current"]["pid"].clone();
         let last_before = *steady_idx.last().context("no detection")?;
         let (rid, _) = op.send("set_model_size", json!({"size": size}))?;
         let (ack, acked_at) = rid_ack(&mut op, &rid)?;
@@ -341,6 +345,21 @@ fn swaps(opts: &Options, models: &std::path::Path) -> Result<()> {
         }
         let after = op.seen.len();
         op.wait_detections(after, 6, Duration::from_secs(30))?;
+        // Until both stand-ins hold the new model again (the spare, then the standby
+        // detector, each loading at niceness 19): their loads' effect counts too.
+        sys.o.wait_for(
+            "the spare and the standby reloaded",
+            Duration::from_secs(120),
+            |s| {
+                let (d, current) = (&s["detector"], &s["detector_standby"]["current"]);
+                d["spare_worker_ready"] == true
+                    && d["spare_worker_pid"] != spare
+                    && current["ready"] == true
+                    && current["pid"] != standby
+            },
+        )?;
+        let stand_ins_ms = acked_at.elapsed().as_secs_f64() * 1000.0;
+        op.pull(Duration::from_millis(100));
         let mut idx = vec![last_before];
         idx.extend(op.detections_from(last_before + 1));
         let gaps: Vec<(f64, usize)> = idx
@@ -376,6 +395,7 @@ fn swaps(opts: &Options, models: &std::path::Path) -> Result<()> {
             "ratio": report::round(gap / steady_ms),
             "loaded_by": ack["data"]["loaded_by"],
             "gap_ends_after_ack_ms": report::round(from_ack_ms),
+            "stand_ins_reloaded_after_ack_ms": report::round(stand_ins_ms),
             "inference_ms_of_gap_end": inference.map(report::round),
         }));
     }

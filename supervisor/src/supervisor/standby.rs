@@ -5,7 +5,8 @@
 //! it to take over (`Message::TakeOver`); the desired state is re-applied to it as to any
 //! started detector. A detector crash then costs one inference, not a process,
 //! interpreter, import and model start. A new standby follows once the detector has run
-//! for [`STANDBY_DELAY`].
+//! for [`STANDBY_DELAY`] and loads nothing itself (no model change, its spare loaded): one
+//! load at a time beside the worker serving frames.
 //!
 //! A standby started from other settings than the detector's now (a model change, a
 //! config reload) is dropped and replaced; one that is not loaded yet when the detector
@@ -23,8 +24,9 @@ use crate::events::{ConnId, Timer, after};
 use crate::lifecycle::State;
 use crate::spawn;
 
-/// How long the detector runs before a standby starts beside it (its first inferences,
-/// and its own spare worker's start, come first).
+/// How long the detector runs before a standby starts beside it, and how long after a
+/// standby was dropped for other settings the next one starts (the detector's first
+/// inferences, and its own spare worker's load, come first).
 pub const STANDBY_DELAY: Duration = Duration::from_secs(5);
 /// How often oriond checks that the standby matches the detector's settings.
 pub const STANDBY_CHECK: Duration = Duration::from_secs(1);
@@ -42,6 +44,15 @@ pub(super) struct Standby {
     launch: Vec<String>,
     /// It reported `standby`: its worker is loaded.
     ready_after: Option<Duration>,
+}
+
+/// The detector's report says no model is loading in it: no model change, and its spare
+/// (if it keeps one) loaded. A standby loads only then, one load at a time beside the
+/// worker serving frames (a model change drops the standby, and the detector's new spare
+/// loads first).
+fn loads_nothing(report: &Value) -> bool {
+    report["loading"].is_null()
+        && (report["spare_worker_pid"].is_null() || report["spare_worker_ready"] == true)
 }
 
 /// What oriond tells about its standby detector and the take-overs so far.
@@ -68,13 +79,15 @@ impl Supervisor {
         if let Some(s) = &self.standby {
             if Some(&s.launch) != self.detector_launch().as_ref() {
                 self.drop_standby("the detector's settings changed");
+                self.standby_record.not_before = Some(Instant::now() + STANDBY_DELAY);
             }
             return;
         }
         let settled = state == Some(State::Running)
-            && detector
-                .and_then(|c| c.started)
-                .is_some_and(|t| t.elapsed() >= STANDBY_DELAY);
+            && detector.is_some_and(|c| {
+                c.started.is_some_and(|t| t.elapsed() >= STANDBY_DELAY)
+                    && c.last_status.as_ref().is_some_and(loads_nothing)
+            });
         let allowed = self
             .standby_record
             .not_before
