@@ -14,7 +14,8 @@
 //!   from (target: at most 50 ms over it).
 //! - `system.model_swap_gap`: `set_model_size` m ↔ l (the real fall model under two letters,
 //!   ~160 ms an inference) with the worker about half busy (the rate set from the measured
-//!   inference time) → the largest gap between detection arrivals around it, in steady
+//!   inference time) → the largest gap between detection arrivals from before it until
+//!   the spare worker and the standby detector hold the new model again, in steady
 //!   intervals (the median gap before the swap).
 //! - `system.capture_kill_to_frame_ms`, `system.detector_kill_to_result_ms`,
 //!   `system.worker_kill_to_result_ms`: SIGKILL → the first detection of a frame captured
