@@ -91,9 +91,17 @@ fn connections_over_the_limit_are_closed_unread_and_descriptors_stay_bounded() {
         let mut rest = Vec::new();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0, "not closed");
+        let now = fds(o.pid());
         assert!(
-            fds(o.pid()) <= at_limit,
-            "a refused connection kept a descriptor"
+            now <= at_limit,
+            "a refused connection kept a descriptor: {now} > {at_limit}; {}",
+            std::fs::read_dir(format!("/proc/{}/fd", o.pid()))
+                .unwrap()
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|l| l.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
     drop(held);

@@ -13,17 +13,16 @@
 //! not running. How the last replacement went is in the status (`capture_handover`) and in
 //! the rate change's ack.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use nix::sys::signal::Signal;
 use orion_protocol::message::Message;
 use orion_protocol::{ProcessName, StreamState};
 use serde_json::{Value, json};
 
 use super::Supervisor;
-use crate::events::{ConnId, Timer, after};
+use super::understudy::Understudy;
+use crate::events::{Timer, after};
 use crate::lifecycle::State;
-use crate::spawn;
 
 /// How long a successor may take to hold its first frame (RTSP connect and a keyframe
 /// take 0.3–0.5 s here; a camera that is down never gets there).
@@ -31,10 +30,7 @@ pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A capture started in standby to replace the running one.
 pub(super) struct Successor {
-    pid: u32,
-    generation: u64,
-    conn: Option<ConnId>,
-    started: Instant,
+    pub(super) understudy: Understudy,
     /// It holds a frame (the old capture is being stopped).
     held_after: Option<Duration>,
     last_status: Option<Value>,
@@ -55,10 +51,7 @@ impl Supervisor {
             Ok(pid) => {
                 tracing::info!(pid, "capture successor started in standby");
                 self.successor = Some(Successor {
-                    pid,
-                    generation,
-                    conn: None,
-                    started: Instant::now(),
+                    understudy: Understudy::new(pid, generation),
                     held_after: None,
                     last_status: None,
                 });
@@ -106,30 +99,6 @@ impl Supervisor {
         self.generations
     }
 
-    /// `conn` says hello as the capture: it is the successor if its pid is the successor's.
-    pub(super) fn successor_pid_for(&self, conn: ConnId) -> Option<u32> {
-        let s = self.successor.as_ref().filter(|s| s.conn.is_none())?;
-        (self.peers.pid_of(conn) == Some(s.pid)).then_some(s.pid)
-    }
-
-    pub(super) fn successor_connected(&mut self, conn: ConnId) {
-        if let Some(s) = self.successor.as_mut() {
-            s.conn = Some(conn);
-        }
-    }
-
-    pub(super) fn is_successor(&self, conn: ConnId) -> bool {
-        self.successor
-            .as_ref()
-            .is_some_and(|s| s.conn == Some(conn))
-    }
-
-    pub(super) fn successor_closed(&mut self, conn: ConnId) {
-        if let Some(s) = self.successor.as_mut().filter(|s| s.conn == Some(conn)) {
-            s.conn = None;
-        }
-    }
-
     /// A report from the successor: once it holds a frame, the old capture goes.
     pub(super) fn successor_message(&mut self, m: Message) {
         let Message::CaptureStatus(status) = m else {
@@ -140,7 +109,7 @@ impl Supervisor {
         };
         s.last_status = serde_json::to_value(&status).ok();
         if status.state == StreamState::Standby && s.held_after.is_none() {
-            let held = s.started.elapsed();
+            let held = s.understudy.started.elapsed();
             s.held_after = Some(held);
             tracing::info!(
                 held_after_ms = held.as_millis() as u64,
@@ -156,14 +125,12 @@ impl Supervisor {
         if self
             .successor
             .as_ref()
-            .is_none_or(|s| s.generation != generation)
+            .is_none_or(|s| s.understudy.generation != generation)
         {
             return false;
         }
         if let Some(s) = self.successor.take() {
-            if let Some(conn) = s.conn {
-                self.peers.remove(conn);
-            }
+            s.understudy.disconnect(&mut self.peers);
             tracing::warn!(status, "capture successor exited before taking over");
             self.handover_done(json!({
                 "mode": "restart",
@@ -183,7 +150,7 @@ impl Supervisor {
         let waiting = self
             .successor
             .as_ref()
-            .is_some_and(|s| s.generation == generation && s.held_after.is_none());
+            .is_some_and(|s| s.understudy.generation == generation && s.held_after.is_none());
         if waiting {
             let why = format!(
                 "no frame from the camera in {} s; the capture restarts and reconnects",
@@ -198,11 +165,8 @@ impl Supervisor {
     /// SIGKILLs the successor (its exit, when reaped, is recognised and ignored).
     pub(super) fn drop_successor(&mut self, why: &str) {
         if let Some(s) = self.successor.take() {
-            tracing::info!(pid = s.pid, why, "capture successor dropped");
-            if let Some(conn) = s.conn {
-                self.peers.remove(conn);
-            }
-            spawn::signal(s.pid, Signal::SIGKILL);
+            tracing::info!(pid = s.understudy.pid, why, "capture successor dropped");
+            s.understudy.kill(&mut self.peers);
         }
     }
 
@@ -213,7 +177,7 @@ impl Supervisor {
         let ready = self
             .successor
             .as_ref()
-            .is_some_and(|s| s.held_after.is_some() && s.conn.is_some());
+            .is_some_and(|s| s.held_after.is_some() && s.understudy.conn.is_some());
         if !ready {
             self.drop_successor("the capture restarted before the successor held a frame");
             return false;
@@ -221,19 +185,13 @@ impl Supervisor {
         let Some(s) = self.successor.take() else {
             return false;
         };
-        let Some(child) = self.children.get_mut(&ProcessName::Capture) else {
-            return false;
-        };
-        child.generation = s.generation;
-        child.spawned(s.pid);
-        child.conn = s.conn;
-        child.last_status = s.last_status;
-        if let Some(conn) = s.conn {
-            self.peers.send(conn, &Message::TakeOver);
+        self.adopt(ProcessName::Capture, &s.understudy);
+        if let Some(child) = self.children.get_mut(&ProcessName::Capture) {
+            child.last_status = s.last_status;
         }
-        let switched = s.started.elapsed();
+        let switched = s.understudy.started.elapsed();
         tracing::info!(
-            pid = s.pid,
+            pid = s.understudy.pid,
             "capture successor adopted; taking the ring over"
         );
         self.handover_done(json!({
@@ -241,15 +199,6 @@ impl Supervisor {
             "held_after_ms": s.held_after.map(|d| d.as_millis() as u64),
             "switched_after_ms": switched.as_millis() as u64,
         }));
-        let timeout = Duration::from_secs_f64(self.config.supervisor.ready_timeout_s);
-        after(
-            &self.events,
-            timeout,
-            Timer::ReadyTimeout {
-                name: ProcessName::Capture,
-                generation: s.generation,
-            },
-        );
         true
     }
 

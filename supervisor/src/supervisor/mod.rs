@@ -11,7 +11,7 @@
 //! - [`handover`](self::handover): a capture replaced make-before-break (rate change,
 //!   reload);
 //! - [`standby`](self::standby): a loaded detector kept to take over when the detector
-//!   dies;
+//!   dies ([`understudy`](self::understudy): what it shares with the capture successor);
 //! - [`presence`](self::presence): room occupancy from the detections and the state;
 //! - [`snapshots`](self::snapshots): the newest frame drawn with the last boxes;
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
@@ -25,6 +25,7 @@ mod routing;
 mod snapshots;
 mod standby;
 mod status;
+mod understudy;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -192,29 +193,31 @@ impl Supervisor {
         };
         match frame {
             Frame::Request(cmd) => self.request(conn, cmd),
-            Frame::Message(m) if self.is_successor(conn) => self.successor_message(*m),
-            Frame::Message(m) if self.is_standby(conn) => self.standby_message(*m),
-            Frame::Message(m) => match *m {
-                Message::Hello { name, .. } => self.hello(conn, name),
-                m => match self.peers.child_of(conn) {
-                    Some(child) => self.child_message(child, m, body),
-                    None => self.routing_reject(
-                        conn,
-                        "say hello first (only oriond's children send messages)".into(),
-                    ),
-                },
+            Frame::Message(m) => match (self.understudy_on(conn), *m) {
+                (Some(ProcessName::Capture), m) => self.successor_message(m),
+                (Some(_), m) => self.standby_message(m),
+                (None, m) => self.message(conn, m, body),
+            },
+        }
+    }
+
+    /// A message on a connection that is not an understudy's: a hello, or a child's.
+    fn message(&mut self, conn: ConnId, m: Message, body: &[u8]) {
+        match m {
+            Message::Hello { name, .. } => self.hello(conn, name),
+            m => match self.peers.child_of(conn) {
+                Some(child) => self.child_message(child, m, body),
+                None => self.routing_reject(
+                    conn,
+                    "say hello first (only oriond's children send messages)".into(),
+                ),
             },
         }
     }
 
     fn hello(&mut self, conn: ConnId, name: ProcessName) {
-        let successor = (name == ProcessName::Capture)
-            .then(|| self.successor_pid_for(conn))
-            .flatten();
-        let standby = (name == ProcessName::Detector)
-            .then(|| self.standby_pid_for(conn))
-            .flatten();
-        let expected = successor.or(standby).or_else(|| {
+        let understudy = self.understudy_hello(name, conn);
+        let expected = understudy.or_else(|| {
             self.children
                 .get(&name)
                 .filter(|c| c.conn.is_none())
@@ -226,11 +229,8 @@ impl Supervisor {
             self.peers.remove(conn);
             return;
         }
-        if successor.is_some() {
-            return self.successor_connected(conn);
-        }
-        if standby.is_some() {
-            return self.standby_connected(conn);
+        if understudy.is_some() {
+            return self.understudy_connected(name, conn);
         }
         if let Some(c) = self.children.get_mut(&name) {
             c.conn = Some(conn);
@@ -266,8 +266,7 @@ impl Supervisor {
             tracing::warn!(conn, why, "bad message; closing the connection");
             self.routing_reject(conn, why);
         }
-        self.successor_closed(conn);
-        self.standby_closed(conn);
+        self.understudy_closed(conn);
         if let Some(name) = self.peers.remove(conn)
             && let Some(child) = self.children.get_mut(&name)
             && child.conn == Some(conn)

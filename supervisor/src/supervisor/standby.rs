@@ -14,15 +14,13 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use orion_protocol::message::Message;
 use orion_protocol::{DetectorState, ProcessName};
 use serde_json::{Value, json};
 
 use super::Supervisor;
-use crate::events::{ConnId, Timer, after};
+use super::understudy::Understudy;
 use crate::lifecycle::State;
-use crate::spawn;
 
 /// How long the detector runs before a standby starts beside it, and how long after a
 /// standby was dropped for other settings the next one starts (the detector's first
@@ -35,10 +33,7 @@ const STANDBY_RETRY: Duration = Duration::from_secs(10);
 
 /// A detector started with `--standby`.
 pub(super) struct Standby {
-    pid: u32,
-    generation: u64,
-    conn: Option<ConnId>,
-    started: Instant,
+    pub(super) understudy: Understudy,
     /// What it was started with (`crate::spec::detector_identity`): adopted only if a
     /// detector would be started with the same now.
     launch: Vec<String>,
@@ -112,10 +107,7 @@ impl Supervisor {
             Ok(pid) => {
                 tracing::info!(pid, "standby detector started");
                 self.standby = Some(Standby {
-                    pid,
-                    generation,
-                    conn: None,
-                    started: Instant::now(),
+                    understudy: Understudy::new(pid, generation),
                     launch,
                     ready_after: None,
                 });
@@ -129,28 +121,6 @@ impl Supervisor {
         }
     }
 
-    /// `conn` says hello as the detector: it is the standby if its pid is the standby's.
-    pub(super) fn standby_pid_for(&self, conn: ConnId) -> Option<u32> {
-        let s = self.standby.as_ref().filter(|s| s.conn.is_none())?;
-        (self.peers.pid_of(conn) == Some(s.pid)).then_some(s.pid)
-    }
-
-    pub(super) fn standby_connected(&mut self, conn: ConnId) {
-        if let Some(s) = self.standby.as_mut() {
-            s.conn = Some(conn);
-        }
-    }
-
-    pub(super) fn is_standby(&self, conn: ConnId) -> bool {
-        self.standby.as_ref().is_some_and(|s| s.conn == Some(conn))
-    }
-
-    pub(super) fn standby_closed(&mut self, conn: ConnId) {
-        if let Some(s) = self.standby.as_mut().filter(|s| s.conn == Some(conn)) {
-            s.conn = None;
-        }
-    }
-
     /// A report from the standby: `standby` means its worker is loaded.
     pub(super) fn standby_message(&mut self, m: Message) {
         let Message::DetectorStatus(status) = m else {
@@ -160,10 +130,10 @@ impl Supervisor {
             && status.state == DetectorState::Standby
             && s.ready_after.is_none()
         {
-            let after = s.started.elapsed();
+            let after = s.understudy.started.elapsed();
             s.ready_after = Some(after);
             tracing::info!(
-                pid = s.pid,
+                pid = s.understudy.pid,
                 ready_after_ms = after.as_millis() as u64,
                 "standby detector loaded"
             );
@@ -177,15 +147,13 @@ impl Supervisor {
         if self
             .standby
             .as_ref()
-            .is_none_or(|s| s.generation != generation)
+            .is_none_or(|s| s.understudy.generation != generation)
         {
             return false;
         }
         if let Some(s) = self.standby.take() {
-            if let Some(conn) = s.conn {
-                self.peers.remove(conn);
-            }
-            tracing::warn!(pid = s.pid, status, "standby detector exited");
+            s.understudy.disconnect(&mut self.peers);
+            tracing::warn!(pid = s.understudy.pid, status, "standby detector exited");
             self.standby_record.last_dropped = Some(format!("it exited ({status})"));
             self.standby_record.not_before = Some(Instant::now() + STANDBY_RETRY);
             self.push_status();
@@ -196,11 +164,8 @@ impl Supervisor {
     /// SIGKILLs the standby (its exit, when reaped, is recognised and ignored).
     pub(super) fn drop_standby(&mut self, why: &str) {
         if let Some(s) = self.standby.take() {
-            tracing::info!(pid = s.pid, why, "standby detector dropped");
-            if let Some(conn) = s.conn {
-                self.peers.remove(conn);
-            }
-            spawn::signal(s.pid, Signal::SIGKILL);
+            tracing::info!(pid = s.understudy.pid, why, "standby detector dropped");
+            s.understudy.kill(&mut self.peers);
             self.standby_record.last_dropped = Some(why.to_string());
             self.push_status();
         }
@@ -212,7 +177,7 @@ impl Supervisor {
     pub(super) fn adopt_standby(&mut self) -> bool {
         let current = self.detector_launch();
         let adoptable = self.standby.as_ref().map(|s| {
-            if s.ready_after.is_none() || s.conn.is_none() {
+            if s.ready_after.is_none() || s.understudy.conn.is_none() {
                 Err("the detector restarted before the standby was loaded")
             } else if Some(&s.launch) != current.as_ref() {
                 Err("the detector's settings changed")
@@ -228,29 +193,14 @@ impl Supervisor {
             }
             Some(Ok(())) => {}
         }
-        let (Some(s), Some(child)) = (
-            self.standby.take(),
-            self.children.get_mut(&ProcessName::Detector),
-        ) else {
+        let Some(s) = self.standby.take() else {
             return false;
         };
-        child.generation = s.generation;
-        child.spawned(s.pid);
-        child.conn = s.conn;
-        child.last_status = None;
-        if let Some(conn) = s.conn {
-            self.peers.send(conn, &Message::TakeOver);
-        }
+        self.adopt(ProcessName::Detector, &s.understudy);
         self.standby_record.takeovers += 1;
-        tracing::info!(pid = s.pid, "standby detector adopted; taking over");
-        let timeout = Duration::from_secs_f64(self.config.supervisor.ready_timeout_s);
-        after(
-            &self.events,
-            timeout,
-            Timer::ReadyTimeout {
-                name: ProcessName::Detector,
-                generation: s.generation,
-            },
+        tracing::info!(
+            pid = s.understudy.pid,
+            "standby detector adopted; taking over"
         );
         true
     }
@@ -259,10 +209,10 @@ impl Supervisor {
     pub(super) fn standby_status(&self) -> Value {
         let current = self.standby.as_ref().map(|s| {
             json!({
-                "pid": s.pid,
+                "pid": s.understudy.pid,
                 "ready": s.ready_after.is_some(),
                 "ready_after_ms": s.ready_after.map(|d| d.as_millis() as u64),
-                "age_s": s.started.elapsed().as_secs_f64(),
+                "age_s": s.understudy.started.elapsed().as_secs_f64(),
             })
         });
         json!({
