@@ -6,7 +6,9 @@
 # needed) on the sample footage with the real model and a local mosquitto → detections on
 # MQTT → ownership and modes → stop → remove → purge → nothing the package made is left.
 #
-# Leaves the machine as it found it (the package purged), also on failure.
+# Leaves the machine as it found it (the package purged), also on failure. Refuses to run
+# where an orion package it did not install is present (installed, or removed with its
+# conffiles kept): purging it would take an operator's Orion and its config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -16,7 +18,7 @@ export PATH="/var/cache/orion/cargo-tools/bin:$PATH"
 CACHE="${ORION_CACHE:-/var/cache/orion}"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 INSTANCE=pkgtest
-WORK=/srv/orion-pkgtest
+WORK=""
 CONF=/etc/orion/$INSTANCE.toml
 ORIOND_PID=""
 BROKER_PID=""
@@ -24,15 +26,28 @@ BROKER_PID=""
 say() { echo "test-package: $*"; }
 fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
 
+# Before the cleanup trap, which purges: nothing here is ours yet.
+present=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' orion 2>/dev/null || true)
+case "$present" in
+  ""|un*) ;;
+  *) echo "test-package: refusing to run: an orion package is on this machine ($present)." >&2
+     echo "test-package: this test installs and purges orion, which would remove it and its /etc/orion." >&2
+     echo "test-package: run it on a machine without Orion, or skip it: ORION_PACKAGE_TEST=0 ./scripts/test.sh" >&2
+     exit 3 ;;
+esac
+[ ! -e "$CONF" ] || { echo "test-package: refusing to run: $CONF exists and is not this test's" >&2; exit 3; }
+
 cleanup() {
   set +e
   [ -n "$ORIOND_PID" ] && kill -TERM "$ORIOND_PID" 2>/dev/null && wait "$ORIOND_PID" 2>/dev/null
   [ -n "$BROKER_PID" ] && kill -TERM "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
   rm -f "$CONF"
   dpkg -P orion >/dev/null 2>&1
-  rm -rf "$WORK"
+  [ -n "$WORK" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Private until the test opens it to user orion (below).
+WORK=$(mktemp -d /srv/orion-pkgtest.XXXXXX)
 
 # ---- build and lint --------------------------------------------------------------------
 say "build"
@@ -59,9 +74,9 @@ done
 say "systemd-analyze verify"
 systemd-analyze verify /usr/lib/systemd/system/oriond.service
 # A template verifies through an instance name.
-cp /usr/lib/systemd/system/oriond@.service "/tmp/oriond@$INSTANCE.service"
-systemd-analyze verify "/tmp/oriond@$INSTANCE.service"
-rm -f "/tmp/oriond@$INSTANCE.service"
+cp /usr/lib/systemd/system/oriond@.service "$WORK/oriond@$INSTANCE.service"
+systemd-analyze verify "$WORK/oriond@$INSTANCE.service"
+rm -f "$WORK/oriond@$INSTANCE.service"
 for unit in oriond.service oriond@.service; do
   score=$(systemd-analyze security --offline=true "/usr/lib/systemd/system/$unit" 2>/dev/null \
     | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
@@ -78,7 +93,8 @@ grep -q "# edited by the operator" /etc/orion/orion.toml || fail "the upgrade ov
 say "upgrade kept the edited /etc/orion/orion.toml"
 
 # ---- a test instance: footage, real model, local broker --------------------------------
-install -d -m 0755 "$WORK" "$WORK/models"
+chmod 0755 "$WORK"   # user orion reads the footage and models
+install -d -m 0755 "$WORK/models"
 cp "$REPO/fixtures/footage/sample.mp4" "$WORK/"
 cp "$REPO"/fixtures/models/real/yolo11n_yolov3-tiny_*.onnx "$WORK/models/"
 chmod -R a+rX "$WORK"

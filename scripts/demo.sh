@@ -28,8 +28,8 @@ echo "== build (release; the first build on a fresh machine takes a few minutes)
 cargo build --release -p orion-supervisor -p orion-capture -p orion-detector-bridge -p orion-control -p orion-snapshot -p orion-tests
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
-RUN=/tmp/orion-demo
-rm -rf "$RUN" && mkdir -p "$RUN"
+# Private (0700) and new each run: no other local user can have made it first.
+RUN=$(mktemp -d -t orion-demo.XXXXXX)
 sed -e "s|\.\./|$REPO/|g" \
     -e "s|rtsp://127.0.0.1:8554/demo|rtsp://127.0.0.1:$RTSP_PORT/demo|" \
     -e "s|^port = 1883|port = $MQTT_PORT|" \

@@ -30,12 +30,9 @@ else
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The Debian package enables a system-wide mosquitto on port 1883; tests start their
-  # own broker on a free port, so the system one is neither needed nor wanted.
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-    $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
-  fi
 fi
+# A system mosquitto (the Debian package enables one on port 1883) is left as it is: the
+# tests and the demo start their own brokers on their own ports, and stop only those.
 
 # Cargo tools, pinned, kept where the machine keeps its caches (scripts put this on PATH).
 TOOLS="${ORION_CACHE:-/var/cache/orion}/cargo-tools"

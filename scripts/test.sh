@@ -20,6 +20,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test: cargo-nextest is missing; run scripts/install-deps.sh" >&2
   exit 1
 fi
+# A test build leaves out binaries of packages without tests (orion-snapshot): build them
+# all, so the tests pass from an empty target directory too.
+echo "== cargo build --workspace --bins"
+cargo build --workspace --bins --quiet
 echo "== cargo nextest run (fuzzing: ORION_FUZZ_CASES inputs per property, default 2000)"
 cargo nextest run --workspace --no-fail-fast
 # Crash-isolation soak: random SIGKILLs of every child, commands at 5/s, camera restarts.

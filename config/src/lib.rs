@@ -28,7 +28,7 @@ pub const DEFAULT_PATH: &str = "/etc/orion/orion.toml";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Names the ring, tensors, socket and every MQTT topic: `^[a-z0-9-]{1,64}$`.
+    /// Names the ring, tensors, socket and every MQTT topic: `^[A-Za-z0-9_-]{1,64}$`.
     #[serde(default = "defaults::instance_id")]
     pub instance_id: InstanceId,
     #[serde(default)]

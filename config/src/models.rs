@@ -2,9 +2,11 @@
 //! place the detector (which loads them) and oriond and orion-setup (which check for them
 //! before anything starts) look:
 //!
-//! - 640 input: `yolo11{size}.onnx` if present, else the first (sorted by name)
-//!   `yolo11{size}_*_640.onnx`;
-//! - 320 input (optional): the first (sorted) `yolo11{size}_*_320.onnx`.
+//! - 640 input: `yolo11{size}.onnx`, else `yolo11{size}_640.onnx` (the seed's and
+//!   `models/download_models.sh`'s name), else the first (sorted by name)
+//!   `yolo11{size}_*_640.onnx` (e.g. `yolo11m_fp32_640.onnx`);
+//! - 320 input (optional): `yolo11{size}_320.onnx`, else the first (sorted)
+//!   `yolo11{size}_*_320.onnx`.
 //!
 //! The worker checks that each file's input really is 640 or 320 when it loads it.
 
@@ -27,7 +29,7 @@ pub enum DiscoveryError {
         source: std::io::Error,
     },
     #[error(
-        "no 640 model for size {size} in {dir} (looked for yolo11{size}.onnx and yolo11{size}_*_640.onnx)"
+        "no 640 model for size {size} in {dir} (looked for yolo11{size}.onnx, yolo11{size}_640.onnx and yolo11{size}_*_640.onnx)"
     )]
     Missing { size: ModelSize, dir: PathBuf },
 }
@@ -43,27 +45,33 @@ pub fn discover(dir: &Path, size: ModelSize) -> Result<ModelFiles, DiscoveryErro
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     names.sort();
-    let plain = format!("yolo11{size}.onnx");
+    let exact = |name: String| names.contains(&name).then_some(name);
     let variant = |imgsz: u32| {
         let (prefix, suffix) = (format!("yolo11{size}_"), format!("_{imgsz}.onnx"));
-        names.iter().find(|n| {
-            n.len() > prefix.len() + suffix.len() && n.starts_with(&prefix) && n.ends_with(&suffix)
-        })
+        names
+            .iter()
+            .find(|n| {
+                n.len() > prefix.len() + suffix.len()
+                    && n.starts_with(&prefix)
+                    && n.ends_with(&suffix)
+            })
+            .cloned()
     };
-    let path_640 = if names.contains(&plain) {
-        Some(&plain)
-    } else {
-        variant(640)
-    }
-    .map(|n| dir.join(n))
-    .ok_or_else(|| DiscoveryError::Missing {
-        size,
-        dir: dir.to_owned(),
-    })?;
+    let path_640 = exact(format!("yolo11{size}.onnx"))
+        .or_else(|| exact(format!("yolo11{size}_640.onnx")))
+        .or_else(|| variant(640))
+        .map(|n| dir.join(n))
+        .ok_or_else(|| DiscoveryError::Missing {
+            size,
+            dir: dir.to_owned(),
+        })?;
+    let path_320 = exact(format!("yolo11{size}_320.onnx"))
+        .or_else(|| variant(320))
+        .map(|n| dir.join(n));
     Ok(ModelFiles {
         size,
         path_640,
-        path_320: variant(320).map(|n| dir.join(n)),
+        path_320,
     })
 }
 
@@ -104,6 +112,26 @@ mod tests {
             err.contains("yolo11x.onnx") && err.contains("yolo11x_*_640.onnx"),
             "{err}"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_seeds_names_are_found() {
+        let dir = dir_with(&[
+            "yolo11m_640.onnx",
+            "yolo11m_320.onnx",
+            "yolo11m_fp32_640.onnx",
+            "yolo11l_fp32_640.onnx",
+            "yolo11l_fp32_320.onnx",
+        ]);
+        let m = discover(&dir, ModelSize::M).unwrap();
+        assert_eq!(m.path_640, dir.join("yolo11m_640.onnx"));
+        assert_eq!(m.path_320, Some(dir.join("yolo11m_320.onnx")));
+        let l = discover(&dir, ModelSize::L).unwrap();
+        assert_eq!(l.path_640, dir.join("yolo11l_fp32_640.onnx"));
+        assert_eq!(l.path_320, Some(dir.join("yolo11l_fp32_320.onnx")));
+        let err = discover(&dir, ModelSize::N).unwrap_err().to_string();
+        assert!(err.contains("yolo11n_640.onnx"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -66,7 +66,7 @@ fn errors_name_the_key_and_the_range() {
     assert!(e.starts_with("supervisor.startretries"), "{e}");
     let e = err(&format!("instance_id = \"Room 1\"\n{MINIMAL}"));
     assert!(
-        e.starts_with("instance_id") && e.contains("a-z, 0-9 and -"),
+        e.starts_with("instance_id") && e.contains("A-Z, a-z, 0-9, _ and -"),
         "{e}"
     );
     let e = err("[camera]\nsource = \"http://x\"\n");

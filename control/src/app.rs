@@ -348,6 +348,7 @@ impl App {
         let mut body = json!({
             "command_ack": origin.command,
             "status": status,
+            "instance_id": self.config.instance_id,
             "request_id": origin.request_id,
             "data": data,
             "error": error,

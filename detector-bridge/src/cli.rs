@@ -31,12 +31,12 @@ pub struct Args {
     /// Frame ring to read as an inherited descriptor (how oriond runs the detector)
     #[arg(long)]
     pub ring_fd: Option<i32>,
-    /// Instance id ([a-z0-9-]+): labels the tensor buffer and goes into every message
+    /// Instance id ([A-Za-z0-9_-]+): labels the tensor buffer and goes into every message
     #[arg(long)]
     pub instance_id: String,
     #[arg(long, default_value = "")]
     pub room_id: String,
-    /// Directory with yolo11{size}.onnx / yolo11{size}_*_{640,320}.onnx
+    /// Directory with yolo11{size}.onnx / yolo11{size}_{640,320}.onnx / yolo11{size}_*_{640,320}.onnx
     #[arg(long)]
     pub model_dir: PathBuf,
     /// Initial model size: n, s, m, l or x

@@ -7,13 +7,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// An instance id: 1..=64 of `a-z`, `0-9`, `-`. It names everything of one room.
+/// An instance id: 1..=64 of `A-Z`, `a-z`, `0-9`, `_`, `-` (the seed's `node_001` among
+/// them). It names everything of one room, so it may hold only what every one of those
+/// names accepts as it is: an MQTT topic level and client id, a systemd instance name
+/// (`oriond@ID`) without escaping, a file name, a Home Assistant node id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct InstanceId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 1..={max} characters of a-z, 0-9 and -, got {got:?}", max = InstanceId::MAX_LEN)]
+#[error(
+    "must be 1..={max} characters of A-Z, a-z, 0-9, _ and - (what MQTT topics, systemd instance names, file names and Home Assistant ids all accept), got {got:?}",
+    max = InstanceId::MAX_LEN
+)]
 pub struct InstanceIdError {
     got: String,
 }
@@ -26,7 +32,7 @@ impl InstanceId {
             && id.len() <= Self::MAX_LEN
             && id
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(Self(id.to_owned()))
         } else {
@@ -111,9 +117,22 @@ mod tests {
             Path::new("/run/orion/oriond-room-2.sock")
         );
         assert_eq!(id.mqtt_client_id(), "orion-room-2");
-        for bad in ["", "Room", "a b", "a/b", &"a".repeat(65)] {
+        for good in ["node_001", "Room-2", "a", &"Z".repeat(64)] {
+            assert_eq!(InstanceId::new(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "a+b",
+            "a#b",
+            "a.b",
+            "a:b",
+            "é",
+            &"a".repeat(65),
+        ] {
             let e = InstanceId::new(bad).unwrap_err().to_string();
-            assert!(e.contains("a-z, 0-9 and -"), "{bad}: {e}");
+            assert!(e.contains("A-Z, a-z, 0-9, _ and -"), "{bad}: {e}");
         }
         assert!(serde_json::from_str::<InstanceId>("\"../x\"").is_err());
     }

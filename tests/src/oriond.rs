@@ -300,10 +300,7 @@ impl Drop for Oriond {
 /// (in `[detector]`, which they continue), then `[supervisor]` with the instance's own
 /// socket and state directories in `dir`, the workspace's binaries, short timings.
 pub fn runtime_sections(dir: &Path) -> Result<String> {
-    let bin_dir = bins::locate("orion-capture")?
-        .parent()
-        .context("binary dir")?
-        .to_path_buf();
+    let bin_dir = bins::oriond_bin_dir()?;
     Ok(format!(
         r#"python = "{python}"
 worker_dir = "{worker}"

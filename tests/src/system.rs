@@ -38,6 +38,8 @@ pub struct Spec {
     pub extra: String,
     /// Model directory (default: fixtures/models/real).
     pub models: Option<PathBuf>,
+    /// Instance id (default: a unique one per system).
+    pub instance: Option<String>,
 }
 
 impl Default for Spec {
@@ -48,6 +50,7 @@ impl Default for Spec {
             size: 'n',
             extra: String::new(),
             models: None,
+            instance: None,
         }
     }
 }
@@ -133,7 +136,8 @@ impl System {
             }
             Broker::Embedded => (None, free_port()?),
         };
-        let (instance, dir) = Oriond::scratch()?;
+        let (scratch_instance, dir) = Oriond::scratch()?;
+        let instance = spec.instance.clone().unwrap_or(scratch_instance);
         let text = config(&spec, &instance, &dir, &camera.url, mqtt_port)?;
         let o = Oriond::start_with(instance, dir, &text)?;
         o.wait_all_running(START_TIMEOUT)?;

@@ -420,13 +420,12 @@ impl Bridge {
             return io::ack(&cmd, result);
         }
         let result = match action {
-            Action::Pause => {
-                self.paused = true;
-                Ok(json!({"paused": true}))
-            }
-            Action::Resume => {
-                self.paused = false;
-                Ok(json!({"paused": false}))
+            // A repeat is harmless; `changed` lets a client tell "already paused".
+            Action::Pause | Action::Resume => {
+                let paused = action == Action::Pause;
+                let changed = self.paused != paused;
+                self.paused = paused;
+                Ok(json!({"paused": paused, "changed": changed}))
             }
             Action::GetStatus => {
                 serde_json::to_value(self.status()).map_err(|e| AckError::from(e.to_string()))

@@ -302,11 +302,12 @@ impl Supervisor {
         }
         let state = self.state_of(name).map_or("not managed", State::as_str);
         if deferrable(&action) && self.children.contains_key(&name) {
+            let changed = self.desired.clone().apply(&action);
             self.answer(
                 &reply,
-                Ok(json!({"deferred": true, "detector": state, "note": "applied when the detector is RUNNING again"})),
+                Ok(json!({"deferred": true, "changed": changed, "detector": state, "note": "applied when the detector is RUNNING again"})),
             );
-            if self.desired.apply(&action) {
+            if changed && self.desired.apply(&action) {
                 self.persist();
                 self.push_status();
             }

@@ -150,14 +150,7 @@ fn socket_path(cli: &Cli) -> Result<PathBuf> {
 /// The socket of instance `name`: from its config `/etc/orion/NAME.toml` (the template unit
 /// `oriond@NAME` reads that file), else the default socket directory.
 fn instance_socket(name: &str) -> Result<PathBuf> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !valid {
-        bail!("--instance must be 1..=64 characters of a-z, 0-9 and -, got {name:?}");
-    }
+    let id = orion_protocol::InstanceId::new(name).map_err(|e| anyhow!("--instance {e}"))?;
     let dir = Path::new(orion_config::DEFAULT_PATH)
         .parent()
         .unwrap_or(Path::new("/etc/orion"));
@@ -167,9 +160,7 @@ fn instance_socket(name: &str) -> Result<PathBuf> {
             .with_context(|| format!("finding instance {name}'s socket"))?;
         return Ok(c.socket_path());
     }
-    Ok(orion_config::Supervisor::default()
-        .socket_dir
-        .join(format!("oriond-{name}.sock")))
+    Ok(id.socket_path(&orion_config::Supervisor::default().socket_dir))
 }
 
 struct Client {
