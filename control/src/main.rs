@@ -14,6 +14,8 @@ mod app;
 mod discovery;
 mod mqtt;
 mod oriond;
+#[cfg(test)]
+mod reference_doc;
 mod topics;
 
 /// Orion's MQTT client; oriond starts it.

@@ -169,7 +169,11 @@ fn the_seeds_hot_reload_script_is_acked_and_applied_on_node_001() {
     // `orion_config::models`' unit test).
     let detector = &status["detector"];
     assert_eq!(detector["model"], "m", "{detector}");
-    assert_eq!(detector["sizes_loaded"], serde_json::json!([320, 640]), "{detector}");
+    assert_eq!(
+        detector["sizes_loaded"],
+        serde_json::json!([320, 640]),
+        "{detector}"
+    );
 
     drop(sys);
     std::fs::remove_dir_all(&models).unwrap();

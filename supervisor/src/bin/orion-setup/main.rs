@@ -4,8 +4,10 @@
 //!    `detector.python` names (e.g. /var/lib/orion/venv/bin/python3) with the worker's
 //!    pinned requirements, from the package index or, on an offline device, from a
 //!    directory of wheels (`--wheels DIR`);
-//! 2. the models: which sizes have a 640 and a 320 model in `detector.model_dir`, and the
-//!    file names the configured size still needs;
+//! 2. the models: with `--models-from DIR`, the `.onnx` files there checked as the worker
+//!    will load them and installed under the names discovery finds (`models_from.rs`);
+//!    then which sizes have a 640 and a 320 model in `detector.model_dir`, and the file
+//!    names the configured size still needs;
 //! 3. `oriond --check-config` on the same config.
 //!
 //! Exit 0 when everything is ready, 1 when something is missing (each reported), 2 on a
@@ -20,6 +22,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use orion_config::Config;
 use orion_protocol::ModelSize;
+
+mod models_from;
 
 #[derive(Parser, Debug)]
 #[command(name = "orion-setup", version, about = "Prepare this box for oriond")]
@@ -39,6 +43,10 @@ struct Args {
     /// Leave the venv alone (only check it)
     #[arg(long)]
     no_venv: bool,
+    /// Check the .onnx files in this directory and install them into detector.model_dir
+    /// (as yolo11{size}_{640,320}.onnx)
+    #[arg(long, value_name = "DIR")]
+    models_from: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -51,8 +59,13 @@ fn main() -> ExitCode {
         }
     };
     let mut missing = 0;
-    let steps: [(&str, &dyn Fn() -> Result<String>); 3] = [
+    let install = |from: &Path| models_from::install(from, &config, &worker_dir(&config)?);
+    let steps: [(&str, &dyn Fn() -> Result<String>); 4] = [
         ("python", &|| venv(&args, &config)),
+        ("install", &|| match &args.models_from {
+            Some(from) => install(from),
+            None => Ok("nothing to install (--models-from DIR installs models)".into()),
+        }),
         ("models", &|| models(&config)),
         ("config", &|| check_config(&args.config)),
     ];
@@ -106,20 +119,24 @@ fn imports_ok(python: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn requirements(args: &Args, config: &Config) -> Result<PathBuf> {
-    if let Some(r) = &args.requirements {
-        return Ok(r.clone());
-    }
-    let worker = match &config.detector.worker_dir {
-        Some(dir) => dir.clone(),
+/// The directory holding the `orion_worker` package: the config's, else the installed one.
+fn worker_dir(config: &Config) -> Result<PathBuf> {
+    match &config.detector.worker_dir {
+        Some(dir) => Ok(dir.clone()),
         None => {
             let exe = std::env::current_exe().context("locate orion-setup")?;
             exe.parent()
                 .map(|bin| bin.join("../lib/orion/python"))
-                .context("orion-setup has no directory")?
+                .context("orion-setup has no directory")
         }
-    };
-    let file = worker.join("requirements.txt");
+    }
+}
+
+fn requirements(args: &Args, config: &Config) -> Result<PathBuf> {
+    if let Some(r) = &args.requirements {
+        return Ok(r.clone());
+    }
+    let file = worker_dir(config)?.join("requirements.txt");
     if !file.is_file() {
         bail!("{} not found; pass --requirements FILE", file.display());
     }
@@ -179,7 +196,7 @@ fn models(config: &Config) -> Result<String> {
     let dir = &config.detector.model_dir;
     if !dir.is_dir() {
         bail!(
-            "detector.model_dir {} does not exist; create it and put yolo11{}.onnx there (models/download_models.sh exports them)",
+            "detector.model_dir {} does not exist; install models there with `orion-setup --models-from DIR` (models/download_models.sh exports yolo11{}_640.onnx and the others)",
             dir.display(),
             config.detector.size
         );
@@ -205,7 +222,7 @@ fn models(config: &Config) -> Result<String> {
     let size = config.detector.size;
     if orion_config::models::discover(dir, size).is_err() {
         bail!(
-            "the configured size {size} needs {}/yolo11{size}.onnx (or yolo11{size}_NAME_640.onnx; a yolo11{size}_NAME_320.onnx is used for small regions); found {}",
+            "the configured size {size} needs {}/yolo11{size}_640.onnx (or yolo11{size}.onnx, yolo11{size}_NAME_640.onnx; a yolo11{size}_320.onnx is used for small regions; `orion-setup --models-from DIR` installs exports of models/download_models.sh); found {}",
             dir.display(),
             table.join("; ")
         );
