@@ -10,7 +10,8 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0 python3-gi
   mosquitto mosquitto-clients
-  openssl   # certificates for the MQTT TLS test
+  openssl   # certificates for the MQTT and the rtsps:// camera TLS tests
+  glib-networking   # GIO's TLS backend: rtsps:// cameras (a dependency of the package too)
   fonts-dejavu-core   # the snapshot's caption (a dependency of the package too)
   # The package test (packaging/test-package.sh): its dependencies, lintian, systemd-analyze.
   lintian python3-venv adduser systemd util-linux

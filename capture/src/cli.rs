@@ -50,6 +50,10 @@ pub struct Args {
     stall_timeout_s: f64,
     #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
     rtsp_transport: RtspTransport,
+    /// PEM CA certificates an rtsps:// camera's certificate must chain to (a self-signed
+    /// camera: its own certificate); default: the system's CAs
+    #[arg(long, value_name = "PEM")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Milliseconds between periodic status lines
     #[arg(long, default_value_t = 1000)]
     status_interval_ms: u64,
@@ -85,7 +89,12 @@ fn validate(args: &Args) -> Result<Config> {
     }
     Ok(Config {
         ring: RingArg::new(args.ring.as_deref(), args.ring_fd)?,
-        source: Source::parse(&args.source, args.rtsp_transport)?,
+        source: match &args.tls_ca {
+            Some(ca) => {
+                Source::parse(&args.source, args.rtsp_transport)?.with_tls_ca(ca.clone())?
+            }
+            None => Source::parse(&args.source, args.rtsp_transport)?,
+        },
         settings: StreamSettings {
             size: FrameSize::new(args.width, args.height)?,
             rate: RateHz::new(args.rate_hz)?,

@@ -7,6 +7,7 @@
 //! `videorate` comes first so that frames beyond the requested rate are dropped before they
 //! cost a conversion; it only drops (a slow camera is not padded with duplicates).
 
+use gio::prelude::*;
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -68,12 +69,18 @@ pub fn build(source: &Source, settings: StreamSettings) -> Result<Built, glib::B
             user,
             password,
             transport,
+            tls_ca,
         } => {
             let decode = uri_decoder(location.as_str())?;
-            let (user, password, transport) = (user.clone(), password.clone(), *transport);
+            let rtsp = RtspSettings {
+                user: user.clone(),
+                password: password.clone(),
+                transport: *transport,
+                tls_ca: tls_ca.clone(),
+            };
             decode.connect("source-setup", false, move |args| {
                 if let Some(Ok(src)) = args.get(1).map(|v| v.get::<gst::Element>()) {
-                    configure_rtspsrc(&src, user.as_deref(), password.as_deref(), transport);
+                    rtsp.configure(&src);
                 }
                 None
             });
@@ -143,28 +150,43 @@ fn connect_decoded_video(decode: &gst::Element, next: &gst::Element) {
     });
 }
 
-/// Low latency, chosen transport, credentials as properties (never in the location).
-fn configure_rtspsrc(
-    src: &gst::Element,
-    user: Option<&str>,
-    password: Option<&str>,
+/// What `rtspsrc` is told: low latency, the chosen transport, credentials as properties
+/// (never in the location), and for `rtsps://` the CAs to trust.
+struct RtspSettings {
+    user: Option<String>,
+    password: Option<String>,
     transport: RtspTransport,
-) {
-    if src.find_property("latency").is_none() {
-        return; // not rtspsrc (uridecodebin may be handed another source)
-    }
-    src.set_property("latency", 0u32);
-    src.set_property_from_str(
-        "protocols",
-        match transport {
-            RtspTransport::Tcp => "tcp",
-            RtspTransport::Udp => "udp",
-        },
-    );
-    if let Some(user) = user {
-        src.set_property("user-id", user);
-    }
-    if let Some(password) = password {
-        src.set_property("user-pw", password);
+    /// Read when rtspsrc is set up (the sandbox lets the capture read that one file; it
+    /// was checked to hold a certificate at start).
+    tls_ca: Option<std::path::PathBuf>,
+}
+
+impl RtspSettings {
+    fn configure(&self, src: &gst::Element) {
+        if src.find_property("latency").is_none() {
+            return; // not rtspsrc (uridecodebin may be handed another source)
+        }
+        src.set_property("latency", 0u32);
+        src.set_property_from_str(
+            "protocols",
+            match self.transport {
+                RtspTransport::Tcp => "tcp",
+                RtspTransport::Udp => "udp",
+            },
+        );
+        if let Some(user) = &self.user {
+            src.set_property("user-id", user);
+        }
+        if let Some(password) = &self.password {
+            src.set_property("user-pw", password);
+        }
+        if let Some(ca) = &self.tls_ca {
+            match gio::TlsFileDatabase::new(ca) {
+                Ok(db) => src.set_property("tls-database", db.upcast::<gio::TlsDatabase>()),
+                // The camera's certificate is then checked against the system's CAs and
+                // the connection fails with a TLS error in the status.
+                Err(err) => tracing::warn!(%err, path = %ca.display(), "tls_ca unreadable"),
+            }
+        }
     }
 }

@@ -85,7 +85,10 @@ impl Policy {
         // The process's own /proc entry (its threads, limits, maps); never other processes'.
         p.read_dirs.push("/proc/self".into());
         match source {
-            Source::Rtsp { location, .. } => {
+            Source::Rtsp {
+                location, tls_ca, ..
+            } => {
+                p.read_files.extend(tls_ca.iter().cloned());
                 let default = if location.scheme() == "rtsps" {
                     322
                 } else {

@@ -20,6 +20,8 @@ pub enum SourceError {
     Scheme(String),
     #[error("camera source {uri}: {reason}")]
     Invalid { uri: String, reason: String },
+    #[error("tls_ca: {0}")]
+    TlsCa(String),
 }
 
 /// How RTSP media travels.
@@ -40,6 +42,9 @@ pub enum Source {
         user: Option<String>,
         password: Option<String>,
         transport: RtspTransport,
+        /// PEM CA certificates an `rtsps://` camera's certificate must chain to (a
+        /// self-signed camera: its own certificate); `None`: the system's CAs.
+        tls_ca: Option<PathBuf>,
     },
     /// A local video file, played in real time and looped forever.
     File(PathBuf),
@@ -120,6 +125,34 @@ impl Source {
         }
     }
 
+    /// Trusts the CA certificates in `path` (PEM) for an `rtsps://` camera.
+    pub fn with_tls_ca(mut self, path: PathBuf) -> Result<Self, SourceError> {
+        let Source::Rtsp {
+            location, tls_ca, ..
+        } = &mut self
+        else {
+            return Err(SourceError::TlsCa(
+                "only an rtsps:// camera takes one".into(),
+            ));
+        };
+        if location.scheme() != "rtsps" {
+            return Err(SourceError::TlsCa(format!(
+                "{} is not rtsps://",
+                redact(location)
+            )));
+        }
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| SourceError::TlsCa(format!("{}: {e}", path.display())))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(SourceError::TlsCa(format!(
+                "{} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        *tls_ca = Some(path);
+        Ok(self)
+    }
+
     pub fn parse(uri: &str, transport: RtspTransport) -> Result<Self, SourceError> {
         if uri.len() > MAX_URI_LEN {
             return Err(SourceError::TooLong);
@@ -145,6 +178,7 @@ impl Source {
                     user,
                     password,
                     transport,
+                    tls_ca: None,
                 })
             }
             "file" => {

@@ -115,6 +115,8 @@ impl Capture {
         let mut first_frame: Option<Instant> = None;
         let stall = self.effective_stall_timeout();
         let healthy = |first: Option<Instant>| first.map_or(Duration::ZERO, |t| t.elapsed());
+        // A decoder the stream needs and this box lacks: said before the error it causes.
+        let mut missing: Option<String> = None;
         loop {
             if self.shutdown.load(Ordering::Relaxed) {
                 return Ended::Shutdown;
@@ -124,8 +126,36 @@ impl Capture {
                 use gst::MessageView;
                 match msg.view() {
                     MessageView::Error(err) => {
+                        if let Some(what) = missing.take() {
+                            return lost(undecodable(&what), healthy(first_frame));
+                        }
                         let from = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                        return lost(format!("{from}: {}", err.error()), healthy(first_frame));
+                        let hint = match (&self.source, first_frame) {
+                            // rtspsrc says no more than "could not open" for a failed
+                            // TLS handshake.
+                            (
+                                Source::Rtsp {
+                                    location, tls_ca, ..
+                                },
+                                None,
+                            ) if location.scheme() == "rtsps" => {
+                                if tls_ca.is_some() {
+                                    " (rtsps: is the camera's certificate signed by camera.tls_ca and issued for this host?)"
+                                } else {
+                                    " (rtsps: is the camera's certificate trusted? a self-signed one needs camera.tls_ca)"
+                                }
+                            }
+                            _ => "",
+                        };
+                        return lost(
+                            format!("{from}: {}{hint}", err.error()),
+                            healthy(first_frame),
+                        );
+                    }
+                    MessageView::Element(e) => {
+                        if let Some(what) = e.structure().and_then(missing_decoder) {
+                            missing = Some(what);
+                        }
                     }
                     MessageView::Eos(_) if self.source.loops() => {
                         if let Err(err) = pipeline.seek_simple(
@@ -219,6 +249,38 @@ impl Capture {
         }
         self.shutdown.load(Ordering::Relaxed)
     }
+}
+
+/// The stream's format, if `s` is GStreamer's "missing-plugin" message for a decoder (its
+/// `name` is a description such as "H.265 (Main Profile) decoder").
+fn missing_decoder(s: &gst::StructureRef) -> Option<String> {
+    if s.name() != "missing-plugin" || s.get::<&str>("type").ok()? != "decoder" {
+        return None;
+    }
+    let caps = s.get::<gst::Caps>("detail").ok();
+    let media = caps
+        .as_ref()
+        .and_then(|c| c.structure(0))
+        .map(|c| c.name().to_string());
+    let name = s
+        .get::<&str>("name")
+        .ok()
+        .map(|n| n.trim_end_matches(" decoder"));
+    Some(match (name, media) {
+        (Some(name), Some(media)) => format!("{name}, {media}"),
+        (Some(name), None) => name.to_string(),
+        (None, Some(media)) => media,
+        (None, None) => "an unknown format".to_string(),
+    })
+}
+
+/// Why a stream that needs a decoder this box lacks cannot be captured, and the fix.
+fn undecodable(what: &str) -> String {
+    format!(
+        "the camera sends {what}, which this box cannot decode: no GStreamer decoder for it is \
+         installed (Debian: gstreamer1.0-libav, gstreamer1.0-plugins-bad), or set the camera \
+         to H.264"
+    )
 }
 
 fn lost(reason: String, healthy_for: Duration) -> Ended {

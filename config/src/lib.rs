@@ -65,6 +65,10 @@ pub struct Camera {
     /// File holding `user:password` for an RTSP camera (never in `source` itself).
     #[serde(default)]
     pub credentials_file: Option<PathBuf>,
+    /// PEM CA certificates an `rtsps://` camera's certificate must chain to (a camera with
+    /// a self-signed certificate: that certificate); default: the system's CAs.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -465,6 +469,9 @@ impl Config {
             }
         };
         fix(&mut self.detector.model_dir);
+        if let Some(p) = self.camera.tls_ca.as_mut() {
+            fix(p);
+        }
         if let Some(p) = self.camera.credentials_file.as_mut() {
             fix(p);
         }

@@ -69,6 +69,8 @@ fn errors_name_the_key_and_the_range() {
         e.starts_with("instance_id") && e.contains("A-Z, a-z, 0-9, _ and -"),
         "{e}"
     );
+    let e = err("[camera]\nsource = \"rtsp://cam/s\"\ntls_ca = \"/etc/orion/ca.pem\"\n");
+    assert!(e.starts_with("camera.tls_ca: only an rtsps://"), "{e}");
     let e = err("[camera]\nsource = \"http://x\"\n");
     assert!(e.starts_with("camera.source"), "{e}");
     assert!(err("").contains("camera"), "the camera is required");

@@ -141,6 +141,12 @@ fn camera(c: &Config) -> Result<(), ConfigError> {
             "holds a password; put user:password into camera.credentials_file (mode 0640) and leave them out of the URI",
         ));
     }
+    if c.camera.tls_ca.is_some() && !source.starts_with("rtsps://") {
+        return Err(bad(
+            "camera.tls_ca",
+            "only an rtsps:// camera takes a CA certificate",
+        ));
+    }
     if c.camera.credentials_file.is_some() && !rtsp {
         return Err(bad(
             "camera.credentials_file",

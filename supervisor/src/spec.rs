@@ -64,7 +64,7 @@ pub fn spec(
     Ok(match name {
         ProcessName::Capture => Spec {
             program: bin.join("orion-capture"),
-            args: vec![
+            args: [
                 s(&"--ring-fd"),
                 s(&RING_FD),
                 s(&"--width"),
@@ -77,7 +77,16 @@ pub fn spec(
                 s(&config.stream.stall_timeout_s),
                 s(&"--rtsp-transport"),
                 config.camera.rtsp_transport.clone(),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                config
+                    .camera
+                    .tls_ca
+                    .iter()
+                    .flat_map(|ca| [s(&"--tls-ca"), ca.to_string_lossy().into_owned()]),
+            )
+            .collect(),
             env: vec![
                 (
                     "ORION_CAMERA_SOURCE".into(),
@@ -198,4 +207,29 @@ fn broker_conf(config: &Config) -> String {
 /// True for the broker's line saying it listens (mosquitto logs it at notice level).
 pub fn broker_ready_line(line: &str) -> bool {
     line.starts_with("mosquitto version") && line.trim_end().ends_with(" running")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn capture_args(camera: &str) -> Vec<String> {
+        let config = Config::parse(&format!("[camera]\n{camera}")).unwrap();
+        let desired = Desired::baseline(&config);
+        spec(ProcessName::Capture, &config, Path::new("/x"), &desired)
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn an_rtsps_cameras_ca_reaches_the_capture() {
+        let args =
+            capture_args("source = \"rtsps://cam:322/s\"\ntls_ca = \"/etc/orion/camera-ca.pem\"\n");
+        let at = args.iter().position(|a| a == "--tls-ca").unwrap();
+        assert_eq!(args[at + 1], "/etc/orion/camera-ca.pem");
+        let args = capture_args("source = \"rtsps://cam:322/s\"\n");
+        assert!(!args.iter().any(|a| a == "--tls-ca"), "{args:?}");
+    }
 }

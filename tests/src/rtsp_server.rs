@@ -1,7 +1,8 @@
 //! The test RTSP server (binary `rtsp-test-server`; `orion-bench` runs it as a child too): an RTSP server (GStreamer's RTSP server library) on localhost that serves a
-//! looping video file or a moving test pattern as H.264. Prints `{"ready": "rtsp://..."}`
-//! once listening; runs until stdin closes or it is killed (tests kill it to simulate a
-//! camera outage and start it again on the same port).
+//! looping video file or a moving test pattern as H.264 or H.265, over RTSP or, with a
+//! certificate, RTSPS (TLS). Clients choose TCP-interleaved or UDP transport. Prints
+//! `{"ready": "rtsp://..."}` (or `rtsps://`) once listening; runs until stdin closes or it
+//! is killed (tests kill it to simulate a camera outage and start it again on the same port).
 //!
 //! Each client gets its own media: a feeder pipeline (file decoded in real time and looped
 //! with a seek at end of stream, or `videotestsrc`) pushes raw frames into the media's
@@ -37,13 +38,31 @@ pub struct Args {
     height: i32,
     #[arg(long, default_value_t = 30)]
     fps: i32,
+    /// Video codec sent to clients
+    #[arg(long, value_enum, default_value_t = Codec::H264)]
+    codec: Codec,
+    /// Serve RTSPS (RTSP over TLS) with this PEM certificate (and --tls-key)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
 }
 
 /// Encoder settings: no B-frames or lookahead (first frame out at once), a keyframe every
 /// 15 frames, parameter sets with every keyframe so late joiners decode quickly.
-const MEDIA: &str = "( appsrc name=feed is-live=true format=time do-timestamp=true \
+const MEDIA_H264: &str = "( appsrc name=feed is-live=true format=time do-timestamp=true \
     ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 \
     ! rtph264pay name=pay0 pt=96 config-interval=-1 )";
+const MEDIA_H265: &str = "( appsrc name=feed is-live=true format=time do-timestamp=true \
+    ! videoconvert ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 \
+    ! rtph265pay name=pay0 pt=96 config-interval=-1 )";
 
 /// Serves until stdin closes.
 pub fn serve(args: &Args) -> Result<()> {
@@ -61,8 +80,18 @@ pub fn serve(args: &Args) -> Result<()> {
     server.set_address("127.0.0.1");
     server.set_service(&args.port.to_string());
     let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch(MEDIA);
+    factory.set_launch(match args.codec {
+        Codec::H264 => MEDIA_H264,
+        Codec::H265 => MEDIA_H265,
+    });
     factory.set_shared(false);
+    let scheme = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            serve_tls(&server, &factory, cert, key)?;
+            "rtsps"
+        }
+        _ => "rtsp",
+    };
     let feed_args = args.clone();
     let args = args.clone();
     factory.connect_media_configure(move |_, media| {
@@ -79,7 +108,7 @@ pub fn serve(args: &Args) -> Result<()> {
         .context("attach server (port in use?)")?;
     println!(
         "{}",
-        serde_json::json!({"ready": format!("rtsp://127.0.0.1:{}{}", server.bound_port(), args.mount)})
+        serde_json::json!({"ready": format!("{scheme}://127.0.0.1:{}{}", server.bound_port(), args.mount)})
     );
 
     // Stop when stdin closes: the test that started us is gone or done.
@@ -91,6 +120,33 @@ pub fn serve(args: &Args) -> Result<()> {
     });
     main_loop.run();
     source_id.remove();
+    Ok(())
+}
+
+/// RTSPS: the certificate on the server's auth, and every client (anonymous) allowed to
+/// play the media, as a camera with TLS and no login does.
+fn serve_tls(
+    server: &rtsp::RTSPServer,
+    factory: &rtsp::RTSPMediaFactory,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<()> {
+    let cert =
+        rtsp::gio::TlsCertificate::from_files(cert, key).context("load --tls-cert / --tls-key")?;
+    let auth = rtsp::RTSPAuth::new();
+    auth.set_tls_certificate(Some(&cert));
+    let role = "anonymous";
+    let mut token = rtsp::RTSPToken::builder()
+        .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, role)
+        .build();
+    auth.set_default_token(Some(&mut token));
+    factory.add_role_from_structure(
+        &gst::Structure::builder(role)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build(),
+    );
+    server.set_auth(Some(&auth));
     Ok(())
 }
 
