@@ -21,6 +21,7 @@ mod events;
 mod ipc;
 mod lifecycle;
 mod logbuf;
+mod measured;
 mod occupancy;
 mod outbox;
 mod peers;

@@ -74,6 +74,8 @@ pub struct Supervisor {
     standby_record: standby::StandbyRecord,
     /// How the last capture replacement went (status `capture_handover`).
     last_handover: Option<serde_json::Value>,
+    /// Inference times and the last capture switch's gap, as this box measured them.
+    measured: crate::measured::Measured,
     occupancy: crate::occupancy::Tracker,
     snapshots: snapshots::Snapshots,
 }
@@ -113,6 +115,7 @@ impl Supervisor {
             standby: None,
             standby_record: Default::default(),
             last_handover: None,
+            measured: Default::default(),
             snapshots: Default::default(),
         }
     }
@@ -255,6 +258,7 @@ impl Supervisor {
                     self.peers.send_raw(control, body.to_vec());
                 }
                 self.observe(&detection, captured_unix_ns);
+                self.measured.observe(&detection, std::time::Instant::now());
                 self.snapshots.last_detection = Some((detection, captured_unix_ns));
             }
             _ => tracing::debug!(%name, "message ignored"),

@@ -181,7 +181,8 @@ impl Supervisor {
         }
         match action {
             Action::GetStatus | Action::ProcessStatus(None) => {
-                let status = self.status();
+                let mut status = self.status();
+                status["models_on_disk"] = self.models_on_disk();
                 self.answer(&reply, Ok(status));
             }
             Action::GetRois => {

@@ -8,6 +8,23 @@ use super::Supervisor;
 use crate::child::Child;
 
 impl Supervisor {
+    /// The model sizes present in `detector.model_dir` and their input sizes (for an
+    /// operator choosing one; read on request, not with every status).
+    pub(super) fn models_on_disk(&self) -> Value {
+        let dir = &self.config.detector.model_dir;
+        let mut sizes = serde_json::Map::new();
+        for size in orion_protocol::ModelSize::ALL {
+            if let Ok(found) = orion_config::models::discover(dir, size) {
+                let inputs: Vec<u32> = [Some(640), found.path_320.as_ref().map(|_| 320)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                sizes.insert(size.to_string(), json!(inputs));
+            }
+        }
+        Value::Object(sizes)
+    }
+
     pub(super) fn status(&self) -> Value {
         let processes: Vec<Value> = self.children.values().map(Child::status).collect();
         let last = |n| self.children.get(&n).and_then(|c| c.last_status.clone());
@@ -28,6 +45,7 @@ impl Supervisor {
             "detector": last(ProcessName::Detector),
             "detector_standby": self.standby_status(),
             "desired": self.desired,
+            "measured": self.measured.report(),
             "versions": {"orion": env!("CARGO_PKG_VERSION")},
         })
     }

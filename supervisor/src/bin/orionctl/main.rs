@@ -21,6 +21,7 @@ use orion_protocol::message::{self, Frame, Message};
 use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, wire};
 use serde_json::Value;
 
+mod guided;
 mod prompt;
 mod snapshot;
 mod status;
@@ -86,10 +87,12 @@ enum Verb {
     Pause,
     /// Resume inference
     Resume,
-    /// Set the inference rate (restarts capture only)
-    Rate { hz: f64 },
-    /// Switch the model size (n, s, m, l, x) without a pause
-    Model { size: String },
+    /// Set the inference rate (restarts capture only); without HZ on a terminal, shows the
+    /// last measured interruption and asks
+    Rate { hz: Option<f64> },
+    /// Switch the model size (n, s, m, l, x) without a pause; without SIZE on a terminal,
+    /// lists the sizes on disk with their measured inference times and asks
+    Model { size: Option<String> },
     /// Attention regions: `rois set X,Y,W,H [X,Y,W,H …]`, `rois clear`, `rois get`
     Rois { action: String, rects: Vec<String> },
     /// Auto-focus: `focus on|off|stats|clear|get`, `focus strategy NAME [--alpha …]`
@@ -276,12 +279,36 @@ impl Client {
             Verb::Reload => self.simple(Action::ReloadConfig),
             Verb::Pause => self.simple(Action::Pause),
             Verb::Resume => self.simple(Action::Resume),
-            Verb::Rate { hz } => self.simple(Action::SetRate(
+            Verb::Rate { hz: Some(hz) } => self.simple(Action::SetRate(
                 RateHz::new(hz).map_err(|e| anyhow!("rate: {e}"))?,
             )),
-            Verb::Model { size } => self.simple(Action::SetModelSize(
+            Verb::Model { size: Some(size) } => self.simple(Action::SetModelSize(
                 size.parse().map_err(|e| anyhow!("model: {e}"))?,
             )),
+            Verb::Rate { hz: None } => {
+                let Some(status) = self.guided_status("rate", "HZ")? else {
+                    return Ok(2);
+                };
+                match guided::choose_rate(&status)? {
+                    Some(rate) => self.simple(Action::SetRate(rate)),
+                    None => {
+                        println!("unchanged");
+                        Ok(0)
+                    }
+                }
+            }
+            Verb::Model { size: None } => {
+                let Some(status) = self.guided_status("model", "SIZE")? else {
+                    return Ok(2);
+                };
+                match guided::choose_model(&status)? {
+                    Some(size) => self.simple(Action::SetModelSize(size)),
+                    None => {
+                        println!("unchanged");
+                        Ok(0)
+                    }
+                }
+            }
             Verb::Rois { action, rects } => match action.as_str() {
                 "set" => self.simple(Action::SetRois(parse_rects(&rects)?)),
                 "clear" => self.simple(Action::ClearRois),
@@ -333,6 +360,18 @@ impl Client {
             }
             Verb::Snapshot { output } => self.snapshot(output.as_deref()),
         }
+    }
+
+    /// The status a guided `verb` chooses from, or `None` (said on stderr) when there is no
+    /// terminal to ask on: then the argument is required, as without the guide.
+    fn guided_status(&mut self, verb: &str, arg: &str) -> Result<Option<Value>> {
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            eprintln!(
+                "orionctl {verb}: {arg} is required (on a terminal, `orionctl {verb}` alone offers the choices)"
+            );
+            return Ok(None);
+        }
+        self.call(Action::GetStatus).map(Some)
     }
 
     /// `all` → every process oriond runs, in start order (stop order when `reverse`);
