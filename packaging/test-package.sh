@@ -94,9 +94,11 @@ say "upgrade kept the edited /etc/orion/orion.toml"
 
 # ---- a test instance: footage, real model, local broker --------------------------------
 chmod 0755 "$WORK"   # user orion reads the footage and models
-install -d -m 0755 "$WORK/models"
+# The model exports as an operator copies them over; orion-setup --models-from installs
+# them into the (not yet existing) model directory.
+install -d -m 0755 "$WORK/exports"
 cp "$REPO/fixtures/footage/sample.mp4" "$WORK/"
-cp "$REPO"/fixtures/models/real/yolo11n_yolov3-tiny_*.onnx "$WORK/models/"
+cp "$REPO"/fixtures/models/real/yolo11n_yolov3-tiny_*.onnx "$WORK/exports/"
 chmod -R a+rX "$WORK"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$WORK/mosquitto.conf" <<EOF
@@ -121,12 +123,15 @@ port = $PORT
 EOF
 chmod 0644 "$CONF"
 
-say "orion-setup (venv from a wheel directory, no index)"
+say "orion-setup (venv from a wheel directory, no index; models from the exports)"
 WHEELS="$CACHE/wheels"
 "${ORION_VENV:-$REPO/.venv}/bin/python" -m pip download --quiet --disable-pip-version-check --cache-dir "$CACHE/pip" \
   -r /usr/lib/orion/python/requirements.txt -d "$WHEELS"
-orion-setup --config "$CONF" --wheels "$WHEELS" | tee "$WORK/setup.log"
+orion-setup --config "$CONF" --wheels "$WHEELS" --models-from "$WORK/exports" | tee "$WORK/setup.log"
 grep -q "^ready" "$WORK/setup.log" || fail "orion-setup did not report ready"
+for m in yolo11n_640.onnx yolo11n_320.onnx; do
+  [ "$(stat -c %a "$WORK/models/$m" 2>/dev/null)" = 644 ] || fail "orion-setup did not install $m (0644)"
+done
 [ -x /var/lib/orion/venv/bin/python3 ] || fail "no venv at /var/lib/orion/venv"
 
 # As systemd would run it: user orion with its groups, its home, a clean environment.
