@@ -48,6 +48,8 @@ struct Counters {
     commands_expired: u64,
     /// Refused by `[mqtt] allowed_commands`.
     commands_refused: u64,
+    /// Sent with the retain flag, so never applied.
+    commands_retained: u64,
     /// Forwarded to oriond and never answered (see [`INFLIGHT_TIMEOUT`]).
     commands_timed_out: u64,
     commands_redelivered: u64,
@@ -212,6 +214,25 @@ impl App {
             redelivered: msg.redelivered,
             received: Instant::now(),
         };
+        if msg.retained {
+            // A retained command would be applied again after every reconnect.
+            self.counters.commands_retained += 1;
+            let why = format!(
+                "a retained command is not applied (the broker sends it again on every \
+                 reconnect): publish commands without the retain flag, and clear this one \
+                 with an empty retained message on {}",
+                self.topics.control
+            );
+            let cmd = std::str::from_utf8(&msg.payload)
+                .ok()
+                .filter(|t| t.len() <= MAX_COMMAND)
+                .map(command::parse);
+            if let Some(cmd) = cmd {
+                origin.command = cmd.name;
+                origin.request_id = cmd.request_id;
+            }
+            return self.reject(origin, AckError::new(ErrorKind::Retained, why));
+        }
         if msg.payload.len() > MAX_COMMAND {
             let why = format!(
                 "payload of {} bytes is over the {MAX_COMMAND}-byte limit",

@@ -35,6 +35,8 @@ pub struct Received {
     pub correlation: Option<Bytes>,
     /// The broker's redelivery flag (a QoS 1 message it sent before, unacknowledged).
     pub redelivered: bool,
+    /// The retain flag: a message the broker kept and sends on every (re)subscription.
+    pub retained: bool,
     /// What acknowledges it to the broker ([`Client::acknowledge`]).
     pub receipt: Receipt,
 }
@@ -255,6 +257,7 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
                 response_topic: None,
                 correlation: None,
                 redelivered: p.dup,
+                retained: p.retain,
                 receipt: Receipt::V4(Box::new(p)),
             }),
             Ok(_) => continue,
@@ -293,6 +296,7 @@ async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) 
                     response_topic,
                     correlation,
                     redelivered: p.dup,
+                    retained: p.retain,
                     receipt: Receipt::V5(Box::new(p)),
                 })
             }

@@ -28,6 +28,7 @@ fn all_kinds() -> Vec<ErrorKind> {
         ErrorKind::Busy,
         ErrorKind::ShuttingDown,
         ErrorKind::Refused,
+        ErrorKind::Retained,
     ];
     for k in all {
         match k {
@@ -40,7 +41,8 @@ fn all_kinds() -> Vec<ErrorKind> {
             | ErrorKind::Expired
             | ErrorKind::Busy
             | ErrorKind::ShuttingDown
-            | ErrorKind::Refused => {}
+            | ErrorKind::Refused
+            | ErrorKind::Retained => {}
         }
     }
     all.to_vec()

@@ -153,3 +153,78 @@ fn commands_beyond_the_in_flight_limit_are_refused_not_dropped() {
         assert_eq!(n, 1, "{rid} acked {n} times");
     }
 }
+
+/// A retained command is delivered again with every (re)subscription: after orion-control
+/// restarts, it arrives with the retain flag and is answered `retained`, not applied (its
+/// first, live delivery carries no flag and is applied like any command). Cleared with an
+/// empty retained message, it stops coming.
+#[test]
+fn a_retained_command_is_not_applied_again_after_a_reconnect() {
+    let mut r = Rig::start();
+    r.o.wait_up("control", 0.6, START_TIMEOUT).unwrap();
+    let control_topic = r.topic("control");
+    let port = r.broker.port.to_string();
+    let retained = |payload: Option<&str>| {
+        let mut cmd = std::process::Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &port]);
+        cmd.args(["-q", "1", "-r", "-t", &control_topic]);
+        match payload {
+            Some(p) => cmd.args(["-m", p]),
+            None => cmd.arg("-n"),
+        };
+        assert!(cmd.status().unwrap().success());
+    };
+    retained(Some(
+        r#"{"command": "pause_inference", "request_id": "stale-1"}"#,
+    ));
+    let health = r.topic("health");
+    let ack_of = |r: &mut Rig, status: &str| {
+        r.watch
+            .wait_for(&format!("a {status} ack of stale-1"), START_TIMEOUT, |s| {
+                s.topic == health
+                    && s.json()
+                        .is_some_and(|v| v["request_id"] == "stale-1" && v["status"] == status)
+            })
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    ack_of(&mut r, "success");
+    r.ok("resume_inference", json!({}));
+
+    // orion-control restarts and subscribes again: the broker sends the retained pause.
+    let control = r.o.child_pid("control").unwrap();
+    kill(Pid::from_raw(control as i32), Signal::SIGKILL).unwrap();
+    let ack = ack_of(&mut r, "error");
+    assert_eq!(ack["error_kind"], "retained", "{ack}");
+    assert_eq!(ack["command_ack"], "pause_inference", "{ack}");
+    let why = ack["error"].as_str().unwrap();
+    assert!(why.contains("empty retained message"), "{why}");
+    r.drain();
+    let status = r.o.status().unwrap();
+    assert_eq!(status["desired"]["paused"], false, "not applied: {status}");
+    // The detector (started paused at boot) runs unpaused.
+    let running = r.o.wait_for("the detector unpaused", ACK_WAIT, |s| {
+        s["detector"]["paused"] == false && s["detector"]["state"] == "running"
+    });
+    assert!(running.is_ok(), "{running:?}");
+    let status_topic = r.topic("status");
+    let mqtt_status = r.watch.wait_for("the count in the status", ACK_WAIT, |s| {
+        s.topic == status_topic
+            && s.json()
+                .is_some_and(|v| v["mqtt"]["commands_retained"].as_u64() >= Some(1))
+    });
+    assert!(mqtt_status.is_ok());
+
+    // Cleared: the next restart gets nothing.
+    retained(None);
+    let seen = r.watch.seen.len();
+    let control = r.o.child_pid("control").unwrap();
+    kill(Pid::from_raw(control as i32), Signal::SIGKILL).unwrap();
+    r.online();
+    r.drain();
+    let again = r.watch.seen[seen..]
+        .iter()
+        .any(|s| s.topic == health && s.json().is_some_and(|v| v["request_id"] == "stale-1"));
+    assert!(!again, "a cleared retained command is not delivered again");
+}

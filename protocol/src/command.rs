@@ -489,6 +489,9 @@ pub enum ErrorKind {
     ShuttingDown,
     /// Not allowed from where it came.
     Refused,
+    /// Sent with the MQTT retain flag: the broker would deliver it again on every
+    /// reconnect, so it is never applied.
+    Retained,
 }
 
 /// A failed command: its kind and a message naming the field or the reason.
