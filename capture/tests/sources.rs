@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use orion_protocol::{CaptureStatus, StreamState};
 use orion_ring::{PixelFormat, Read, RingGeometry, RingName, RingOwner, RingReader};
-use orion_tests::bins;
 use orion_tests::child::ChildGuard;
 
 fn ring(tag: &str) -> RingOwner {
@@ -28,15 +27,11 @@ fn ring(tag: &str) -> RingOwner {
     .unwrap()
 }
 
+/// The test server at 320×240, 15 fps, plus `args`.
 fn rtsp_server(args: &[&str]) -> (ChildGuard, String) {
-    let mut cmd = Command::new(bins::locate("rtsp-test-server").unwrap());
-    cmd.args(["--width", "320", "--height", "240", "--fps", "15"]);
-    cmd.args(args);
-    let mut server = ChildGuard::spawn(cmd).unwrap();
-    let line = server.next_line().unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let url = v["ready"].as_str().unwrap().to_owned();
-    (server, url)
+    let mut all = vec!["--width", "320", "--height", "240", "--fps", "15"];
+    all.extend_from_slice(args);
+    orion_tests::rtsp_server::spawn(&all).unwrap()
 }
 
 /// orion-capture at 320×240, 5 Hz, with its sandbox, plus `extra` arguments and `env`.

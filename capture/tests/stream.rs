@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use orion_protocol::{CaptureStatus, StreamState};
 use orion_ring::{FrameMeta, PixelFormat, Read, RingGeometry, RingName, RingOwner, RingReader};
-use orion_tests::bins;
 use orion_tests::child::ChildGuard;
 
 fn ring(tag: &str, width: u32, height: u32) -> RingOwner {
@@ -43,13 +42,7 @@ fn free_port() -> u16 {
 
 /// Starts the RTSP server; returns it and the stream URL once it listens.
 fn rtsp_server(args: &[&str]) -> (ChildGuard, String) {
-    let mut cmd = Command::new(bins::locate("rtsp-test-server").unwrap());
-    cmd.args(args);
-    let mut server = ChildGuard::spawn(cmd).unwrap();
-    let line = server.next_line().unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let url = v["ready"].as_str().unwrap().to_owned();
-    (server, url)
+    orion_tests::rtsp_server::spawn(args).unwrap()
 }
 
 fn capture(

@@ -64,6 +64,22 @@ const MEDIA_H265: &str = "( appsrc name=feed is-live=true format=time do-timesta
     ! videoconvert ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 \
     ! rtph265pay name=pay0 pt=96 config-interval=-1 )";
 
+/// Starts the `rtsp-test-server` helper as a child with `args` and waits until it listens;
+/// returns it (stopped when dropped) and the stream's URL from its `ready` line.
+pub fn spawn(args: &[&str]) -> Result<(crate::child::ChildGuard, String)> {
+    let mut cmd = std::process::Command::new(crate::bins::locate("rtsp-test-server")?);
+    cmd.args(args);
+    let mut server = crate::child::ChildGuard::spawn(cmd)?;
+    let line = server.next_line()?;
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).with_context(|| format!("rtsp-test-server: {line}"))?;
+    let url = ready["ready"]
+        .as_str()
+        .with_context(|| format!("rtsp-test-server: {line}"))?
+        .to_owned();
+    Ok((server, url))
+}
+
 /// Serves until stdin closes.
 pub fn serve(args: &Args) -> Result<()> {
     if !args.mount.starts_with('/') || args.mount.len() > 100 {

@@ -285,30 +285,12 @@ impl Client {
             Verb::Model { size: Some(size) } => self.simple(Action::SetModelSize(
                 size.parse().map_err(|e| anyhow!("model: {e}"))?,
             )),
-            Verb::Rate { hz: None } => {
-                let Some(status) = self.guided_status("rate", "HZ")? else {
-                    return Ok(2);
-                };
-                match guided::choose_rate(&status)? {
-                    Some(rate) => self.simple(Action::SetRate(rate)),
-                    None => {
-                        println!("unchanged");
-                        Ok(0)
-                    }
-                }
-            }
-            Verb::Model { size: None } => {
-                let Some(status) = self.guided_status("model", "SIZE")? else {
-                    return Ok(2);
-                };
-                match guided::choose_model(&status)? {
-                    Some(size) => self.simple(Action::SetModelSize(size)),
-                    None => {
-                        println!("unchanged");
-                        Ok(0)
-                    }
-                }
-            }
+            Verb::Rate { hz: None } => self.guided("rate", "HZ", |s| {
+                Ok(guided::choose_rate(s)?.map(Action::SetRate))
+            }),
+            Verb::Model { size: None } => self.guided("model", "SIZE", |s| {
+                Ok(guided::choose_model(s)?.map(Action::SetModelSize))
+            }),
             Verb::Rois { action, rects } => match action.as_str() {
                 "set" => self.simple(Action::SetRois(parse_rects(&rects)?)),
                 "clear" => self.simple(Action::ClearRois),
@@ -362,16 +344,29 @@ impl Client {
         }
     }
 
-    /// The status a guided `verb` chooses from, or `None` (said on stderr) when there is no
-    /// terminal to ask on: then the argument is required, as without the guide.
-    fn guided_status(&mut self, verb: &str, arg: &str) -> Result<Option<Value>> {
+    /// A guided `verb` (its argument `arg` left out): `choose` asks on the terminal, from
+    /// the status, and the action it returns is sent. Without a terminal to ask on the
+    /// argument is required, as without the guide (exit 2).
+    fn guided(
+        &mut self,
+        verb: &str,
+        arg: &str,
+        choose: impl FnOnce(&Value) -> Result<Option<Action>>,
+    ) -> Result<u8> {
         if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             eprintln!(
                 "orionctl {verb}: {arg} is required (on a terminal, `orionctl {verb}` alone offers the choices)"
             );
-            return Ok(None);
+            return Ok(2);
         }
-        self.call(Action::GetStatus).map(Some)
+        let status = self.call(Action::GetStatus)?;
+        match choose(&status)? {
+            Some(action) => self.simple(action),
+            None => {
+                println!("unchanged");
+                Ok(0)
+            }
+        }
     }
 
     /// `all` → every process oriond runs, in start order (stop order when `reverse`);
