@@ -204,7 +204,12 @@ fn run(settings: Settings) -> Result<()> {
     let tensors = TensorBuffer::create(&settings.instance_id.tensors_label())
         .context("create the tensor buffer")?;
     let mut bridge = Bridge::new(settings, ring, reader, tensors)?;
-    bridge.run(&shutdown)?;
+    let ran = bridge.run(&shutdown);
+    drop(bridge);
+    if !crate::worker::wait_for_stopped_workers(std::time::Duration::from_secs(3)) {
+        tracing::warn!("a stopped worker was still not reaped after 3 s; exiting anyway");
+    }
+    ran?;
     tracing::info!("detector stopped");
     Ok(())
 }

@@ -214,13 +214,43 @@ impl Drop for Worker {
         // a worker's few hundred MB, and the bridge must not wait for that (after a model
         // swap the next frame goes to the new worker at this moment).
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let reaped = std::thread::Builder::new()
+        let reaper = std::thread::Builder::new()
             .name("reap-worker".into())
-            .spawn(move || nix::sys::wait::waitpid(pid, None));
-        if reaped.is_err() {
-            let _ = self.child.wait();
+            .spawn(move || {
+                let _ = nix::sys::wait::waitpid(pid, None);
+            });
+        match reaper {
+            Ok(handle) => REAPERS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(handle),
+            Err(_) => {
+                let _ = self.child.wait();
+            }
         }
     }
+}
+
+/// Reaper threads of workers that were stopped; joined before the bridge exits.
+static REAPERS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Waits up to `within` for every stopped worker to be reaped. The bridge calls it last:
+/// a worker still alive when the bridge exits is handed to whoever reaps orphans (oriond,
+/// else PID 1, which in a container may never reap it and leaves a zombie of the orion
+/// user behind). True when every one was reaped.
+pub fn wait_for_stopped_workers(within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    let mut reapers = std::mem::take(&mut *REAPERS.lock().unwrap_or_else(|p| p.into_inner()));
+    while std::time::Instant::now() < deadline {
+        reapers.retain(|r| !r.is_finished());
+        if reapers.is_empty() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reapers.retain(|r| !r.is_finished());
+    reapers.is_empty()
 }
 
 /// Hands over replies until the worker's output ends (reported as [`WorkerEvent::Gone`]).

@@ -23,6 +23,7 @@ mod lifecycle;
 mod logbuf;
 mod measured;
 mod occupancy;
+mod orphans;
 mod outbox;
 mod peers;
 mod persist;
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, config_path: PathBuf, desired: Desired) -> Result<()> {
     preflight::state_dir(&config)?;
+    orphans::adopt()?;
     let listener = ipc::bind(&config.socket_path()).await?;
     let geometry = RingGeometry::for_frames(
         config.ring.slots,
@@ -109,6 +111,7 @@ async fn run(config: Config, config_path: PathBuf, desired: Desired) -> Result<(
     let result = Supervisor::new(config, config_path, desired, ring, tx)
         .run(rx)
         .await;
+    orphans::reap_remaining(std::time::Duration::from_secs(2)).await;
     let _ = std::fs::remove_file(socket);
     result
 }

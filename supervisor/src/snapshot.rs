@@ -56,12 +56,14 @@ pub fn take(
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", helper.program.display()))?;
+    let owned = child.id().map(crate::orphans::Owned::new);
     let input = serde_json::to_vec(overlay).map_err(|e| e.to_string())?;
     let tx = events.clone();
     tokio::spawn(async move {
         let result = tokio::time::timeout(TIMEOUT, run(child, input))
             .await
             .unwrap_or_else(|_| Err(format!("no snapshot within {} s", TIMEOUT.as_secs())));
+        drop(owned);
         let _ = tx.send(Event::Snapshot { id, result });
     });
     Ok(())

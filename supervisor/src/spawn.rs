@@ -54,6 +54,7 @@ pub fn spawn(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))?;
     let pid = process.id().ok_or("the child exited before it got a pid")?;
+    let owned = crate::orphans::Owned::new(pid);
     if let Some(out) = process.stdout.take() {
         read_lines(name, out, events.clone());
     }
@@ -66,6 +67,7 @@ pub fn spawn(
             Ok(status) => describe_exit(status),
             Err(e) => format!("wait failed: {e}"),
         };
+        drop(owned);
         let _ = tx.send(Event::Exited {
             name,
             generation,

@@ -212,6 +212,55 @@ fn killing_oriond_takes_its_children_along_and_a_new_one_starts_over_the_leftove
     assert_eq!(o.ctl(&["status"]).unwrap().0, 0);
 }
 
+/// Whether `pid` has no /proc entry at all: ended and reaped, not a zombie.
+fn reaped(pid: u32, within: Duration) -> bool {
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if t.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+fn worker_pid(o: &Oriond) -> u32 {
+    o.status().unwrap()["detector"]["worker_pid"]
+        .as_u64()
+        .unwrap() as u32
+}
+
+#[test]
+fn a_killed_detectors_worker_is_reaped_by_oriond_and_a_stopped_oriond_leaves_no_zombie() {
+    let mut o = Oriond::start(None, "").unwrap();
+    let worker = worker_pid(&o);
+    sigkill(o.child_pid("detector").unwrap());
+    // The worker dies with its bridge and, orphaned, goes to oriond (the subreaper), not
+    // to PID 1, which in a container may never reap it.
+    assert!(
+        reaped(worker, Duration::from_secs(10)),
+        "the killed detector's worker {worker} was not reaped"
+    );
+    let log = o.stderr_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("reaped an orphan") && l.contains(&format!("pid={worker}"))),
+        "oriond did not say it reaped {worker}"
+    );
+    o.wait_working(START_TIMEOUT).unwrap();
+    // A clean stop: every process oriond ran, the new worker included, ends and is reaped.
+    let mut all: Vec<u32> = pids(&o).iter().map(|(_, p)| *p as u32).collect();
+    all.push(worker_pid(&o));
+    let status = o.signal(Signal::SIGTERM).unwrap();
+    assert!(status.success(), "oriond ended with {status} on SIGTERM");
+    for pid in all {
+        assert!(
+            reaped(pid, Duration::from_secs(2)),
+            "{pid} is left after oriond stopped"
+        );
+    }
+}
+
 #[test]
 fn a_second_oriond_on_the_same_socket_refuses_to_start() {
     let o = Oriond::start(None, "").unwrap();
