@@ -35,9 +35,9 @@ struct Origin {
 }
 
 /// How long a command forwarded to oriond may wait for its answer. oriond answers every
-/// request within its own limits (at most 180 s, a model load); past this one the request
+/// request within its own limits (`orion_protocol::timeouts`); past this one the request
 /// was lost, and the commander gets a `timeout` instead of silence.
-const INFLIGHT_TIMEOUT: Duration = Duration::from_secs(200);
+const INFLIGHT_TIMEOUT: Duration = orion_protocol::timeouts::COMMANDER;
 
 #[derive(Default, serde::Serialize)]
 struct Counters {

@@ -24,6 +24,7 @@ pub mod instance;
 pub mod limits;
 pub mod message;
 pub mod snapshot;
+pub mod timeouts;
 pub mod units;
 pub mod wire;
 

@@ -43,7 +43,7 @@ pub enum Event {
         why: Option<String>,
     },
     Timer(Timer),
-    /// A snapshot helper finished (see `crate::snapshot`).
+    /// A snapshot helper finished (see `crate::snapshot_helper`).
     Snapshot {
         id: u64,
         result: Result<Shot, String>,

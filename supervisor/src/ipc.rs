@@ -177,7 +177,7 @@ async fn read_loop(
 
 async fn write_loop(
     mut writer: tokio::net::unix::OwnedWriteHalf,
-    mut rx: crate::outbox::Pending,
+    mut rx: crate::outbox::Drain,
     gone: oneshot::Sender<()>,
 ) {
     while let Some(body) = rx.recv().await {

@@ -1,6 +1,6 @@
 //! One child's lifecycle as a pure state machine: supervisord's states, and what oriond
 //! must do on each event. `step` touches no process, clock or socket; the supervisor
-//! carries out the returned [`Action`]s. The whole table — every state against every event,
+//! carries out the returned [`Effect`]s. The whole table — every state against every event,
 //! the ignored ones included — is tested below and drawn in the crate README.
 
 use std::time::Duration;
@@ -59,7 +59,7 @@ impl State {
 
 /// What happens to a child.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum Input {
     /// Boot, an operator's `start`, or the second half of a restart.
     Start,
     /// The process could not be spawned (or handed its files).
@@ -78,40 +78,40 @@ pub enum Event {
     ReadyTimeout,
 }
 
-impl Event {
+impl Input {
     /// One of each kind, for the table test.
     #[cfg(test)]
-    fn samples() -> Vec<Event> {
+    fn samples() -> Vec<Input> {
         vec![
-            Event::Start,
-            Event::SpawnFailed("no such file".into()),
-            Event::Ready,
-            Event::Exited {
+            Input::Start,
+            Input::SpawnFailed("no such file".into()),
+            Input::Ready,
+            Input::Exited {
                 status: "exit 1".into(),
                 uptime: Duration::from_millis(100),
             },
-            Event::Exited {
+            Input::Exited {
                 status: "signal 9".into(),
                 uptime: Duration::from_secs(10),
             },
-            Event::RetryDue,
-            Event::Stop,
-            Event::KillDue,
-            Event::ReadyTimeout,
+            Input::RetryDue,
+            Input::Stop,
+            Input::KillDue,
+            Input::ReadyTimeout,
         ]
     }
 }
 
 /// What oriond does about it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Effect {
     /// Spawn the process (a new generation).
     Spawn,
-    /// SIGTERM, and a [`Event::KillDue`] after `stopwaitsecs`.
+    /// SIGTERM, and a [`Input::KillDue`] after `stopwaitsecs`.
     Terminate,
     /// SIGKILL.
     Kill,
-    /// A [`Event::RetryDue`] after this delay.
+    /// A [`Input::RetryDue`] after this delay.
     RetryIn(Duration),
     /// It is RUNNING: answer who waits for that, continue the boot.
     Announce(State),
@@ -154,12 +154,12 @@ impl Default for Lifecycle {
 impl Lifecycle {
     /// The state after `event`, and what to do. Events that do not apply in the current
     /// state (a stale timer, a second stop) change nothing and ask for nothing.
-    pub fn step(&self, event: &Event, policy: &Policy) -> (Lifecycle, Vec<Action>) {
+    pub fn step(&self, event: &Input, policy: &Policy) -> (Lifecycle, Vec<Effect>) {
         use State::*;
         let mut next = self.clone();
-        let actions = match (self.state, event) {
+        let effects = match (self.state, event) {
             // -- starting ----------------------------------------------------------------
-            (Stopped | Exited | Fatal | Backoff, Event::Start) if !policy.shutting_down => {
+            (Stopped | Exited | Fatal | Backoff, Input::Start) if !policy.shutting_down => {
                 if self.state == Fatal || self.state == Stopped {
                     // An operator's start (or boot) clears the failed-start count.
                     next.retries = 0;
@@ -167,51 +167,51 @@ impl Lifecycle {
                 next.state = Starting;
                 next.reason = None;
                 next.not_ready = false;
-                vec![Action::Spawn]
+                vec![Effect::Spawn]
             }
-            (Stopped | Exited | Fatal | Backoff, Event::Start) => vec![],
-            (Starting | Running | Stopping, Event::Start) => vec![],
-            (Backoff, Event::RetryDue) if !policy.shutting_down => {
+            (Stopped | Exited | Fatal | Backoff, Input::Start) => vec![],
+            (Starting | Running | Stopping, Input::Start) => vec![],
+            (Backoff, Input::RetryDue) if !policy.shutting_down => {
                 next.state = Starting;
                 next.not_ready = false;
-                vec![Action::Spawn]
+                vec![Effect::Spawn]
             }
-            (_, Event::RetryDue) => vec![],
-            (Starting, Event::SpawnFailed(why)) => return self.failed_start(why, policy),
-            (_, Event::SpawnFailed(_)) => vec![],
-            (Starting, Event::Ready) => {
+            (_, Input::RetryDue) => vec![],
+            (Starting, Input::SpawnFailed(why)) => return self.failed_start(why, policy),
+            (_, Input::SpawnFailed(_)) => vec![],
+            (Starting, Input::Ready) => {
                 next.state = Running;
                 next.reason = None;
-                vec![Action::Announce(Running)]
+                vec![Effect::Announce(Running)]
             }
-            (_, Event::Ready) => vec![],
-            (Starting, Event::ReadyTimeout) => {
+            (_, Input::Ready) => vec![],
+            (Starting, Input::ReadyTimeout) => {
                 next.not_ready = true;
                 next.reason = Some("not ready in time".into());
-                vec![Action::Kill]
+                vec![Effect::Kill]
             }
-            (_, Event::ReadyTimeout) => vec![],
+            (_, Input::ReadyTimeout) => vec![],
 
             // -- an exit -----------------------------------------------------------------
-            (Stopping, Event::Exited { status, .. }) => {
+            (Stopping, Input::Exited { status, .. }) => {
                 next.state = Stopped;
                 next.reason = Some(format!("stopped ({status})"));
-                vec![Action::Announce(Stopped)]
+                vec![Effect::Announce(Stopped)]
             }
-            (Running, Event::Exited { status, uptime }) if *uptime >= policy.startsecs => {
+            (Running, Input::Exited { status, uptime }) if *uptime >= policy.startsecs => {
                 next.retries = 0;
                 if policy.shutting_down {
                     next.state = Exited;
                     next.reason = Some(format!("exited: {status}"));
-                    vec![Action::Announce(Exited)]
+                    vec![Effect::Announce(Exited)]
                 } else {
                     // supervisord: EXITED, and at once STARTING again.
                     next.state = Starting;
                     next.reason = Some(format!("exited: {status}; restarted"));
-                    vec![Action::Spawn]
+                    vec![Effect::Spawn]
                 }
             }
-            (Running | Starting, Event::Exited { status, .. }) => {
+            (Running | Starting, Input::Exited { status, .. }) => {
                 let why = if self.not_ready {
                     "not ready in time".to_string()
                 } else {
@@ -219,42 +219,42 @@ impl Lifecycle {
                 };
                 return self.failed_start(&why, policy);
             }
-            (Stopped | Backoff | Exited | Fatal, Event::Exited { .. }) => vec![],
+            (Stopped | Backoff | Exited | Fatal, Input::Exited { .. }) => vec![],
 
             // -- stopping ----------------------------------------------------------------
-            (Starting | Running, Event::Stop) => {
+            (Starting | Running, Input::Stop) => {
                 next.state = Stopping;
-                vec![Action::Terminate]
+                vec![Effect::Terminate]
             }
-            (Stopping, Event::Stop) => vec![],
-            (Backoff | Exited | Fatal | Stopped, Event::Stop) => {
+            (Stopping, Input::Stop) => vec![],
+            (Backoff | Exited | Fatal | Stopped, Input::Stop) => {
                 // Nothing runs; a pending retry will find it STOPPED and do nothing. Who
                 // waits for STOPPED is answered now.
                 next.state = Stopped;
                 next.reason = Some("stopped".into());
-                vec![Action::Announce(Stopped)]
+                vec![Effect::Announce(Stopped)]
             }
-            (Stopping, Event::KillDue) => vec![Action::Kill],
-            (_, Event::KillDue) => vec![],
+            (Stopping, Input::KillDue) => vec![Effect::Kill],
+            (_, Input::KillDue) => vec![],
         };
-        (next, actions)
+        (next, effects)
     }
 
     /// A start that did not get to RUNNING (or died before `startsecs`): BACKOFF with a
     /// doubling delay, or FATAL after `startretries`. During shutdown it is just STOPPED.
-    fn failed_start(&self, why: &str, policy: &Policy) -> (Lifecycle, Vec<Action>) {
+    fn failed_start(&self, why: &str, policy: &Policy) -> (Lifecycle, Vec<Effect>) {
         let mut next = self.clone();
         next.not_ready = false;
         if policy.shutting_down {
             next.state = State::Stopped;
             next.reason = Some(format!("stopped: {why}"));
-            return (next, vec![Action::Announce(State::Stopped)]);
+            return (next, vec![Effect::Announce(State::Stopped)]);
         }
         next.retries = self.retries + 1;
         if next.retries > policy.startretries {
             next.state = State::Fatal;
             next.reason = Some(format!("{why}; gave up after {} attempts", next.retries));
-            return (next, vec![Action::Announce(State::Fatal)]);
+            return (next, vec![Effect::Announce(State::Fatal)]);
         }
         let delay = orion_process::backoff::delay(
             policy.backoff_initial,
@@ -267,7 +267,7 @@ impl Lifecycle {
             next.retries,
             delay.as_secs_f64()
         ));
-        (next, vec![Action::RetryIn(delay)])
+        (next, vec![Effect::RetryIn(delay)])
     }
 }
 
@@ -294,36 +294,36 @@ mod tests {
     }
 
     /// Short names for the table.
-    fn ev(name: &str) -> Event {
+    fn ev(name: &str) -> Input {
         match name {
-            "start" => Event::Start,
-            "spawn-failed" => Event::SpawnFailed("no such file".into()),
-            "ready" => Event::Ready,
-            "exit-early" => Event::Exited {
+            "start" => Input::Start,
+            "spawn-failed" => Input::SpawnFailed("no such file".into()),
+            "ready" => Input::Ready,
+            "exit-early" => Input::Exited {
                 status: "exit 1".into(),
                 uptime: Duration::from_millis(100),
             },
-            "exit-late" => Event::Exited {
+            "exit-late" => Input::Exited {
                 status: "signal 9".into(),
                 uptime: Duration::from_secs(10),
             },
-            "retry" => Event::RetryDue,
-            "stop" => Event::Stop,
-            "kill-due" => Event::KillDue,
-            "ready-timeout" => Event::ReadyTimeout,
+            "retry" => Input::RetryDue,
+            "stop" => Input::Stop,
+            "kill-due" => Input::KillDue,
+            "ready-timeout" => Input::ReadyTimeout,
             other => panic!("no event {other}"),
         }
     }
 
-    const RETRY_1: Action = Action::RetryIn(Duration::from_millis(1000));
+    const RETRY_1: Effect = Effect::RetryIn(Duration::from_millis(1000));
 
     /// Every state × every event (retries = 1 before the event, not shutting down):
-    /// the state after it and the actions. `-` means "nothing happens".
+    /// the state after it and the effects. `-` means "nothing happens".
     #[test]
     fn the_transition_table() {
-        use Action::*;
+        use Effect::*;
         use State::*;
-        let table: Vec<(State, &str, State, Vec<Action>)> = vec![
+        let table: Vec<(State, &str, State, Vec<Effect>)> = vec![
             (Stopped, "start", Starting, vec![Spawn]),
             (Stopped, "spawn-failed", Stopped, vec![]),
             (Stopped, "ready", Stopped, vec![]),
@@ -389,17 +389,17 @@ mod tests {
             (Fatal, "ready-timeout", Fatal, vec![]),
         ];
         // The table is complete: every state with every kind of event.
-        let kinds = Event::samples().len();
+        let kinds = Input::samples().len();
         assert_eq!(table.len(), State::ALL.len() * kinds);
         for s in State::ALL {
             assert_eq!(table.iter().filter(|r| r.0 == s).count(), kinds, "{s:?}");
         }
-        for (from, name, to, actions) in table {
+        for (from, name, to, effects) in table {
             let (next, got) = at(from, 1).step(&ev(name), &policy(false));
             assert_eq!(
                 (next.state, &got),
-                (to, &actions),
-                "{from:?} --{name}--> expected {to:?} {actions:?}"
+                (to, &effects),
+                "{from:?} --{name}--> expected {to:?} {effects:?}"
             );
         }
     }
@@ -410,23 +410,23 @@ mod tests {
         let mut l = at(State::Starting, 0);
         let mut delays = Vec::new();
         for _ in 0..3 {
-            let (next, actions) = l.step(&ev("exit-early"), &p);
+            let (next, effects) = l.step(&ev("exit-early"), &p);
             assert_eq!(next.state, State::Backoff);
-            match actions.as_slice() {
-                [Action::RetryIn(d)] => delays.push(d.as_millis()),
+            match effects.as_slice() {
+                [Effect::RetryIn(d)] => delays.push(d.as_millis()),
                 other => panic!("{other:?}"),
             }
-            let (next, actions) = next.step(&Event::RetryDue, &p);
+            let (next, effects) = next.step(&Input::RetryDue, &p);
             assert_eq!(
-                (next.state, actions),
-                (State::Starting, vec![Action::Spawn])
+                (next.state, effects),
+                (State::Starting, vec![Effect::Spawn])
             );
             l = next;
         }
         assert_eq!(delays, [500, 1000, 2000]);
-        let (fatal, actions) = l.step(&ev("exit-early"), &p);
+        let (fatal, effects) = l.step(&ev("exit-early"), &p);
         assert_eq!(fatal.state, State::Fatal);
-        assert_eq!(actions, vec![Action::Announce(State::Fatal)]);
+        assert_eq!(effects, vec![Effect::Announce(State::Fatal)]);
         assert!(
             fatal
                 .reason
@@ -435,7 +435,7 @@ mod tests {
                 .contains("gave up after 4 attempts")
         );
         // An operator's start clears FATAL and the count.
-        let (started, _) = fatal.step(&Event::Start, &p);
+        let (started, _) = fatal.step(&Input::Start, &p);
         assert_eq!((started.state, started.retries), (State::Starting, 0));
     }
 
@@ -444,8 +444,8 @@ mod tests {
         let p = policy(false);
         let (l, _) = at(State::Running, 2).step(&ev("exit-late"), &p);
         assert_eq!((l.state, l.retries), (State::Starting, 0));
-        let (l, actions) = at(State::Starting, 0).step(&Event::ReadyTimeout, &p);
-        assert_eq!(actions, vec![Action::Kill]);
+        let (l, effects) = at(State::Starting, 0).step(&Input::ReadyTimeout, &p);
+        assert_eq!(effects, vec![Effect::Kill]);
         let (l, _) = l.step(&ev("exit-late"), &p);
         assert_eq!(l.state, State::Backoff);
         assert!(
@@ -460,16 +460,16 @@ mod tests {
     fn nothing_starts_while_shutting_down() {
         let p = policy(true);
         for s in State::ALL {
-            let (next, actions) = at(s, 0).step(&Event::Start, &p);
-            assert!(!actions.contains(&Action::Spawn), "{s:?}");
+            let (next, effects) = at(s, 0).step(&Input::Start, &p);
+            assert!(!effects.contains(&Effect::Spawn), "{s:?}");
             assert_eq!(next.state, s);
-            let (_, actions) = at(s, 0).step(&Event::RetryDue, &p);
-            assert!(!actions.contains(&Action::Spawn), "{s:?}");
+            let (_, effects) = at(s, 0).step(&Input::RetryDue, &p);
+            assert!(!effects.contains(&Effect::Spawn), "{s:?}");
         }
-        let (l, actions) = at(State::Running, 0).step(&ev("exit-late"), &p);
+        let (l, effects) = at(State::Running, 0).step(&ev("exit-late"), &p);
         assert_eq!(
-            (l.state, actions),
-            (State::Exited, vec![Action::Announce(State::Exited)])
+            (l.state, effects),
+            (State::Exited, vec![Effect::Announce(State::Exited)])
         );
         let (l, _) = at(State::Starting, 0).step(&ev("exit-early"), &p);
         assert_eq!(l.state, State::Stopped);

@@ -28,7 +28,7 @@ mod outbox;
 mod peers;
 mod persist;
 mod preflight;
-mod snapshot;
+mod snapshot_helper;
 mod spawn;
 mod spec;
 mod supervisor;

@@ -16,7 +16,7 @@ pub struct Outbox {
 }
 
 /// The writer's end, in the connection's task.
-pub struct Pending {
+pub struct Drain {
     rx: mpsc::Receiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
 }
@@ -33,7 +33,7 @@ pub enum Full {
 }
 
 /// A queue for at most `messages` messages holding at most `max_bytes` bytes.
-pub fn outbox(messages: usize, max_bytes: usize) -> (Outbox, Pending) {
+pub fn outbox(messages: usize, max_bytes: usize) -> (Outbox, Drain) {
     let (tx, rx) = mpsc::channel(messages);
     let queued = Arc::new(AtomicUsize::new(0));
     (
@@ -42,7 +42,7 @@ pub fn outbox(messages: usize, max_bytes: usize) -> (Outbox, Pending) {
             queued: queued.clone(),
             max_bytes,
         },
-        Pending { rx, queued },
+        Drain { rx, queued },
     )
 }
 
@@ -67,7 +67,7 @@ impl Outbox {
     }
 }
 
-impl Pending {
+impl Drain {
     /// The next message to write; `None` once the supervisor let go.
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
         let body = self.rx.recv().await?;

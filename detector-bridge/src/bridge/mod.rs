@@ -78,8 +78,8 @@ struct Counters {
 }
 
 /// Longest a model load may take before it is given up (oriond's own limit for the
-/// command is longer, so the answer comes from here).
-const SWAP_TIMEOUT: Duration = Duration::from_secs(150);
+/// command is longer, so the answer comes from here: `orion_protocol::timeouts`).
+const SWAP_TIMEOUT: Duration = orion_protocol::timeouts::MODEL_SWAP;
 /// A spare still starting or loading a new model at niceness 19 after this long is raised
 /// to 10 (either takes one to two seconds where the worker leaves a core idle part of the
 /// time).

@@ -12,15 +12,15 @@
 //!   reload);
 //! - [`standby`](self::standby): a loaded detector kept to take over when the detector
 //!   dies ([`understudy`](self::understudy): what it shares with the capture successor);
-//! - [`presence`](self::presence): room occupancy from the detections and the state;
+//! - [`room`](self::room): room occupancy from the detections and the state;
 //! - [`snapshots`](self::snapshots): the newest frame drawn with the last boxes;
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
 //! - [`status`](self::status): the status oriond reports.
 
 mod handover;
-mod presence;
 mod processes;
 mod reload;
+mod room;
 mod routing;
 mod snapshots;
 mod standby;
@@ -95,7 +95,7 @@ impl Supervisor {
             .collect();
         let window = Duration::from_secs(u64::from(config.mqtt.command_max_age_s));
         Self {
-            occupancy: presence::tracker(&config),
+            occupancy: room::tracker(&config),
             socket_path: config.socket_path(),
             config,
             config_path,
@@ -306,13 +306,13 @@ impl Supervisor {
     fn timer(&mut self, timer: Timer) {
         match timer {
             Timer::Retry { name, generation } => {
-                self.on_child_timer(name, generation, crate::lifecycle::Event::RetryDue)
+                self.on_child_timer(name, generation, crate::lifecycle::Input::RetryDue)
             }
             Timer::Kill { name, generation } => {
-                self.on_child_timer(name, generation, crate::lifecycle::Event::KillDue)
+                self.on_child_timer(name, generation, crate::lifecycle::Input::KillDue)
             }
             Timer::ReadyTimeout { name, generation } => {
-                self.on_child_timer(name, generation, crate::lifecycle::Event::ReadyTimeout)
+                self.on_child_timer(name, generation, crate::lifecycle::Input::ReadyTimeout)
             }
             Timer::Request(id) => self.request_timed_out(id),
             Timer::Handover { generation } => self.handover_timed_out(generation),

@@ -11,18 +11,18 @@ use orion_protocol::{DetectorState, ProcessName, StreamState};
 
 use super::Supervisor;
 use crate::events::{Timer, after};
-use crate::lifecycle::{Action, Event, State};
+use crate::lifecycle::{Effect, Input, State};
 use crate::spawn;
 
 impl Supervisor {
-    /// Feeds `event` to `name`'s lifecycle and carries out what it asks.
-    pub(super) fn drive(&mut self, name: ProcessName, event: Event) {
+    /// Feeds `input` to `name`'s lifecycle and carries out what it asks.
+    pub(super) fn drive(&mut self, name: ProcessName, input: Input) {
         let policy = self.policy();
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
         let before = child.state();
-        let (next, actions) = child.life.step(&event, &policy);
+        let (next, effects) = child.life.step(&input, &policy);
         child.life = next;
         let after_state = child.state();
         if before != after_state {
@@ -36,36 +36,36 @@ impl Supervisor {
                 _ => tracing::info!(%name, pid = child.pid, state = after_state.as_str(), "state"),
             }
         }
-        for action in actions {
-            self.act(name, action);
+        for effect in effects {
+            self.act(name, effect);
         }
         if before != after_state {
             self.push_status();
         }
     }
 
-    fn act(&mut self, name: ProcessName, action: Action) {
+    fn act(&mut self, name: ProcessName, effect: Effect) {
         let (pid, generation) = match self.children.get(&name) {
             Some(c) => (c.pid, c.generation),
             None => return,
         };
-        match action {
-            Action::Spawn => self.spawn(name),
-            Action::Terminate => {
+        match effect {
+            Effect::Spawn => self.spawn(name),
+            Effect::Terminate => {
                 if let Some(pid) = pid {
                     spawn::signal(pid, Signal::SIGTERM);
                 }
                 let wait = Duration::from_secs_f64(self.config.supervisor.stopwaitsecs);
                 after(&self.events, wait, Timer::Kill { name, generation });
             }
-            Action::Kill => {
+            Effect::Kill => {
                 if let Some(pid) = pid {
                     tracing::warn!(%name, pid, "SIGKILL");
                     spawn::signal(pid, Signal::SIGKILL);
                 }
             }
-            Action::RetryIn(delay) => after(&self.events, delay, Timer::Retry { name, generation }),
-            Action::Announce(state) => self.announce(name, state),
+            Effect::RetryIn(delay) => after(&self.events, delay, Timer::Retry { name, generation }),
+            Effect::Announce(state) => self.announce(name, state),
         }
     }
 
@@ -98,7 +98,7 @@ impl Supervisor {
             }
             Err(why) => {
                 tracing::error!(%name, why, "cannot start");
-                self.drive(name, Event::SpawnFailed(why));
+                self.drive(name, Input::SpawnFailed(why));
             }
         }
     }
@@ -144,11 +144,11 @@ impl Supervisor {
         if let Some(c) = self.children.get_mut(&name) {
             c.life.retries = 0;
         }
-        self.drive(name, Event::Start);
+        self.drive(name, Input::Start);
     }
 
     pub(super) fn stop(&mut self, name: ProcessName) {
-        self.drive(name, Event::Stop);
+        self.drive(name, Input::Stop);
     }
 
     pub(super) fn restart(&mut self, name: ProcessName) {
@@ -197,20 +197,20 @@ impl Supervisor {
         self.fail_pending(name, &format!("{name} exited ({status}) before answering"));
         self.drive(
             name,
-            Event::Exited {
+            Input::Exited {
                 status: status.to_string(),
                 uptime,
             },
         );
     }
 
-    pub(super) fn on_child_timer(&mut self, name: ProcessName, generation: u64, event: Event) {
+    pub(super) fn on_child_timer(&mut self, name: ProcessName, generation: u64, input: Input) {
         if self
             .children
             .get(&name)
             .is_some_and(|c| c.generation == generation)
         {
-            self.drive(name, event);
+            self.drive(name, input);
         }
     }
 
@@ -287,7 +287,7 @@ impl Supervisor {
             .get(&name)
             .is_some_and(|c| c.state() == State::Starting && c.ready && c.applying == 0)
         {
-            self.drive(name, Event::Ready);
+            self.drive(name, Input::Ready);
         }
     }
 

@@ -63,7 +63,7 @@ impl Supervisor {
             }
         }
         if old.occupancy != new.occupancy {
-            self.occupancy = super::presence::tracker(&new);
+            self.occupancy = super::room::tracker(&new);
         }
         self.config = new;
         self.desired = desired;

@@ -18,8 +18,8 @@ use crate::desired::Desired;
 use crate::events::{ConnId, Timer, after};
 use crate::lifecycle::State;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const MODEL_TIMEOUT: Duration = Duration::from_secs(180);
+const REQUEST_TIMEOUT: Duration = orion_protocol::timeouts::ORIOND_COMMAND;
+const MODEL_TIMEOUT: Duration = orion_protocol::timeouts::ORIOND_MODEL_COMMAND;
 
 /// Where and how to answer a request.
 #[derive(Clone)]
@@ -42,7 +42,7 @@ impl Reply {
 }
 
 /// A request oriond sent to a child and awaits the ack of.
-struct Pending {
+struct InFlight {
     reply: Option<Reply>,
     child: ProcessName,
     action: Action,
@@ -108,7 +108,7 @@ struct Waiter {
 
 /// Requests in flight.
 pub struct Requests {
-    pending: std::collections::HashMap<u64, Pending>,
+    pending: std::collections::HashMap<u64, InFlight>,
     next: u64,
     waiters: Vec<Waiter>,
     seen: Dedupe<Reply>,
@@ -345,7 +345,7 @@ impl Supervisor {
         let request = action.to_request(Some(&child_request_id(id)));
         self.requests.pending.insert(
             id,
-            Pending {
+            InFlight {
                 reply,
                 child: name,
                 action,
@@ -378,7 +378,7 @@ impl Supervisor {
 
     /// A child answered (or did not): answer the requester first, then commit the desired
     /// state on success (and tell orion-control), and count down a re-application.
-    fn settle(&mut self, pending: Pending, result: Result<Value, AckError>) {
+    fn settle(&mut self, pending: InFlight, result: Result<Value, AckError>) {
         if pending.reapply {
             if let Err(e) = &result {
                 tracing::error!(child = %pending.child, action = pending.action.name(), error = %e, "re-applying the desired state failed");

@@ -1,7 +1,7 @@
 //! Snapshots: `get_snapshot` from orionctl or MQTT, and with `[snapshot]
 //! on_occupancy_change` one for every change of occupied. oriond keeps the last detection;
 //! the overlay (its boxes, the attention ROIs, the auto-focus region, paused) goes to an
-//! `orion-snapshot` helper (`crate::snapshot`) that reads the newest frame from the ring.
+//! `orion-snapshot` helper (`crate::snapshot_helper`) that reads the newest frame from the ring.
 //! Its answer is the ack, then the image as [`Message::Snapshot`] on the same connection.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::Supervisor;
 use super::routing::Reply;
 use crate::events::Shot;
-use crate::snapshot::Helper;
+use crate::snapshot_helper::Helper;
 
 /// Snapshots taken at once; more are refused as busy.
 const MAX_AT_ONCE: usize = 2;
@@ -87,7 +87,7 @@ impl Supervisor {
         };
         let id = self.snapshots.next;
         self.snapshots.next += 1;
-        crate::snapshot::take(id, &helper, &overlay, &self.ring, &self.events)
+        crate::snapshot_helper::take(id, &helper, &overlay, &self.ring, &self.events)
             .map_err(|e| AckError::new(ErrorKind::Failed, e))?;
         self.snapshots.waiting.insert(
             id,

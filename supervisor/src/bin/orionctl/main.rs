@@ -483,8 +483,8 @@ impl Client {
     /// Sends `action`; its ack, and the connection for what follows the ack.
     fn exchange(&mut self, action: &Action) -> Result<(Ack, UnixStream)> {
         let mut stream = connect(&self.socket)?;
-        // A model load may take a while; oriond itself gives up after 180 s.
-        stream.set_read_timeout(Some(Duration::from_secs(200)))?;
+        // A model load may take a while; oriond itself gives up before this.
+        stream.set_read_timeout(Some(orion_protocol::timeouts::COMMANDER))?;
         let id = format!("orionctl-{}", std::process::id());
         let body = action.to_request(Some(&id));
         wire::write_message(&mut stream, body.to_string().as_bytes())?;
