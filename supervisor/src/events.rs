@@ -31,6 +31,8 @@ pub enum Event {
         conn: ConnId,
         outbox: Outbox,
         peer_pid: Option<u32>,
+        /// The peer is a process oriond started, or one of theirs (never an operator).
+        descendant: bool,
     },
     /// One framed message from a peer.
     Frame {

@@ -1,6 +1,7 @@
 //! oriond's Unix socket, and the whole life of each connection on it: accepted within
-//! [`MAX_CONNECTIONS`] (beyond that the connection is answered with an error and closed
-//! before any task exists for it), framed messages read ([`orion_protocol::wire`]) into
+//! [`MAX_CONNECTIONS`] for clients and [`CHILD_SLOTS`] apart for oriond's own processes, so
+//! idle clients can never keep a restarted child out (beyond its limit a connection is
+//! answered with an error and closed before any task exists for it), framed messages read ([`orion_protocol::wire`]) into
 //! [`Event::Frame`], replies written from the connection's outbox. When the supervisor lets
 //! go of a connection (drops its outbox: a refused hello, a peer that does not read) the
 //! writer closes it and the reader stops at once, so nothing it sends afterwards reaches
@@ -25,8 +26,11 @@ use crate::events::{ConnId, Event, Events};
 const OUTBOX: usize = 1024;
 /// Room for a snapshot (the largest message) and the messages around it.
 const OUTBOX_BYTES: usize = orion_protocol::wire::MAX_FROM_ORIOND + (4 << 20);
-/// Connections at once (children and clients).
+/// Client connections at once (orionctl, scripts: processes oriond did not start).
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections at once from processes oriond started: control, detector, capture, a
+/// capture successor, a standby detector, and room to spare.
+pub const CHILD_SLOTS: usize = 16;
 
 /// Binds `path` (0660), replacing a stale socket; fails if another oriond answers on it.
 pub async fn bind(path: &Path) -> Result<UnixListener> {
@@ -87,7 +91,8 @@ fn socket_dir(dir: &Path) -> Result<()> {
 /// Accepts connections until the supervisor is gone.
 pub fn spawn_accept(listener: UnixListener, events: Events) {
     tokio::spawn(async move {
-        let live = Arc::new(AtomicUsize::new(0));
+        let clients = Arc::new(AtomicUsize::new(0));
+        let children = Arc::new(AtomicUsize::new(0));
         let mut next_id: ConnId = 1;
         loop {
             let mut stream = match listener.accept().await {
@@ -98,18 +103,27 @@ pub fn spawn_accept(listener: UnixListener, events: Events) {
                     continue;
                 }
             };
-            if live.load(Ordering::Acquire) >= MAX_CONNECTIONS {
-                refuse(&mut stream).await;
-                continue;
-            }
-            live.fetch_add(1, Ordering::AcqRel);
-            let conn = next_id;
-            next_id += 1;
             let peer_pid = stream
                 .peer_cred()
                 .ok()
                 .and_then(|c| c.pid())
                 .and_then(|p| u32::try_from(p).ok());
+            // A peer whose pid is unknown is no operator either.
+            let oriond = std::process::id() as i32;
+            let descendant =
+                peer_pid.is_none_or(|p| crate::lineage::descends_from(p as i32, oriond));
+            let (live, max) = if descendant {
+                (children.clone(), CHILD_SLOTS)
+            } else {
+                (clients.clone(), MAX_CONNECTIONS)
+            };
+            if live.load(Ordering::Acquire) >= max {
+                refuse(&mut stream, max).await;
+                continue;
+            }
+            live.fetch_add(1, Ordering::AcqRel);
+            let conn = next_id;
+            next_id += 1;
             let (reader, writer) = stream.into_split();
             let (outbox, rx) = crate::outbox::outbox(OUTBOX, OUTBOX_BYTES);
             let (gone_tx, gone) = oneshot::channel();
@@ -119,25 +133,26 @@ pub fn spawn_accept(listener: UnixListener, events: Events) {
                     conn,
                     outbox,
                     peer_pid,
+                    descendant,
                 })
                 .is_err()
             {
                 return;
             }
-            tokio::spawn(read_loop(reader, conn, events.clone(), gone, live.clone()));
+            tokio::spawn(read_loop(reader, conn, events.clone(), gone, live));
         }
     });
 }
 
 /// Over the limit: one error, then the connection closes; nothing is read from it.
-async fn refuse(stream: &mut UnixStream) {
-    tracing::warn!(max = MAX_CONNECTIONS, "too many connections; refusing one");
+async fn refuse(stream: &mut UnixStream, max: usize) {
+    tracing::warn!(max, "too many connections; refusing one");
     let ack = Message::Ack(Ack::new(
         "unknown",
         None,
         Err(AckError::new(
             ErrorKind::Busy,
-            format!("oriond takes at most {MAX_CONNECTIONS} connections; try again"),
+            format!("oriond takes at most {max} connections of this kind; try again"),
         )),
     ));
     let _ = tokio::time::timeout(

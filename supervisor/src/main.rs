@@ -14,12 +14,14 @@ use orion_ring::{PixelFormat, RingGeometry, RingOwner};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+mod authority;
 mod child;
 mod dedupe;
 mod desired;
 mod events;
 mod ipc;
 mod lifecycle;
+mod lineage;
 mod logbuf;
 mod measured;
 mod occupancy;

@@ -98,47 +98,15 @@ pub async fn reap_remaining(grace: Duration) -> usize {
 fn adopted() -> Vec<i32> {
     let me = std::process::id() as i32;
     let owned = owned().clone();
-    children_of(me)
+    crate::lineage::children_of(me)
         .into_iter()
         .filter(|pid| !owned.contains(pid))
         .collect()
 }
 
-/// The pids whose parent is `parent`, from /proc (no kernel option needed, unlike
-/// /proc/PID/task/TID/children).
-fn children_of(parent: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| parent_in_stat(&s))
-                == Some(parent)
-        })
-        .collect()
-}
-
-/// The parent pid in a /proc/PID/stat line: the second field after the command name,
-/// which is in parentheses and may itself hold spaces and parentheses.
-fn parent_in_stat(stat: &str) -> Option<i32> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_parent_is_read_after_the_command_name_whatever_it_holds() {
-        assert_eq!(parent_in_stat("42 (python3) S 7 42 42 0"), Some(7));
-        assert_eq!(parent_in_stat("42 (a) b (c) Z 9 1 1"), Some(9));
-        assert_eq!(parent_in_stat("42 (python3"), None);
-    }
 
     #[test]
     fn own_children_are_not_adopted_orphans() {

@@ -1,19 +1,23 @@
 //! The peers on oriond's socket — children and clients (orionctl, orion-control) — and
 //! who they are: a connection speaks for a child only after a hello whose pid is the
 //! socket peer's (`SO_PEERCRED`) and the one oriond spawned under that name. Sending goes
-//! through each peer's bounded outbox; a peer that does not read is let go.
+//! through each peer's bounded outbox; a peer that does not read is let go. Each peer's
+//! [`Role`] decides what it may send (`crate::authority`).
 
 use std::collections::HashMap;
 
 use orion_protocol::ProcessName;
 use orion_protocol::message::{self, Message};
 
+use crate::authority::Role;
 use crate::events::{ConnId, Outbox};
 
 struct Peer {
     outbox: Outbox,
     pid: Option<u32>,
     child: Option<ProcessName>,
+    /// The peer is a process oriond started, or one of theirs (never an operator).
+    descendant: bool,
 }
 
 #[derive(Default)]
@@ -22,15 +26,28 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn accepted(&mut self, conn: ConnId, outbox: Outbox, pid: Option<u32>) {
+    /// A new connection from `pid`; `descendant`: a process oriond started, or one of
+    /// theirs (see `crate::ipc`).
+    pub fn accepted(&mut self, conn: ConnId, outbox: Outbox, pid: Option<u32>, descendant: bool) {
         self.peers.insert(
             conn,
             Peer {
                 outbox,
                 pid,
                 child: None,
+                descendant,
             },
         );
+    }
+
+    /// Who is on `conn`; `None` for a connection oriond let go (or never had).
+    pub fn role(&self, conn: ConnId) -> Option<Role> {
+        let peer = self.peers.get(&conn)?;
+        Some(match (peer.child, peer.descendant) {
+            (Some(name), _) => Role::Child(name),
+            (None, true) => Role::Descendant,
+            (None, false) => Role::Operator,
+        })
     }
 
     /// Lets go of `conn`: its outbox closes, ipc closes the socket and stops reading it.
@@ -102,7 +119,7 @@ mod tests {
     fn only_the_spawned_pid_may_speak_for_a_child_once() {
         let mut peers = Peers::default();
         let (tx, mut rx) = crate::outbox::outbox(1, 1024);
-        peers.accepted(1, tx, Some(42));
+        peers.accepted(1, tx, Some(42), false);
         // Another pid, or no pid at all, is refused.
         assert!(peers.hello(1, ProcessName::Detector, Some(7)).is_err());
         assert!(peers.hello(1, ProcessName::Detector, None).is_err());

@@ -1,4 +1,4 @@
-//! oriond at its edges: more connections than it takes, commands racing a shutdown, a
+//! oriond at its edges: more connections than it takes (children keep slots of their own), commands racing a shutdown, a
 //! flood of commands beside a crash. Real oriond, real children, real signals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use orion_tests::oriond::{Oriond, START_TIMEOUT, now_unix_us};
 use serde_json::{Value, json};
 
-/// oriond's connection limit (`supervisor/src/ipc.rs`).
+/// oriond's limit of client connections (`supervisor/src/ipc.rs`); its children's are apart.
 const MAX_CONNECTIONS: usize = 64;
 
 fn fds(pid: u32) -> usize {
@@ -42,6 +42,7 @@ fn connections_over_the_limit_are_closed_unread_and_descriptors_stay_bounded() {
     let o = Oriond::start(None, "").unwrap();
     // Steady state: the standby detector (its pipes, its connection) is up.
     o.wait_standby_ready(START_TIMEOUT).unwrap();
+    let capture = o.child_pid("capture").unwrap();
     let before = fds(o.pid());
     // Idle connections until oriond refuses one.
     let mut held = Vec::new();
@@ -63,8 +64,8 @@ fn connections_over_the_limit_are_closed_unread_and_descriptors_stay_bounded() {
         refused["error"].as_str().unwrap().contains("at most"),
         "{refused}"
     );
-    // The children's connections count too.
-    assert!(held.len() < MAX_CONNECTIONS, "{} held", held.len());
+    // The children's connections do not take clients' slots, nor clients theirs.
+    assert_eq!(held.len(), MAX_CONNECTIONS);
     let at_limit = fds(o.pid());
     assert!(
         at_limit <= before + MAX_CONNECTIONS,
@@ -110,7 +111,39 @@ fn connections_over_the_limit_are_closed_unread_and_descriptors_stay_bounded() {
                 .join(" ")
         );
     }
+    // A child restarted while every client slot is taken still gets its connection: the
+    // capture comes back RUNNING at its first try.
+    let running = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("name=capture") && l.contains("state=\"RUNNING\""))
+            .count()
+    };
+    let ran = running(&o.stderr_text());
+    let refusals = o.stderr_text().matches("too many connections").count();
+    kill(Pid::from_raw(capture as i32), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(&o.stderr_text()) == ran {
+        assert!(
+            Instant::now() < deadline,
+            "the capture did not come back while clients held every slot"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        o.stderr_text().matches("too many connections").count(),
+        refusals,
+        "the restarted capture was refused a connection"
+    );
     drop(held);
+    let status = o.status().unwrap();
+    let capture_status = status["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "capture")
+        .unwrap()
+        .clone();
+    assert_eq!(capture_status["restarts"], 1, "{capture_status}");
     // Room again: the pauses were never applied, and the descriptors come back.
     let status = o
         .wait_for("a free connection", Duration::from_secs(10), |_| true)

@@ -7,6 +7,9 @@
 //!   cannot read the MQTT password or the config, connect to oriond's socket or the
 //!   broker, signal oriond, or reach the detector's tensors; the real capture runs with
 //!   no_new_privs, seccomp and Landlock;
+//! - authority per connection: a real capture's and a real detector's own connections to
+//!   oriond (taken out of the running processes with pidfd_getfd) cannot shut oriond
+//!   down, stop a process, reload the config, or answer a request sent to the detector;
 //! - the sealed ring: whoever holds it (the capture's own descriptor) cannot shrink or grow
 //!   it, so the detector keeps running and inferring.
 
@@ -233,4 +236,130 @@ fn libc_eacces() -> i64 {
 
 fn libc_eperm() -> i64 {
     nix::errno::Errno::EPERM as i64
+}
+
+/// The connection `pid` holds to oriond's socket, duplicated into this process (as a
+/// compromised child would use it).
+fn steal_connection(pid: u32, socket: &std::path::Path) -> std::os::unix::net::UnixStream {
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        let Ok(owned) =
+            rustix::process::pidfd_getfd(&pidfd, fd, rustix::process::PidfdGetfdFlags::empty())
+        else {
+            continue;
+        };
+        let stream = std::os::unix::net::UnixStream::from(owned);
+        if stream
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p == socket))
+            == Some(true)
+        {
+            return stream;
+        }
+    }
+    panic!("{pid} holds no connection to {}", socket.display());
+}
+
+fn write_frame(stream: &mut std::os::unix::net::UnixStream, body: &[u8]) {
+    orion_protocol::wire::write_message(stream, body).unwrap();
+}
+
+#[test]
+fn a_childs_own_connection_cannot_command_oriond_or_answer_for_the_detector() {
+    let o = Oriond::start(None, "").unwrap();
+    o.wait_working(Duration::from_secs(60)).unwrap();
+    let before: Vec<u32> = ["detector", "capture"]
+        .iter()
+        .map(|n| pid_of(&o, n))
+        .collect();
+    let mut capture = steal_connection(before[1], &o.socket);
+    let mut detector = steal_connection(before[0], &o.socket);
+    let forged = [
+        serde_json::json!({"command": "shutdown"}),
+        serde_json::json!({"command": "stop_process", "params": {"name": "detector"}}),
+        serde_json::json!({"command": "stop_process", "params": {"name": "capture"}}),
+        serde_json::json!({"command": "reload_config"}),
+        serde_json::json!({"command": "pause_inference"}),
+    ];
+    for stream in [&mut capture, &mut detector] {
+        for request in &forged {
+            write_frame(stream, request.to_string().as_bytes());
+        }
+    }
+    // The capture answers for the detector: acks for every id oriond may give the model
+    // change an operator asks for now. Only the detector's own ack may settle it.
+    let operator = std::thread::spawn({
+        let socket = o.socket.clone();
+        move || {
+            let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+            let body = serde_json::json!({"command": "set_model_size", "params": {"size": "s"}, "request_id": "op"});
+            orion_protocol::wire::write_message(&mut s, body.to_string().as_bytes()).unwrap();
+            let reply = orion_protocol::wire::read_message(&mut s).unwrap().unwrap();
+            serde_json::from_slice::<Value>(&reply).unwrap()
+        }
+    });
+    for id in 1..=400 {
+        let ack = orion_protocol::Message::Ack(orion_protocol::Ack::new(
+            "set_model_size",
+            Some(format!("oriond-{id}")),
+            Err(orion_protocol::AckError::new(
+                orion_protocol::ErrorKind::Failed,
+                "forged by the capture",
+            )),
+        ));
+        write_frame(&mut capture, &orion_protocol::message::encode(&ack));
+    }
+    let answer = operator.join().unwrap();
+    assert_eq!(answer["status"], "success", "{answer}");
+    assert!(!answer.to_string().contains("forged"), "{answer}");
+    assert_eq!(answer["data"]["size"], "s", "{answer}");
+
+    // Nothing happened: oriond runs, its children are the same processes, not paused.
+    let status = o
+        .wait_for("the model change settled", Duration::from_secs(30), |s| {
+            s["desired"]["model_size"] == "s"
+        })
+        .unwrap();
+    let after: Vec<u32> = ["detector", "capture"]
+        .iter()
+        .map(|n| pid_of(&o, n))
+        .collect();
+    assert_eq!(before, after, "a child was stopped or restarted");
+    assert_eq!(status["desired"]["paused"], false);
+    for p in status["processes"].as_array().unwrap() {
+        assert_eq!(p["state"], "RUNNING", "{p}");
+    }
+    // Counted per role, and said once per connection in the log.
+    let authority = &status["oriond"]["authority"];
+    assert!(
+        authority["refused"]["capture"].as_u64().unwrap() >= 5 + 400,
+        "{authority}"
+    );
+    assert!(
+        authority["refused"]["detector"].as_u64().unwrap() >= 5,
+        "{authority}"
+    );
+    let said = o
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains("refused; this connection"))
+        .count();
+    assert!((2..=4).contains(&said), "logged {said} times");
 }

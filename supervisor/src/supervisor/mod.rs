@@ -34,10 +34,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use orion_config::Config;
 use orion_protocol::ProcessName;
+use orion_protocol::command::{Ack, AckError, Action, ErrorKind};
 use orion_protocol::message::{self, Frame, Message};
 use orion_ring::RingOwner;
 use tokio::sync::mpsc;
 
+use crate::authority::{self, Refusals, Role};
 use crate::child::Child;
 use crate::desired::Desired;
 use crate::events::{ConnId, Event, Events, Timer};
@@ -78,6 +80,8 @@ pub struct Supervisor {
     measured: crate::measured::Measured,
     occupancy: crate::occupancy::Tracker,
     snapshots: snapshots::Snapshots,
+    /// What connections sent beyond their role (`crate::authority`).
+    refusals: Refusals,
 }
 
 impl Supervisor {
@@ -117,6 +121,7 @@ impl Supervisor {
             last_handover: None,
             measured: Default::default(),
             snapshots: Default::default(),
+            refusals: Refusals::default(),
         }
     }
 
@@ -161,7 +166,8 @@ impl Supervisor {
                 conn,
                 outbox,
                 peer_pid,
-            } => self.peers.accepted(conn, outbox, peer_pid),
+                descendant,
+            } => self.peers.accepted(conn, outbox, peer_pid, descendant),
             Event::Frame { conn, body } => self.frame(conn, &body),
             Event::Closed { conn, why } => self.closed(conn, why),
             Event::Timer(timer) => self.timer(timer),
@@ -194,8 +200,34 @@ impl Supervisor {
             Ok(frame) => frame,
             Err(why) => return self.routing_reject(conn, why),
         };
+        // A connection oriond let go (it did not read its answers): nothing it still sent
+        // is carried out.
+        let Some(role) = self.peers.role(conn) else {
+            tracing::debug!(conn, "a message from a connection let go; dropped");
+            self.refusals.from_let_go += 1;
+            return;
+        };
         match frame {
-            Frame::Request(cmd) => self.request(conn, cmd),
+            Frame::Request(cmd) => {
+                let allowed = match &cmd.action {
+                    Ok(action) => authority::may_request(role, action),
+                    Err(_) => authority::may_request(role, &Action::GetStatus),
+                };
+                match allowed {
+                    Ok(()) => self.request(conn, cmd),
+                    Err(why) => {
+                        self.refused(conn, role, &why);
+                        let ack =
+                            Ack::for_command(&cmd, Err(AckError::new(ErrorKind::Refused, why)));
+                        self.peers.send(conn, &Message::Ack(ack));
+                    }
+                }
+            }
+            // Refused messages get no answer: a child answers what it cannot read with an
+            // ack, and an answer to that would never end.
+            Frame::Message(m) if let Err(why) = authority::may_send(role, &m) => {
+                self.refused(conn, role, &why);
+            }
             Frame::Message(m) => match (self.understudy_on(conn), *m) {
                 (Some(ProcessName::Capture), m) => self.successor_message(m),
                 (Some(_), m) => self.standby_message(m),
@@ -204,12 +236,24 @@ impl Supervisor {
         }
     }
 
+    /// Counts a refusal; logs a connection's first.
+    pub(super) fn refused(&mut self, conn: ConnId, role: Role, why: &str) {
+        if self.refusals.record(conn, role, why) {
+            tracing::warn!(
+                conn,
+                role = role.as_str(),
+                why,
+                "refused; this connection's further refusals are counted, not logged"
+            );
+        }
+    }
+
     /// A message on a connection that is not an understudy's: a hello, or a child's.
     fn message(&mut self, conn: ConnId, m: Message, body: &[u8]) {
         match m {
             Message::Hello { name, .. } => self.hello(conn, name),
             m => match self.peers.child_of(conn) {
-                Some(child) => self.child_message(child, m, body),
+                Some(child) => self.child_message(conn, child, m, body),
                 None => self.routing_reject(
                     conn,
                     "say hello first (only oriond's children send messages)".into(),
@@ -245,9 +289,9 @@ impl Supervisor {
         }
     }
 
-    fn child_message(&mut self, name: ProcessName, m: Message, body: &[u8]) {
+    fn child_message(&mut self, conn: ConnId, name: ProcessName, m: Message, body: &[u8]) {
         match m {
-            Message::Ack(ack) => self.child_ack(name, ack),
+            Message::Ack(ack) => self.child_ack(conn, name, ack),
             Message::CaptureStatus(_) | Message::DetectorStatus(_) => self.child_status(name, m),
             Message::Detection {
                 detection,
@@ -266,6 +310,7 @@ impl Supervisor {
     }
 
     fn closed(&mut self, conn: ConnId, why: Option<String>) {
+        self.refusals.closed(conn);
         if let Some(why) = why {
             tracing::warn!(conn, why, "bad message; closing the connection");
             self.routing_reject(conn, why);

@@ -45,6 +45,8 @@ impl Reply {
 struct InFlight {
     reply: Option<Reply>,
     child: ProcessName,
+    /// The connection it went out on: only an ack from there settles it.
+    conn: ConnId,
     action: Action,
     /// Part of bringing a restarted child to the desired state.
     reapply: bool,
@@ -348,6 +350,7 @@ impl Supervisor {
             InFlight {
                 reply,
                 child: name,
+                conn,
                 action,
                 reapply,
             },
@@ -357,13 +360,25 @@ impl Supervisor {
         Ok(())
     }
 
-    pub(super) fn child_ack(&mut self, name: ProcessName, ack: Ack) {
-        let id = ack.request_id.as_deref().and_then(parse_child_request_id);
-        let Some(pending) = id.and_then(|id| self.requests.pending.remove(&id)) else {
+    /// The detector's ack on `conn`: it settles a request only if the request went out on
+    /// that connection (no connection answers for another).
+    pub(super) fn child_ack(&mut self, conn: ConnId, name: ProcessName, ack: Ack) {
+        let Some(id) = ack.request_id.as_deref().and_then(parse_child_request_id) else {
             tracing::debug!(%name, "ack for nothing pending");
             return;
         };
-        self.settle(pending, ack.into_result());
+        match self.requests.pending.get(&id) {
+            None => tracing::debug!(%name, "ack for nothing pending"),
+            Some(p) if p.conn != conn => {
+                let why = format!("an ack for oriond-{id}, a request sent to another connection");
+                self.refused(conn, crate::authority::Role::Child(name), &why);
+            }
+            Some(_) => {
+                if let Some(pending) = self.requests.pending.remove(&id) {
+                    self.settle(pending, ack.into_result());
+                }
+            }
+        }
     }
 
     pub(super) fn request_timed_out(&mut self, id: u64) {

@@ -36,6 +36,7 @@ impl Supervisor {
                 "uptime_s": self.started.elapsed().as_secs_f64(),
                 "version": env!("CARGO_PKG_VERSION"),
                 "connections": self.peers.len(),
+                "authority": self.refusals.report(),
             },
             "processes": processes,
             "stream": last(ProcessName::Capture),
