@@ -332,3 +332,42 @@ fn state_file(o: &Oriond) -> std::path::PathBuf {
         .find(|p| p.extension().is_some_and(|e| e == "json"))
         .unwrap_or_else(|| panic!("no state file in {}", dir.display()))
 }
+
+#[test]
+fn a_client_let_go_for_not_reading_has_nothing_it_still_sent_carried_out() {
+    let o = Oriond::start(None, "").unwrap();
+    // Thousands of status questions, never read, then a pause: oriond lets the client go
+    // when its answers no longer fit (an outbox of 1024), and what it had already read from
+    // that client is dropped, the pause included.
+    let mut s = UnixStream::connect(&o.socket).unwrap();
+    let mut burst = Vec::new();
+    for i in 0..3000 {
+        let body = json!({"command": "get_status", "request_id": format!("q{i}")}).to_string();
+        burst.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        burst.extend_from_slice(body.as_bytes());
+    }
+    let pause = json!({"command": "pause_inference", "request_id": "last"}).to_string();
+    burst.extend_from_slice(&(pause.len() as u32).to_be_bytes());
+    burst.extend_from_slice(pause.as_bytes());
+    let _ = std::io::Write::write_all(&mut s, &burst);
+    // Not read: oriond lets the connection go.
+    let status = o
+        .wait_for("the client let go", Duration::from_secs(30), |s| {
+            s["oriond"]["authority"]["from_connections_let_go"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+        })
+        .unwrap();
+    assert_eq!(
+        status["desired"]["paused"], false,
+        "the pause was carried out"
+    );
+    let mut sink = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.read_to_end(&mut sink);
+    let status = o.status().unwrap();
+    assert_eq!(
+        status["desired"]["paused"], false,
+        "the pause was carried out"
+    );
+}

@@ -556,3 +556,40 @@ fn sighup_applies_an_edited_config_and_keeps_running_on_a_bad_one() {
         "{ack:?}"
     );
 }
+
+#[test]
+fn a_stop_after_quick_rate_changes_stays_stopped() {
+    let o = Oriond::start(None, "").unwrap();
+    o.wait_working(START_TIMEOUT).unwrap();
+    // Two rate changes in flight (each replaces the capture make-before-break), then a stop.
+    let rates: Vec<_> = [3.0, 4.0]
+        .into_iter()
+        .map(|hz| {
+            let socket = o.socket.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(socket).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let body = json!({"command": "set_inference_rate", "params": {"rate_hz": hz}});
+                orion_protocol::wire::write_message(&mut s, body.to_string().as_bytes()).unwrap();
+                orion_protocol::wire::read_message(&mut s).unwrap()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30));
+    let stop = o
+        .command("stop_process", json!({"name": "capture"}))
+        .unwrap();
+    assert!(stop.into_result().is_ok());
+    for r in rates {
+        let _ = r.join().unwrap();
+    }
+    // Stopped, and it stays stopped: no successor takes its place afterwards.
+    std::thread::sleep(Duration::from_secs(3));
+    let capture = o.process("capture").unwrap();
+    assert_eq!(capture["state"], "STOPPED", "{capture}");
+    let alive: Vec<u32> = orion_tests::oriond::children_named(o.pid(), "orion-capture");
+    assert!(
+        alive.is_empty(),
+        "capture processes still running: {alive:?}"
+    );
+}

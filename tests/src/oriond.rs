@@ -337,3 +337,27 @@ pub fn process_gone(pid: u32) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
+
+/// The live (not zombie) children of `parent` whose command name is `comm`.
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let name = head.split_once('(').map_or("", |(_, n)| n);
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+            name == comm && state != "Z" && ppid == Some(parent)
+        })
+        .collect()
+}

@@ -151,6 +151,17 @@ impl Supervisor {
         self.drive(name, Input::Stop);
     }
 
+    /// An operator's stop: final for the process. A restart still pending (a rate change
+    /// or a reload) and a capture successor in standby are called off, so nothing brings
+    /// it back afterwards; the requests that waited for them are answered as failed.
+    pub(super) fn stop_for_good(&mut self, name: ProcessName) {
+        self.restart_after_stop.retain(|n| *n != name);
+        if name == ProcessName::Capture {
+            self.drop_successor("the capture was stopped by an operator");
+        }
+        self.stop(name);
+    }
+
     pub(super) fn restart(&mut self, name: ProcessName) {
         match self.state_of(name) {
             Some(State::Starting | State::Running) => {

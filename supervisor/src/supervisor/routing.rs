@@ -262,7 +262,7 @@ impl Supervisor {
             }
             Action::StopProcess(_) => {
                 self.wait_for(name, Until::Stopped, reply, None);
-                self.stop(name);
+                self.stop_for_good(name);
             }
             Action::TailProcess { offset, bytes, .. } => {
                 let (text, next) = self
