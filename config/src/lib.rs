@@ -561,11 +561,21 @@ impl Config {
         Ok(Some(text.lines().next().unwrap_or("").to_string()))
     }
 
-    /// Checks the files that hold secrets (`mqtt.password_file`,
-    /// `camera.credentials_file`): present, regular, at most 4 KiB, no access for other
-    /// users. oriond runs it before starting (and `--check-config`).
+    /// The MQTT client's private key (`mqtt.tls.key`, PEM), if one is configured; private
+    /// like every secret file.
+    pub fn mqtt_tls_key(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = self.mqtt.tls.as_ref().and_then(|t| t.key.as_ref()) else {
+            return Ok(None);
+        };
+        secrets::read_key("mqtt.tls.key", path).map(Some)
+    }
+
+    /// Checks the files that hold secrets (`mqtt.password_file`, `mqtt.tls.key`,
+    /// `camera.credentials_file`): present, regular, bounded, no access for other users.
+    /// oriond runs it before starting (and `--check-config`).
     pub fn check_secrets(&self) -> Result<(), ConfigError> {
         self.mqtt_password()?;
+        self.mqtt_tls_key()?;
         if self.camera.credentials_file.is_some() {
             self.camera_uri()?;
         }

@@ -8,6 +8,8 @@ use crate::ConfigError;
 
 /// Largest secret file read.
 const MAX_SECRET: u64 = 4096;
+/// Longest private key file accepted.
+const MAX_KEY: u64 = 64 * 1024;
 
 fn bad(key: &str, message: String) -> ConfigError {
     ConfigError::Key {
@@ -19,6 +21,15 @@ fn bad(key: &str, message: String) -> ConfigError {
 /// Reads the secret file of `key`: a regular file of at most 4 KiB that other users can
 /// neither read nor write (owner and group only, e.g. root:orion 0640).
 pub(crate) fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
+    read_at_most(key, path, MAX_SECRET)
+}
+
+/// A private key (PEM): as [`read`], up to [`MAX_KEY`] (an RSA-8192 key is about 6.5 KiB).
+pub(crate) fn read_key(key: &str, path: &Path) -> Result<String, ConfigError> {
+    read_at_most(key, path, MAX_KEY)
+}
+
+fn read_at_most(key: &str, path: &Path, max: u64) -> Result<String, ConfigError> {
     let shown = path.display();
     let meta =
         std::fs::metadata(path).map_err(|e| bad(key, format!("cannot read {shown}: {e}")))?;
@@ -35,11 +46,8 @@ pub(crate) fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
             ),
         ));
     }
-    if meta.len() > MAX_SECRET {
-        return Err(bad(
-            key,
-            format!("{shown} is larger than {MAX_SECRET} bytes"),
-        ));
+    if meta.len() > max {
+        return Err(bad(key, format!("{shown} is larger than {max} bytes")));
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(key, format!("cannot read {shown}: {e}")))?;

@@ -196,6 +196,30 @@ fn camera_secrets_live_in_their_own_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn the_mqtt_tls_key_is_private_like_every_secret_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("orion-config-tlskey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("o.toml");
+    std::fs::write(
+        &file,
+        "[camera]\nsource = \"test://\"\n[mqtt]\nhost = \"broker\"\n[mqtt.tls]\nca = \"ca.pem\"\ncert = \"client.pem\"\nkey = \"client.key\"\n",
+    )
+    .unwrap();
+    let key = dir.join("client.key");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nsecret\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = Config::load(&file).unwrap();
+    let e = c.check_secrets().unwrap_err().to_string();
+    assert!(e.starts_with("mqtt.tls.key") && e.contains("0644"), "{e}");
+    assert!(!e.contains("secret\n"), "{e}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(c.check_secrets().is_ok());
+    assert!(c.mqtt_tls_key().unwrap().unwrap().contains("PRIVATE KEY"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 mod fuzz {
     //! Arbitrary and near-valid config files: parsed into a valid config or refused with an
     //! error naming the key (or the TOML syntax); never a panic. `ORION_FUZZ_CASES` sets the

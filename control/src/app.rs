@@ -50,6 +50,9 @@ struct Counters {
     commands_refused: u64,
     /// Sent with the retain flag, so never applied.
     commands_retained: u64,
+    /// MQTT 3.1.1: packets too large to read (over 4 MiB), and with each the broker's
+    /// queue for this client, discarded (see `mqtt::Event::Unreadable`).
+    unreadable_discarded: u64,
     /// Forwarded to oriond and never answered (see [`INFLIGHT_TIMEOUT`]).
     commands_timed_out: u64,
     commands_redelivered: u64,
@@ -181,6 +184,18 @@ impl App {
                 }
                 self.counters.connected = false;
                 self.counters.last_error = Some(error);
+            }
+            Event::Unreadable { bytes } => {
+                self.counters.unreadable_discarded += 1;
+                tracing::error!(
+                    bytes,
+                    max = crate::mqtt::MAX_INCOMING,
+                    "the broker delivered a packet too large to read (MQTT 3.1.1 cannot \
+                     announce a limit); reconnecting once with a clean session so the broker \
+                     discards it instead of delivering it on every connection. Commands it \
+                     queued behind it are discarded too: set the broker's max_packet_size, \
+                     or use MQTT 5"
+                );
             }
             Event::Message(msg) => {
                 if msg.topic == self.topics.control {

@@ -16,7 +16,9 @@ use crate::topics::Topics;
 
 /// Largest packet accepted from the broker: well above the 64 KiB command limit, so an
 /// oversize command is read and answered with an error instead of dropping the connection.
-const MAX_INCOMING: usize = 4 << 20;
+/// MQTT 5 announces it, and the broker keeps larger ones back; MQTT 3.1.1 cannot, see
+/// [`Event::Unreadable`].
+pub const MAX_INCOMING: usize = orion_protocol::command::MAX_MQTT_PACKET;
 /// Reconnect delays: 0.25 s doubling to 30 s, from the start again once connected.
 fn backoff() -> Backoff {
     Backoff::new(
@@ -57,6 +59,13 @@ pub enum Event {
     Disconnected {
         error: String,
         retry_in: Duration,
+    },
+    /// MQTT 3.1.1: the broker delivered a packet of `bytes`, over [`MAX_INCOMING`]. It
+    /// cannot be read, so it cannot be acknowledged, and the broker would deliver it again
+    /// on every connection. The event loop reconnects once with a clean session, which
+    /// makes the broker discard what it queued for this client, then persistently again.
+    Unreadable {
+        bytes: usize,
     },
 }
 
@@ -216,7 +225,10 @@ fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {
     };
     let ca = read("ca", &tls.ca)?;
     let client_auth = match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => Some((read("cert", cert)?, read("key", key)?)),
+        (Some(cert), Some(_)) => {
+            let key = config.mqtt_tls_key()?.unwrap_or_default();
+            Some((read("cert", cert)?, key.into_bytes()))
+        }
         _ => None,
     };
     Ok(Some(rumqttc::Transport::tls_with_config(
@@ -245,8 +257,17 @@ async fn disconnected(tx: &mpsc::Sender<Event>, backoff: &mut Backoff, error: St
 async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
     use rumqttc::{Event as E, Packet};
     let mut backoff = backoff();
+    let mut discarding = false;
     loop {
         let event = match eventloop.poll().await {
+            Ok(E::Incoming(Packet::ConnAck(_))) if discarding => {
+                // The clean session dropped the broker's queue; nothing was subscribed on
+                // it. Back to the persistent session at once.
+                discarding = false;
+                eventloop.mqtt_options.set_clean_session(false);
+                eventloop.network = None;
+                continue;
+            }
             Ok(E::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 Event::Connected
@@ -262,6 +283,13 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
             }),
             Ok(_) => continue,
             Err(e) => {
+                if let Some(bytes) = unreadable_v4(&e) {
+                    discarding = true;
+                    eventloop.mqtt_options.set_clean_session(true);
+                    if tx.send(Event::Unreadable { bytes }).await.is_err() {
+                        return;
+                    }
+                }
                 if !disconnected(&tx, &mut backoff, e.to_string()).await {
                     return;
                 }
@@ -271,6 +299,16 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
         if tx.send(event).await.is_err() {
             return;
         }
+    }
+}
+
+/// The size of a packet too large to read, if that is why the connection ended.
+fn unreadable_v4(e: &rumqttc::ConnectionError) -> Option<usize> {
+    match e {
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(bytes),
+        )) => Some(*bytes),
+        _ => None,
     }
 }
 

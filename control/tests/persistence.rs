@@ -228,3 +228,91 @@ fn a_retained_command_is_not_applied_again_after_a_reconnect() {
         .any(|s| s.topic == health && s.json().is_some_and(|v| v["request_id"] == "stale-1"));
     assert!(!again, "a cleared retained command is not delivered again");
 }
+
+/// The oversize commands of one run: their error acks on the health topic.
+fn oversize_acks(r: &Rig) -> usize {
+    let health = r.topic("health");
+    r.watch
+        .seen
+        .iter()
+        .filter(|s| {
+            s.topic == health
+                && s.json().is_some_and(|v| {
+                    v["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("over the 65536-byte limit"))
+                })
+        })
+        .count()
+}
+
+/// A command over the 64 KiB limit is answered once with an error, acknowledged to the
+/// broker, and never comes back: not while orion-control runs, not after it restarts. A
+/// command too large to read at all (over 4 MiB) is not delivered to orion-control, so it
+/// cannot drop its connection again and again. Under MQTT 5 and 3.1.1.
+#[test]
+fn an_oversize_command_is_answered_once_and_never_redelivered() {
+    for version in ["5", "3.1.1"] {
+        let mut r = Rig::start_with(&format!("version = \"{version}\""));
+        r.o.wait_up("control", 0.6, START_TIMEOUT).unwrap();
+        let control_topic = r.topic("control");
+        let big = format!(
+            r#"{{"command": "pause_inference", "request_id": "big", "pad": "{}"}}"#,
+            "x".repeat(100 * 1024)
+        );
+        publish(r.broker.port, &control_topic, &big, &[]).unwrap();
+        let health = r.topic("health");
+        let ack = r
+            .watch
+            .wait_for("the oversize command's ack", START_TIMEOUT, |s| {
+                s.topic == health && s.payload.contains("over the 65536-byte limit")
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(ack["status"], "error", "{version}: {ack}");
+        assert_eq!(ack["error_kind"], "bad_request", "{version}: {ack}");
+        // Too large to read (over 4 MiB). MQTT 5: orion-control announced its limit and
+        // the broker keeps the packet back. MQTT 3.1.1 cannot announce one: orion-control
+        // reconnects once with a clean session, so the broker discards it, instead of
+        // losing its connection to it again and again.
+        let huge = format!(
+            r#"{{"command": "pause_inference", "request_id": "huge", "pad": "{}"}}"#,
+            "x".repeat(5 << 20)
+        );
+        publish(r.broker.port, &control_topic, &huge, &[]).unwrap();
+        let status_topic = r.topic("status");
+        let want = u64::from(version == "3.1.1");
+        let counted = r.watch.wait_for("the count in the status", ACK_WAIT, |s| {
+            s.topic == status_topic
+                && s.json().is_some_and(|v| {
+                    v["mqtt"]["unreadable_discarded"].as_u64() == Some(want)
+                        && v["mqtt"]["connected"] == true
+                })
+        });
+        assert!(counted.is_ok(), "{version}: {counted:?}");
+        r.drain();
+        let connects = r.o.stderr_text().matches("MQTT connected").count();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert_eq!(
+            r.o.stderr_text().matches("MQTT connected").count(),
+            connects,
+            "{version}: orion-control keeps reconnecting"
+        );
+        r.drain();
+        let control = r.o.child_pid("control").unwrap();
+        kill(Pid::from_raw(control as i32), Signal::SIGKILL).unwrap();
+        r.online();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        r.drain();
+        assert_eq!(oversize_acks(&r), 1, "{version}: answered more than once");
+        let status = r.o.status().unwrap();
+        assert_eq!(status["desired"]["paused"], false, "{version}: applied");
+        let restarts = r.o.process("control").unwrap()["restarts"].as_u64();
+        assert_eq!(
+            restarts,
+            Some(1),
+            "{version}: control restarted more than by the kill"
+        );
+    }
+}

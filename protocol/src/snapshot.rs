@@ -13,8 +13,9 @@ use crate::units::{ModelSize, NormRect};
 /// on (base64 in a [`crate::Message::Snapshot`], under [`crate::wire::MAX_FROM_ORIOND`]).
 pub const MAX_IMAGE: usize = 8 << 20;
 
-/// Largest snapshot sent over MQTT: one packet, under orion-control's 4 MiB packet limit.
-pub const MAX_MQTT_IMAGE: usize = (4 << 20) - (64 << 10);
+/// Largest snapshot sent over MQTT: one packet, under the 4 MiB packet limit
+/// ([`crate::command::MAX_MQTT_PACKET`]).
+pub const MAX_MQTT_IMAGE: usize = crate::command::MAX_MQTT_PACKET - (64 << 10);
 
 /// Boxes found this much before the frame drawn are not drawn (the detector is down or
 /// behind, and the people have moved): the caption says so instead.

@@ -192,6 +192,7 @@ fn broker_conf(config: &Config) -> String {
          set_tcp_nodelay true\n\
          persistence false\n\
          max_queued_messages 1000\n\
+         max_packet_size {max_packet}\n\
          log_dest stderr\n\
          log_type error\n\
          log_type warning\n\
@@ -201,6 +202,7 @@ fn broker_conf(config: &Config) -> String {
          {user}",
         port = m.port,
         host = m.host,
+        max_packet = orion_protocol::command::MAX_MQTT_PACKET,
     )
 }
 
