@@ -132,7 +132,14 @@ grep -q "^ready" "$WORK/setup.log" || fail "orion-setup did not report ready"
 for m in yolo11n_640.onnx yolo11n_320.onnx; do
   [ "$(stat -c %a "$WORK/models/$m" 2>/dev/null)" = 644 ] || fail "orion-setup did not install $m (0644)"
 done
-[ -x /var/lib/orion/venv/bin/python3 ] || fail "no venv at /var/lib/orion/venv"
+VENV=/usr/lib/orion/venv
+[ -x $VENV/bin/python3 ] || fail "no venv at $VENV"
+# Root runs the venv (orion-setup, --check-config): nothing in it or above it is orion's.
+theirs=$(find $VENV ! -user root -o -perm -g+w ! -type l -o -perm -o+w ! -type l | head -3)
+[ -z "$theirs" ] || fail "the venv holds files root does not own alone: $theirs"
+for d in /usr/lib/orion /usr/lib /usr; do
+  [ "$(stat -c %U "$d")" = root ] || fail "$d is not root's"
+done
 
 # As systemd would run it: user orion with its groups, its home, a clean environment.
 # (env and setpriv exec, so $! of a background run is oriond itself.)
@@ -140,6 +147,15 @@ AS_ORION=(env -i HOME=/var/lib/orion PATH=/usr/bin:/bin LANG=C.UTF-8
   setpriv --reuid=orion --regid=orion --init-groups --inh-caps=-all --)
 say "oriond --check-config as orion"
 "${AS_ORION[@]}" /usr/bin/oriond --check-config --config "$CONF"
+say "oriond --check-config and orion-setup as root refuse a venv orion could change"
+SITE=$(find $VENV/lib -maxdepth 2 -name site-packages | head -1)
+chown orion "$SITE"
+if out=$(oriond --check-config --config "$CONF" 2>&1); then fail "root checked a venv orion can change: $out"; fi
+case "$out" in *"$SITE is owned by uid"*) ;; *) fail "unclear refusal: $out";; esac
+if out=$(orion-setup --config "$CONF" 2>&1); then fail "orion-setup ran a venv orion can change"; fi
+case "$out" in *"python: MISSING: detector.python: $SITE is owned by uid"*) ;; *) fail "unclear orion-setup refusal: $out";; esac
+chown root "$SITE"
+oriond --check-config --config "$CONF" >/dev/null || fail "root's venv refused"
 
 # systemd's RuntimeDirectory= would make this.
 install -d -o orion -g orion -m 0750 /run/orion

@@ -10,6 +10,7 @@
 
 pub mod models;
 mod secrets;
+pub mod trust;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -131,7 +132,7 @@ impl Default for Detector {
             iou: 0.45,
             classes: vec!["person".into()],
             threshold_320: 102_400,
-            python: "/var/lib/orion/venv/bin/python3".into(),
+            python: "/usr/lib/orion/venv/bin/python3".into(),
             worker_dir: None,
             intra_op_threads: 2,
             worker_timeout_s: 10.0,

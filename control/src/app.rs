@@ -345,7 +345,14 @@ impl App {
         let max = self.config.mqtt.command_max_age_s;
         let at = humantime::parse_rfc3339_weak(sent)
             .map_err(|_| AckError::bad_request(format!("timestamp {sent:?} is not RFC 3339")))?;
+        let ahead = command::MAX_CLOCK_AHEAD;
         match SystemTime::now().duration_since(at) {
+            Err(e) if e.duration() > ahead => Err(AckError::bad_request(format!(
+                "timestamp {sent:?} is {:.0} s ahead of this device's clock (at most {} s): check \
+                 both clocks",
+                e.duration().as_secs_f64(),
+                ahead.as_secs()
+            ))),
             Ok(age) if age.as_secs_f64() > f64::from(max) => Err(AckError::new(
                 ErrorKind::Expired,
                 format!(

@@ -316,3 +316,110 @@ fn an_oversize_command_is_answered_once_and_never_redelivered() {
         );
     }
 }
+
+fn model_swaps(r: &Rig) -> usize {
+    r.o.stderr_text()
+        .lines()
+        .filter(|l| l.starts_with("detector:") && l.contains("model swapped"))
+        .count()
+}
+
+/// orion-control hands a command to oriond and dies before acknowledging it to the broker:
+/// oriond applies it, the broker delivers it again to the next orion-control, and oriond
+/// recognises it (by request id and payload) and answers it again without applying it a
+/// second time. One effect, one ack, marked `redelivered`.
+#[test]
+fn a_command_applied_before_orion_control_died_is_answered_again_not_applied_twice() {
+    let mut r = Rig::start();
+    r.o.wait_up("control", 0.6, START_TIMEOUT).unwrap();
+    let swaps = model_swaps(&r);
+    let control = r.o.child_pid("control").unwrap();
+    let body =
+        json!({"command": "set_model_size", "request_id": "once-1", "params": {"size": "s"}});
+    let control_topic = r.topic("control");
+    publish(r.broker.port, &control_topic, &body.to_string(), &[]).unwrap();
+    r.watch
+        .wait_for("the command at the broker", ACK_WAIT, |s| {
+            s.topic == control_topic && s.payload.contains("once-1")
+        })
+        .unwrap();
+    // orion-control forwards at once; the model takes about a second to load, so it dies
+    // with the command handed over and unanswered.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    kill(Pid::from_raw(control as i32), Signal::SIGKILL).unwrap();
+    let health = r.topic("health");
+    let ack = r
+        .watch
+        .wait_for("the successor's ack", START_TIMEOUT, |s| {
+            s.topic == health && s.json().is_some_and(|v| v["request_id"] == "once-1")
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ack["status"], "success", "{ack}");
+    assert_eq!(ack["redelivered"], true, "{ack}");
+    r.drain();
+    let acks = r
+        .watch
+        .seen
+        .iter()
+        .filter(|s| s.topic == health && s.json().is_some_and(|v| v["request_id"] == "once-1"))
+        .count();
+    assert_eq!(
+        acks, 1,
+        "one ack: the first orion-control died before its own"
+    );
+    assert_eq!(model_swaps(&r), swaps + 1, "applied once");
+    let log = r.o.stderr_text();
+    assert!(
+        log.contains("repeated request answered again, not applied")
+            || log.contains("repeated request waits for the first one's answer"),
+        "oriond did not see the repeat"
+    );
+}
+
+/// oriond remembers what it answered across its own restart: the same command (id and
+/// payload) arriving again after oriond restarted is answered from memory, and a newer
+/// setting stays.
+#[test]
+fn oriond_remembers_answered_commands_across_its_restart() {
+    let mut r = Rig::start();
+    let rois = |x: f64| json!({"rois": [{"x": x, "y": 0.0, "width": 0.5, "height": 0.5}]});
+    let first =
+        json!({"command": "set_attention_rois", "request_id": "keep-1", "params": rois(0.25)});
+    let ack = r.send_raw(&first.to_string(), "keep-1");
+    assert_eq!(ack["status"], "success", "{ack}");
+    // oriond restarts (its children with it).
+    r.o.signal(Signal::SIGTERM).unwrap();
+    r.o.spawn().unwrap();
+    r.o.wait_all_running(START_TIMEOUT).unwrap();
+    r.online();
+    r.ok("set_attention_rois", rois(0.5));
+    // The first command again, byte for byte: answered as before, not applied.
+    let mark = r.watch.seen.len();
+    publish(r.broker.port, &r.topic("control"), &first.to_string(), &[]).unwrap();
+    let health = r.topic("health");
+    let is_ack = |s: &orion_tests::mqtt::Seen| {
+        s.topic == health && s.json().is_some_and(|v| v["request_id"] == "keep-1")
+    };
+    r.watch
+        .wait_count("the repeat's ack", ACK_WAIT, mark, 1, is_ack)
+        .unwrap();
+    let again = r.watch.seen[mark..]
+        .iter()
+        .find(|s| is_ack(s))
+        .and_then(|s| s.json())
+        .unwrap();
+    assert_eq!(again["status"], "success", "{again}");
+    let x = r.o.status().unwrap()["desired"]["rois"][0]["x"].as_f64();
+    assert_eq!(
+        x,
+        Some(0.5),
+        "the repeat was applied again after oriond's restart"
+    );
+    assert!(
+        r.o.stderr_text()
+            .contains("repeated request answered again, not applied"),
+        "oriond did not recognise the repeat"
+    );
+}

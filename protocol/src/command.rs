@@ -21,6 +21,12 @@ use crate::units::{ModelSize, RateHz, RoiSet};
 /// Longest command accepted anywhere (MQTT payload, socket message body).
 pub const MAX_COMMAND: usize = 64 * 1024;
 
+/// How far ahead of the device's clock a command's timestamp may be (clocks drift). A
+/// later one is refused: it would stay young past `mqtt.command_max_age_s`, after oriond
+/// forgot it was applied. oriond remembers answered commands this much longer than the
+/// age limit.
+pub const MAX_CLOCK_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Largest MQTT packet Orion reads or sends: orion-control's limit (announced under MQTT
 /// 5) and the embedded broker's `max_packet_size`. Far above [`MAX_COMMAND`], so an
 /// oversize command is read and answered with an error, and room for a snapshot.

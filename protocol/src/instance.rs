@@ -66,6 +66,11 @@ impl InstanceId {
         dir.join(format!("desired-{}.json", self.0))
     }
 
+    /// The MQTT commands oriond answered lately, in `dir`: `answered-{id}.json`.
+    pub fn answered_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("answered-{}.json", self.0))
+    }
+
     /// The embedded broker's config in `dir`: `mosquitto-{id}.conf`.
     pub fn broker_conf_path(&self, dir: &Path) -> PathBuf {
         dir.join(format!("mosquitto-{}.conf", self.0))

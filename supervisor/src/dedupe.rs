@@ -1,21 +1,37 @@
 //! Requests oriond has seen by id, so a command the broker redelivers (orion-control
 //! restarted before acknowledging it) is answered again, never applied twice. Only the
-//! `mqtt:` ids orion-control forwards are tracked; they are kept for a window (the age a
-//! command may reach) and at most [`MAX`] of them.
+//! `mqtt:` ids orion-control forwards are tracked. An answered id is kept for the window
+//! (`mqtt.command_max_age_s`, the age a command may reach), on the wall clock so the record
+//! outlives an oriond restart (saved with the desired state, `crate::persist`). At most
+//! [`MAX`] are kept: when that many were answered within the window, a new command is
+//! refused as busy rather than an answer forgotten early.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Result;
 use orion_protocol::Ack;
+use serde::{Deserialize, Serialize};
 
-/// Ids kept at most (the oldest answered ones are forgotten first).
+/// Ids kept at most.
 pub const MAX: usize = 4096;
+/// Largest saved file read back (MAX records of a few hundred bytes).
+const MAX_FILE: u64 = 4 << 20;
 
 enum Seen<T> {
     /// Being handled; these repeats wait for the same answer.
     InFlight(Vec<T>),
-    /// Answered with this ack at this time.
-    Done(Ack, Instant),
+    /// Answered with this ack at this time (ms since the Unix epoch).
+    Done(Ack, u64),
+}
+
+/// One answered command, as saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: String,
+    pub ack: Ack,
+    pub answered_unix_ms: u64,
 }
 
 /// What to do with a request.
@@ -26,11 +42,19 @@ pub enum Begin {
     Waiting,
     /// A repeat of one answered: send this again.
     Answered(Ack),
+    /// [`MAX`] commands were answered within the window: refuse this one (busy).
+    Full,
 }
 
 pub struct Dedupe<T> {
     seen: HashMap<String, Seen<T>>,
     window: Duration,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl<T> Dedupe<T> {
@@ -41,6 +65,39 @@ impl<T> Dedupe<T> {
         }
     }
 
+    /// The records of a previous run still within the window.
+    pub fn restore(&mut self, records: Vec<Record>) {
+        for r in records {
+            if !self.expired(r.answered_unix_ms, now_ms()) && self.seen.len() < MAX {
+                self.seen
+                    .insert(r.key, Seen::Done(r.ack, r.answered_unix_ms));
+            }
+        }
+    }
+
+    /// The answered ids, to save.
+    pub fn records(&self) -> Vec<Record> {
+        self.seen
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Seen::Done(ack, at) => Some(Record {
+                    key: k.clone(),
+                    ack: ack.clone(),
+                    answered_unix_ms: *at,
+                }),
+                Seen::InFlight(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    fn expired(&self, at: u64, now: u64) -> bool {
+        now.saturating_sub(at) > self.window.as_millis() as u64
+    }
+
     pub fn begin(&mut self, key: &str, waiter: T) -> Begin {
         match self.seen.get_mut(key) {
             Some(Seen::Done(ack, _)) => Begin::Answered(ack.clone()),
@@ -49,11 +106,24 @@ impl<T> Dedupe<T> {
                 Begin::Waiting
             }
             None => {
+                if self.seen.len() >= MAX {
+                    self.forget_expired();
+                }
+                if self.seen.len() >= MAX {
+                    return Begin::Full;
+                }
                 self.seen
                     .insert(key.to_string(), Seen::InFlight(Vec::new()));
                 Begin::New
             }
         }
+    }
+
+    fn forget_expired(&mut self) {
+        let now = now_ms();
+        let window = self.window.as_millis() as u64;
+        self.seen
+            .retain(|_, s| !matches!(s, Seen::Done(_, at) if now.saturating_sub(*at) > window));
     }
 
     /// `key` was answered with `ack`: returns the repeats that waited for it.
@@ -62,25 +132,43 @@ impl<T> Dedupe<T> {
             Some(Seen::InFlight(w)) => w,
             _ => Vec::new(),
         };
-        let window = self.window;
+        self.forget_expired();
         self.seen
-            .retain(|_, s| !matches!(s, Seen::Done(_, at) if at.elapsed() > window));
-        if self.seen.len() >= MAX {
-            let oldest = self
-                .seen
-                .iter()
-                .filter_map(|(k, s)| match s {
-                    Seen::Done(_, at) => Some((*at, k.clone())),
-                    Seen::InFlight(_) => None,
-                })
-                .min();
-            if let Some((_, k)) = oldest {
-                self.seen.remove(&k);
-            }
-        }
-        self.seen
-            .insert(key.to_string(), Seen::Done(ack.clone(), Instant::now()));
+            .insert(key.to_string(), Seen::Done(ack.clone(), now_ms()));
         waiting
+    }
+}
+
+/// Saves `records` at `path` (atomically).
+pub fn save(path: &Path, records: &[Record]) -> Result<()> {
+    let body = serde_json::to_vec(records)?;
+    crate::persist::write_atomically(path, &body)
+}
+
+/// The records saved at `path`; none when there is no file. A file that cannot be used is
+/// reported and left for the operator (renamed `*.bad`).
+pub fn load(path: &Path) -> (Vec<Record>, Option<String>) {
+    let read = || -> Result<Vec<Record>> {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        anyhow::ensure!(meta.len() <= MAX_FILE, "larger than {MAX_FILE} bytes");
+        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+    };
+    match read() {
+        Ok(records) => (records, None),
+        Err(e) => {
+            let aside = path.with_extension("json.bad");
+            let _ = std::fs::rename(path, &aside);
+            let why = format!(
+                "ignoring the answered commands saved in {} ({e:#}); moved to {}: a command the broker redelivers now may be applied again",
+                path.display(),
+                aside.display()
+            );
+            (Vec::new(), Some(why))
+        }
     }
 }
 
@@ -119,5 +207,48 @@ mod tests {
         assert!(matches!(d.begin("b", ()), Begin::New));
         d.finish("b", &ack("b"));
         assert!(matches!(d.begin("a", ()), Begin::New), "past the window");
+    }
+
+    #[test]
+    fn a_full_window_refuses_rather_than_forgets() {
+        let mut d = Dedupe::new(Duration::from_secs(600));
+        for i in 0..MAX {
+            let key = format!("k{i}");
+            assert!(matches!(d.begin(&key, ()), Begin::New));
+            d.finish(&key, &ack(&key));
+        }
+        assert!(matches!(d.begin("one more", ()), Begin::Full));
+        // Every answer is still there, the first one too.
+        assert!(matches!(d.begin("k0", ()), Begin::Answered(_)));
+    }
+
+    #[test]
+    fn answers_survive_a_restart_through_the_saved_file_within_the_window() {
+        let dir = std::env::temp_dir().join(format!("orion-dedupe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("answered-x.json");
+        let mut d = Dedupe::new(Duration::from_secs(600));
+        assert!(matches!(d.begin("a", ()), Begin::New));
+        d.finish("a", &ack("a"));
+        let mut old = d.records();
+        old.push(Record {
+            key: "old".into(),
+            ack: ack("old"),
+            answered_unix_ms: now_ms() - 601_000,
+        });
+        save(&path, &old).unwrap();
+        let (records, why) = load(&path);
+        assert!(why.is_none());
+        let mut next = Dedupe::<()>::new(Duration::from_secs(600));
+        next.restore(records);
+        assert!(matches!(next.begin("a", ()), Begin::Answered(a) if a == ack("a")));
+        assert!(
+            matches!(next.begin("old", ()), Begin::New),
+            "past the window"
+        );
+        std::fs::write(&path, b"not json").unwrap();
+        let (records, why) = load(&path);
+        assert!(records.is_empty() && why.is_some_and(|w| w.contains("applied again")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,11 +4,9 @@
 //! config file stays the baseline: a key the operator edits there wins over a runtime
 //! change on the next start or SIGHUP.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use orion_config::Config;
 use orion_protocol::focus::Params;
 use orion_protocol::{Action, ModelSize, RateHz, RoiSet};
@@ -78,34 +76,12 @@ impl Desired {
 
     /// Saves atomically next to `path`.
     pub fn save(&self, path: &Path, config: &Config) -> Result<()> {
-        let dir = path.parent().context("state path has no directory")?;
         let saved = Saved {
             desired: self.clone(),
             baseline: Self::baseline(config),
         };
         let body = serde_json::to_vec_pretty(&saved)?;
-        let tmp = path.with_extension("json.tmp");
-        // A leftover from a crash goes first; then only a file this call creates is
-        // written (O_EXCL), never one a link points elsewhere (O_NOFOLLOW).
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("remove {}", tmp.display())),
-        }
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("create {}", tmp.display()))?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(())
+        crate::persist::write_atomically(path, &body)
     }
 
     /// Takes every field whose baseline changed from `old` to `new` from `new`.

@@ -67,6 +67,17 @@ fn main() -> ExitCode {
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
+    // Root must not run Python another user can write (issue: authority per connection):
+    // the check refuses; a root oriond (a lab, the demo) is warned, the service runs as orion.
+    if let Err(why) = orion_config::trust::root_may_run(&config.detector.python) {
+        if args.check_config {
+            eprintln!("oriond: detector.python: {why}");
+            return ExitCode::from(2);
+        }
+        tracing::warn!(
+            "detector.python: {why}; oriond runs as root, so its worker would too: run oriond as its service user"
+        );
+    }
     if let Err(e) = preflight::check(&config, desired.model_size) {
         eprintln!("oriond: {e:#}");
         return ExitCode::from(2);

@@ -1,22 +1,32 @@
-//! Saving the desired state off the supervisor's loop: the loop hands over a snapshot and
-//! goes on (the ack is already on its way); a task writes it atomically (temp file, fsync,
+//! Saving oriond's state off the supervisor's loop: the desired state, and the MQTT commands
+//! answered lately (`crate::dedupe`, so a command the broker redelivers after an oriond
+//! restart is still answered, not applied again). The loop hands over a snapshot and goes
+//! on (the ack is already on its way); a task writes each file atomically (temp file, fsync,
 //! rename, fsync of the directory), at most about once a second, always the newest
-//! snapshot. A crash loses at most the last second of changes, never tears the file.
+//! snapshot. A crash loses at most the last second of changes, never tears a file.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use orion_config::Config;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::dedupe::Record;
 use crate::desired::Desired;
 
 /// Least time between two writes.
 const COALESCE: Duration = Duration::from_secs(1);
 
-/// One thing to write: the state, and the config it is saved against.
-type Snapshot = (PathBuf, Desired, Config);
+/// What to write: the state and the config it is saved against, and the answered commands.
+#[derive(Clone)]
+struct Snapshot {
+    desired: (PathBuf, Desired, Config),
+    answered: (PathBuf, Vec<Record>),
+}
 
 pub struct Persister {
     tx: watch::Sender<Option<Snapshot>>,
@@ -30,11 +40,15 @@ impl Persister {
         Self { tx, task }
     }
 
-    /// Schedules `desired` to be saved; returns at once.
-    pub fn save(&self, desired: &Desired, config: &Config) {
-        let _ = self
-            .tx
-            .send(Some((config.state_path(), desired.clone(), config.clone())));
+    /// Schedules `desired` and `answered` to be saved; returns at once.
+    pub fn save(&self, desired: &Desired, answered: Vec<Record>, config: &Config) {
+        let answered_path = config
+            .instance_id
+            .answered_path(&config.supervisor.state_dir);
+        let _ = self.tx.send(Some(Snapshot {
+            desired: (config.state_path(), desired.clone(), config.clone()),
+            answered: (answered_path, answered),
+        }));
     }
 
     /// Writes what is still pending and stops.
@@ -48,13 +62,19 @@ async fn run(mut rx: watch::Receiver<Option<Snapshot>>) {
     loop {
         let closed = rx.changed().await.is_err();
         let snapshot = rx.borrow_and_update().clone();
-        if let Some((path, desired, config)) = snapshot {
-            let written = tokio::task::spawn_blocking(move || desired.save(&path, &config)).await;
+        if let Some(s) = snapshot {
+            let written = tokio::task::spawn_blocking(move || {
+                let (path, desired, config) = &s.desired;
+                desired
+                    .save(path, config)
+                    .context("cannot save the desired state")?;
+                let (path, records) = &s.answered;
+                crate::dedupe::save(path, records).context("cannot save the answered commands")
+            })
+            .await;
             match written {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = format!("{e:#}"), "cannot save the desired state")
-                }
+                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "saving the state"),
                 Err(e) => tracing::error!(error = %e, "the state writer failed"),
             }
         }
@@ -64,4 +84,32 @@ async fn run(mut rx: watch::Receiver<Option<Snapshot>>) {
         // Changes arriving meanwhile wait and are written together, newest wins.
         tokio::time::sleep(COALESCE).await;
     }
+}
+
+/// Writes `body` to `path` atomically: a temp file beside it (created fresh, never through
+/// a link, 0600), fsync, rename over `path`, fsync of the directory.
+pub fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
+    let dir = path.parent().context("state path has no directory")?;
+    let tmp = path.with_extension("json.tmp");
+    // A leftover from a crash goes first; then only a file this call creates is written
+    // (O_EXCL), never one a link points elsewhere (O_NOFOLLOW).
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove {}", tmp.display())),
+    }
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("create {}", tmp.display()))?;
+        f.write_all(body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }

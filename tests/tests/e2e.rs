@@ -385,6 +385,23 @@ fn an_expired_command_is_refused_and_changes_nothing() {
         "{ack}"
     );
     assert_eq!(sys.o.status().unwrap()["desired"]["paused"], false);
+    // Stamped an hour ahead: it would stay young past the age limit, after oriond forgot
+    // it was applied; refused, naming the clocks.
+    let ahead =
+        humantime::format_rfc3339(SystemTime::now() + Duration::from_secs(3600)).to_string();
+    let body = json!({"command": "pause_inference", "request_id": "ahead-1", "timestamp": ahead});
+    op.send_raw(body.to_string().into_bytes()).unwrap();
+    let (ack, _) = op.ack("ahead-1", ACK).unwrap();
+    assert_eq!(ack["status"], "error");
+    assert_eq!(ack["error_kind"], "bad_request", "{ack}");
+    assert!(
+        ack["error"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of this device's clock"),
+        "{ack}"
+    );
+    assert_eq!(sys.o.status().unwrap()["desired"]["paused"], false);
     // A fresh timestamp is fine.
     let now = humantime::format_rfc3339(SystemTime::now()).to_string();
     let body = json!({"command": "pause_inference", "request_id": "new-1", "timestamp": now});

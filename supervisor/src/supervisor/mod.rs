@@ -97,7 +97,19 @@ impl Supervisor {
             .into_iter()
             .map(|name| (name, Child::new(name, log)))
             .collect();
-        let window = Duration::from_secs(u64::from(config.mqtt.command_max_age_s));
+        // A command is refused once older than command_max_age_s, and may be stamped up to
+        // MAX_CLOCK_AHEAD in the future: remembered for as long as it can arrive.
+        let window = Duration::from_secs(u64::from(config.mqtt.command_max_age_s))
+            + orion_protocol::command::MAX_CLOCK_AHEAD;
+        let mut requests = Requests::new(window);
+        let answered = config
+            .instance_id
+            .answered_path(&config.supervisor.state_dir);
+        let (records, warning) = crate::dedupe::load(&answered);
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        requests.seen.restore(records);
         Self {
             occupancy: room::tracker(&config),
             socket_path: config.socket_path(),
@@ -106,7 +118,7 @@ impl Supervisor {
             desired,
             children,
             peers: Peers::default(),
-            requests: Requests::new(window),
+            requests,
             boot: VecDeque::new(),
             restart_after_stop: Vec::new(),
             shutdown: None,
@@ -339,10 +351,11 @@ impl Supervisor {
         }
     }
 
-    /// Saves the desired state in the background (coalesced; see `crate::persist`).
+    /// Saves the desired state and the answered MQTT commands in the background
+    /// (coalesced; see `crate::persist`).
     fn persist(&self) {
         if let Some(p) = &self.persister {
-            p.save(&self.desired, &self.config);
+            p.save(&self.desired, self.requests.seen.records(), &self.config);
         }
     }
 

@@ -113,7 +113,7 @@ pub struct Requests {
     pending: std::collections::HashMap<u64, InFlight>,
     next: u64,
     waiters: Vec<Waiter>,
-    seen: Dedupe<Reply>,
+    pub(super) seen: Dedupe<Reply>,
 }
 
 impl Requests {
@@ -153,13 +153,32 @@ impl Supervisor {
         if let Some(key) = &dedupe {
             match self.requests.seen.begin(key, reply.clone()) {
                 Begin::New => {}
-                Begin::Waiting => return,
+                Begin::Waiting => {
+                    tracing::info!(
+                        request_id = key,
+                        "repeated request waits for the first one's answer"
+                    );
+                    return;
+                }
                 Begin::Answered(ack) => {
                     tracing::info!(
                         request_id = key,
                         "repeated request answered again, not applied"
                     );
                     return self.peers.send(conn, &Message::Ack(ack));
+                }
+                Begin::Full => {
+                    // Not remembered, so not answered as remembered either.
+                    let reply = Reply {
+                        dedupe: None,
+                        ..reply
+                    };
+                    let why = format!(
+                        "oriond remembers the last {} commands within mqtt.command_max_age_s to \
+                         apply each once, and that many arrived; try again later",
+                        crate::dedupe::MAX
+                    );
+                    return self.answer(&reply, Err(AckError::new(ErrorKind::Busy, why)));
                 }
             }
         }
@@ -478,6 +497,8 @@ impl Supervisor {
             for other in self.requests.seen.finish(key, &ack) {
                 self.peers.send(other.conn, &Message::Ack(ack.clone()));
             }
+            // Remembered across a restart of oriond too.
+            self.persist();
         }
     }
 }

@@ -37,6 +37,7 @@ impl Supervisor {
                 "version": env!("CARGO_PKG_VERSION"),
                 "connections": self.peers.len(),
                 "authority": self.refusals.report(),
+                "commands_remembered": self.requests.seen.len(),
             },
             "processes": processes,
             "stream": last(ProcessName::Capture),

@@ -1,9 +1,11 @@
 //! `orion-setup`: makes a box ready to run oriond, and says exactly what is missing.
 //!
 //! 1. the worker's Python environment: creates or repairs the venv that
-//!    `detector.python` names (e.g. /var/lib/orion/venv/bin/python3) with the worker's
+//!    `detector.python` names (e.g. /usr/lib/orion/venv/bin/python3) with the worker's
 //!    pinned requirements, from the package index or, on an offline device, from a
-//!    directory of wheels (`--wheels DIR`);
+//!    directory of wheels (`--wheels DIR`). Run as root, it never runs Python another user
+//!    could change (`orion_config::trust`): the venv it makes is root's, read-only to the
+//!    service user, and one that is not root's is refused, not run;
 //! 2. the models: with `--models-from DIR`, the `.onnx` files there checked as the worker
 //!    will load them and installed under the names discovery finds (`models_from.rs`);
 //!    then which sizes have a 640 and a 320 model in `detector.model_dir`, and the file
@@ -156,8 +158,16 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 
 fn venv(args: &Args, config: &Config) -> Result<String> {
     let python = &config.detector.python;
-    if let Ok(versions) = imports_ok(python) {
-        return Ok(format!("{} ready ({versions})", python.display()));
+    let trusted = || {
+        orion_config::trust::root_may_run(python)
+            .map_err(|why| anyhow::anyhow!("detector.python: {why}"))
+    };
+    let exists = python.exists();
+    if exists {
+        trusted()?;
+        if let Ok(versions) = imports_ok(python) {
+            return Ok(format!("{} ready ({versions})", python.display()));
+        }
     }
     if args.no_venv {
         return imports_ok(python);
@@ -186,8 +196,11 @@ fn venv(args: &Args, config: &Config) -> Result<String> {
         Some(w) => format!("pip install from {}", w.display()),
         None => "pip install from the package index".to_string(),
     };
+    // Only root's files from here: the fresh venv and the folders above it.
+    trusted()?;
     println!("python: {source} ...");
     run(&mut install, &source)?;
+    trusted()?;
     let versions = imports_ok(python)?;
     Ok(format!("{} created ({versions})", python.display()))
 }

@@ -132,6 +132,8 @@ fn placement(r: &Report) -> Result<String> {
 /// Runs the inspector on `files` in the worker's own interpreter.
 fn inspect(files: &[PathBuf], config: &Config, worker_dir: &Path) -> Result<Vec<Report>> {
     let python = &config.detector.python;
+    orion_config::trust::root_may_run(python)
+        .map_err(|why| anyhow::anyhow!("detector.python: {why}"))?;
     let out = Command::new(python)
         .current_dir("/")
         .args(["-P", "-m", "orion_worker.inspect_model", "--classes"])
