@@ -10,9 +10,17 @@
 //!   sockets of, processes outside the sandbox. The MQTT password, the config, the state
 //!   directory, `/dev/shm` and other processes' `/proc` entries are out of reach;
 //! - **seccomp**: no new Unix sockets (so no new connection to oriond's socket or any local
-//!   daemon; the one oriond gave it stays), no `execve`, and no kernel-tampering calls
-//!   (ptrace, process_vm_*, mount, bpf, modules, keyrings, namespaces...). Denied calls fail
-//!   with EPERM rather than killing the process, so a library that probes gets an error.
+//!   daemon; the one oriond gave it stays), no network sockets at all for a source that
+//!   needs none (file, test pattern, v4l2), signals only to itself, no `execve`, and no
+//!   kernel-tampering calls (ptrace, process_vm_*, mount, bpf, modules, keyrings,
+//!   namespaces...). Denied calls fail with EPERM rather than killing the process, so a
+//!   library that probes gets an error.
+//!
+//! Landlock grows with the kernel: ABI 1 (5.13) and 2 (5.19, Debian 12's 6.1) restrict files,
+//! ABI 4 (6.7) TCP ports, ABI 6 (6.12) signals and abstract sockets. What an older ABI cannot
+//! enforce, seccomp does where it can: signals and Unix sockets on every kernel; TCP ports
+//! it cannot see (they are behind a pointer), so below ABI 4 an RTSP capture may connect to
+//! any TCP port. [`Enforced`] says which layers hold, for the status.
 //!
 //! The frame ring needs no rule: it is a memfd the process already holds, sealed against
 //! resizing, and the only thing writable.
@@ -22,8 +30,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use seccompiler::{
     SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
@@ -32,7 +40,7 @@ use seccompiler::{
 use crate::source::Source;
 
 /// The Landlock ABI whose rights are asked for; older kernels enforce what they can.
-const ABI_TARGET: ABI = ABI::V6;
+pub const ABI_TARGET: u8 = 6;
 
 /// Read-only trees: code (GStreamer plugins are loaded as the stream needs them), data,
 /// locales, certificates.
@@ -69,8 +77,10 @@ pub struct Policy {
     pub read_files: Vec<PathBuf>,
     /// Devices opened read-write (with ioctls): a v4l2 camera.
     pub devices: Vec<PathBuf>,
-    /// TCP ports it may connect to.
+    /// TCP ports it may connect to; none: no network sockets at all.
     pub tcp_ports: Vec<u16>,
+    /// The highest Landlock ABI to use (the kernel's if lower); tests ask for older ones.
+    pub landlock_abi: u8,
 }
 
 impl Policy {
@@ -81,6 +91,7 @@ impl Policy {
             read_files: READ_FILES.iter().map(PathBuf::from).collect(),
             devices: vec!["/dev/null".into()],
             tcp_ports: Vec::new(),
+            landlock_abi: ABI_TARGET,
         };
         // The process's own /proc entry (its threads, limits, maps); never other processes'.
         p.read_dirs.push("/proc/self".into());
@@ -113,21 +124,64 @@ impl Policy {
 /// What was enforced, for the status an operator reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enforced {
-    pub landlock: &'static str,
+    /// The Landlock ABI in force (0: none), and the kernel's.
+    pub landlock_abi: u8,
+    pub kernel_abi: u8,
     pub seccomp: bool,
     pub no_new_privs: bool,
+}
+
+impl Enforced {
+    /// Per layer, what holds: files (ABI 1), TCP ports (ABI 4), signals and abstract
+    /// sockets (ABI 6, else seccomp for signals; Unix sockets are seccomp's on every ABI).
+    pub fn layers(&self) -> String {
+        let abi = self.landlock_abi;
+        let files = if abi >= 1 {
+            "files"
+        } else {
+            "no file rules (kernel without Landlock)"
+        };
+        let tcp = if abi >= 4 {
+            "TCP ports"
+        } else {
+            "no TCP port rules (ABI 4)"
+        };
+        let signals = if abi >= 6 {
+            "signal scope"
+        } else {
+            "signals by seccomp"
+        };
+        format!("{files}, {tcp}, {signals}")
+    }
 }
 
 impl std::fmt::Display for Enforced {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "landlock {}, seccomp {}, no_new_privs {}",
-            self.landlock,
+            "landlock ABI {} of kernel {} ({}), seccomp {}, no_new_privs {}",
+            self.landlock_abi,
+            self.kernel_abi,
+            self.layers(),
             if self.seccomp { "on" } else { "off" },
             if self.no_new_privs { "on" } else { "off" }
         )
     }
+}
+
+/// The highest Landlock ABI this kernel supports (0: none), found by creating (and
+/// dropping) a ruleset that requires it.
+pub fn kernel_abi() -> u8 {
+    (1..=9u8)
+        .rev()
+        .find(|&v| {
+            Ruleset::default()
+                .set_compatibility(CompatLevel::HardRequirement)
+                .handle_access(AccessFs::from_all(ABI::from(i32::from(v))))
+                .and_then(|r| r.create())
+                .is_ok()
+        })
+        .unwrap_or(0)
 }
 
 /// Applies `policy` to this process. Must run while the process has a single thread:
@@ -137,15 +191,17 @@ pub fn apply(policy: &Policy) -> Result<Enforced> {
     if threads != 1 {
         bail!("the sandbox must be applied before any thread starts ({threads} running)");
     }
-    let status = landlock(policy).context("Landlock")?;
-    seccomp().context("seccomp")?;
-    let landlock = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully enforced",
-        RulesetStatus::PartiallyEnforced => "partially enforced (older kernel)",
-        RulesetStatus::NotEnforced => "not enforced (kernel without Landlock)",
+    let kernel = kernel_abi();
+    let abi = kernel.min(policy.landlock_abi);
+    let status = landlock(policy, abi).context("Landlock")?;
+    seccomp(policy).context("seccomp")?;
+    let in_force = match status.ruleset {
+        RulesetStatus::NotEnforced => 0,
+        _ => abi,
     };
     Ok(Enforced {
-        landlock,
+        landlock_abi: in_force,
+        kernel_abi: kernel,
         seccomp: true,
         no_new_privs: status.no_new_privs,
     })
@@ -155,16 +211,22 @@ fn thread_count() -> Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
-fn landlock(policy: &Policy) -> Result<landlock::RestrictionStatus> {
-    let abi = ABI_TARGET;
+/// Landlock at exactly `version` (what the rights of that ABI cover, nothing newer).
+fn landlock(policy: &Policy, version: u8) -> Result<landlock::RestrictionStatus> {
+    let abi = ABI::from(i32::from(version));
     let read = AccessFs::from_read(abi);
     let read_file = read & AccessFs::from_file(abi);
-    let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
-    let mut ruleset = Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))?
-        .handle_access(AccessNet::from_all(abi))?
-        .scope(Scope::AbstractUnixSocket | Scope::Signal)?
-        .create()?;
+    // IoctlDev exists from ABI 5; below, device ioctls are not restricted.
+    let device =
+        (AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev) & AccessFs::from_all(abi);
+    let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(abi))?;
+    if version >= 4 {
+        ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
+    }
+    if version >= 6 {
+        ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
+    }
+    let mut ruleset = ruleset.create()?;
     let rules: [(&[PathBuf], BitFlags<AccessFs>); 3] = [
         (&policy.read_dirs, read),
         (&policy.read_files, read_file),
@@ -176,8 +238,10 @@ fn landlock(policy: &Policy) -> Result<landlock::RestrictionStatus> {
             ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
         }
     }
-    for &port in &policy.tcp_ports {
-        ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    if version >= 4 {
+        for &port in &policy.tcp_ports {
+            ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
     }
     Ok(ruleset.restrict_self()?)
 }
@@ -218,19 +282,58 @@ const DENIED: &[i64] = &[
     libc::SYS_name_to_handle_at,
 ];
 
-fn seccomp() -> Result<()> {
+/// A condition on argument `arg` (a 32-bit int).
+fn arg(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition> {
+    Ok(SeccompCondition::new(
+        arg,
+        SeccompCmpArgLen::Dword,
+        op,
+        value,
+    )?)
+}
+
+fn seccomp(policy: &Policy) -> Result<()> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&call| (call, Vec::new())).collect();
-    // socket(AF_UNIX, ...): a new connection to oriond's or any other local socket.
+    // socket(AF_UNIX, ...): a new connection to oriond's or any other local socket. And
+    // for a source without a network (file, test pattern, v4l2), no network socket at all:
+    // the only way to keep it from any TCP port where Landlock cannot (ABI < 4).
+    let mut families = vec![libc::AF_UNIX];
+    if policy.tcp_ports.is_empty() {
+        families.extend([
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_PACKET,
+            libc::AF_NETLINK,
+        ]);
+    }
+    let socket_rules = families
+        .into_iter()
+        .map(|f| SeccompRule::new(vec![arg(0, SeccompCmpOp::Eq, f as u64)?]).map_err(Into::into))
+        .collect::<Result<Vec<_>>>()?;
+    rules.insert(libc::SYS_socket, socket_rules);
+    // Signals only to itself (Landlock's signal scope needs ABI 6): the process's own
+    // pid as the target, or 0 (its own process group, which oriond made for it alone).
+    // Signal 0 sends nothing and stays allowed: the ring asks it whether a writer lives.
+    let me = u64::from(std::process::id());
+    let not_me = || arg(0, SeccompCmpOp::Ne, me);
     rules.insert(
-        libc::SYS_socket,
-        vec![SeccompRule::new(vec![SeccompCondition::new(
-            0,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::Eq,
-            libc::AF_UNIX as u64,
-        )?])?],
+        libc::SYS_kill,
+        vec![SeccompRule::new(vec![
+            not_me()?,
+            arg(0, SeccompCmpOp::Ne, 0)?,
+            arg(1, SeccompCmpOp::Ne, 0)?,
+        ])?],
     );
+    for call in [
+        libc::SYS_tgkill,
+        libc::SYS_tkill,
+        libc::SYS_rt_sigqueueinfo,
+        libc::SYS_rt_tgsigqueueinfo,
+    ] {
+        rules.insert(call, vec![SeccompRule::new(vec![not_me()?])?]);
+    }
+    rules.insert(libc::SYS_pidfd_send_signal, Vec::new());
     let arch = std::env::consts::ARCH
         .try_into()
         .with_context(|| format!("no seccomp support for {}", std::env::consts::ARCH))?;

@@ -2,8 +2,10 @@
 //! policy the capture applies for `--source`), then tries what a decoder exploit would try
 //! and prints one JSON line of outcomes. Tests assert on it; operators may run it too.
 //!
-//! `sandbox-probe --source URI [--read PATH]... [--unix PATH]... [--tcp HOST:PORT]...
-//!  [--signal PID]... [--truncate-fd-of PID:FD]...`
+//! `sandbox-probe --source URI [--landlock-abi N] [--read PATH]... [--unix PATH]...
+//!  [--tcp HOST:PORT]... [--signal PID]... [--truncate-fd-of PID:FD]...`
+//!
+//! `--landlock-abi` caps the Landlock ABI (as on an older kernel: Debian 12 has 2).
 //!
 //! `--truncate-fd-of` opens `/proc/PID/fd/FD` before the sandbox (as if the descriptor had
 //! been handed down) and tries to shrink and grow it afterwards.
@@ -26,6 +28,8 @@ use serde_json::{Value, json};
 struct Args {
     #[arg(long)]
     source: String,
+    #[arg(long, default_value_t = sandbox::ABI_TARGET)]
+    landlock_abi: u8,
     #[arg(long)]
     read: Vec<String>,
     #[arg(long)]
@@ -62,7 +66,9 @@ fn main() -> Result<()> {
             .with_context(|| format!("open {path} before the sandbox"))?;
         held.push((spec.clone(), file));
     }
-    let enforced = sandbox::apply(&Policy::for_source(&source))?;
+    let mut policy = Policy::for_source(&source);
+    policy.landlock_abi = args.landlock_abi;
+    let enforced = sandbox::apply(&policy)?;
     let mut results = Vec::new();
     for path in &args.read {
         let r = File::open(path).and_then(|mut f| f.read(&mut [0u8; 16]).map(|_| ()));
@@ -83,9 +89,13 @@ fn main() -> Result<()> {
         results.push(outcome("tcp_connect", addr, r));
     }
     for &pid in &args.signal {
-        // Signal 0 checks permission only: a sandboxed process may not signal outsiders.
-        let r = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            .map_err(std::io::Error::from);
+        // SIGCONT: a real signal that does nothing to a running process (signal 0 sends
+        // nothing and is allowed: the ring uses it to ask whether a writer lives).
+        let r = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGCONT,
+        )
+        .map_err(std::io::Error::from);
         results.push(outcome("signal", &pid.to_string(), r));
     }
     for (spec, file) in &held {
@@ -95,7 +105,8 @@ fn main() -> Result<()> {
     }
     println!(
         "{}",
-        json!({"sandbox": enforced.to_string(), "results": results})
+        json!({"sandbox": enforced.to_string(), "landlock_abi": enforced.landlock_abi,
+               "kernel_abi": enforced.kernel_abi, "results": results})
     );
     Ok(())
 }
