@@ -300,12 +300,9 @@ fn seccomp(policy: &Policy) -> Result<()> {
     // the only way to keep it from any TCP port where Landlock cannot (ABI < 4).
     let mut families = vec![libc::AF_UNIX];
     if policy.tcp_ports.is_empty() {
-        families.extend([
-            libc::AF_INET,
-            libc::AF_INET6,
-            libc::AF_PACKET,
-            libc::AF_NETLINK,
-        ]);
+        // Netlink stays: it reaches the kernel (udev's device discovery for v4l2), not a
+        // daemon or the network.
+        families.extend([libc::AF_INET, libc::AF_INET6, libc::AF_PACKET]);
     }
     let socket_rules = families
         .into_iter()
