@@ -114,6 +114,9 @@ pub struct Requests {
     next: u64,
     waiters: Vec<Waiter>,
     pub(super) seen: Dedupe<Reply>,
+    /// MQTT commands seen again and answered without being applied (waited for the first
+    /// answer, or answered from memory): the soak compares them with acks sent twice.
+    pub(super) repeats_recognized: u64,
 }
 
 impl Requests {
@@ -123,6 +126,7 @@ impl Requests {
             next: 1,
             waiters: Vec::new(),
             seen: Dedupe::new(window),
+            repeats_recognized: 0,
         }
     }
 }
@@ -154,6 +158,7 @@ impl Supervisor {
             match self.requests.seen.begin(key, reply.clone()) {
                 Begin::New => {}
                 Begin::Waiting => {
+                    self.requests.repeats_recognized += 1;
                     tracing::info!(
                         request_id = key,
                         "repeated request waits for the first one's answer"
@@ -161,6 +166,7 @@ impl Supervisor {
                     return;
                 }
                 Begin::Answered(ack) => {
+                    self.requests.repeats_recognized += 1;
                     tracing::info!(
                         request_id = key,
                         "repeated request answered again, not applied"

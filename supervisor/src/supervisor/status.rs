@@ -38,6 +38,7 @@ impl Supervisor {
                 "connections": self.peers.len(),
                 "authority": self.refusals.report(),
                 "commands_remembered": self.requests.seen.len(),
+                "commands_repeated_not_applied": self.requests.repeats_recognized,
             },
             "processes": processes,
             "stream": last(ProcessName::Capture),

@@ -395,6 +395,10 @@ fn main() -> Result<()> {
         apply(&mut expected, &s.command, &s.params);
     }
     let final_status = sys.o.status()?;
+    let repeats_recognized = final_status["oriond"]["commands_repeated_not_applied"]
+        .as_u64()
+        .unwrap_or(0) as usize;
+    let applied_twice = reacked.saturating_sub(repeats_recognized);
     let got = observed(&final_status["desired"]);
     let desired_ok = got == expected;
     record_torn(&mut torn, &final_status);
@@ -498,6 +502,10 @@ fn main() -> Result<()> {
         "commands_lost": lost.len(),
         "commands_duplicated": duplicated.len(),
         "commands_reacked_after_redelivery": reacked,
+        // Each repeated ack must come from oriond recognising the repeat; one it did not
+        // recognise was applied a second time.
+        "commands_repeated_not_applied": repeats_recognized,
+        "commands_applied_twice": applied_twice,
         "desired_matches_last_commanded": desired_ok,
         "desired": final_status["desired"],
         "torn_frames": torn_total,
@@ -531,6 +539,11 @@ fn main() -> Result<()> {
     }
     if !desired_ok {
         broken.push(format!("desired {got:?} != expected {expected:?}"));
+    }
+    if applied_twice != 0 {
+        broken.push(format!(
+            "{applied_twice} commands answered twice without oriond recognising the repeat"
+        ));
     }
     if torn_total != 0 {
         broken.push(format!("{torn_total} torn frames"));
