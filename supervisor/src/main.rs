@@ -24,7 +24,6 @@ mod lifecycle;
 mod lineage;
 mod logbuf;
 mod measured;
-mod occupancy;
 mod orphans;
 mod outbox;
 mod peers;

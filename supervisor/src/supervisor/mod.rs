@@ -78,7 +78,7 @@ pub struct Supervisor {
     last_handover: Option<serde_json::Value>,
     /// Inference times and the last capture switch's gap, as this box measured them.
     measured: crate::measured::Measured,
-    occupancy: crate::occupancy::Tracker,
+    occupancy: orion_room::occupancy::Tracker,
     snapshots: snapshots::Snapshots,
     /// What connections sent beyond their role (`crate::authority`).
     refusals: Refusals,

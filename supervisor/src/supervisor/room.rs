@@ -1,7 +1,7 @@
-//! Room occupancy (`crate::occupancy`) fed from what oriond sees: every detection the
-//! detector sends, and the state of the system — paused, detector not running, camera not
-//! streaming make it unknown, with the reason. Each change goes to orion-control, which
-//! publishes it retained; the status shows the current one.
+//! The host of the room logic (the `orion-room` crate, pure): feeds it every detection the
+//! detector sends and the state of the system — paused, detector not running, camera not
+//! streaming make occupancy unknown, with the reason — and hands each change to
+//! orion-control, which publishes it retained; the status shows the current one.
 
 use orion_protocol::message::Message;
 use orion_protocol::{DetectionMessage, ProcessName};
@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::Supervisor;
 use crate::lifecycle::State;
-use crate::occupancy::{Occupancy, Settings, Tracker};
+use orion_room::occupancy::{Occupancy, Settings, Tracker};
+use orion_room::sight::{self, Observers};
 
 /// The tracker's settings from `[occupancy]`.
 pub(super) fn tracker(config: &orion_config::Config) -> Tracker {
@@ -55,39 +56,21 @@ impl Supervisor {
         }
     }
 
-    /// Why no frame is being judged now, if none is.
+    /// Why no frame is being judged now, if none is (`orion_room::sight`).
     fn why_unknown(&self) -> Option<String> {
-        if self.desired.paused {
-            return Some("paused: detection is off".into());
-        }
-        let state = |n| self.state_of(n);
-        if let Some(s) = state(ProcessName::Detector)
-            && s != State::Running
-        {
-            return Some(format!("the detector is {}", s.as_str()));
-        }
-        if let Some(s) = state(ProcessName::Capture)
-            && s != State::Running
-        {
-            return Some(format!("the capture is {}", s.as_str()));
-        }
+        let state = |n| self.state_of(n).map(State::as_str);
         let stream = self
             .children
             .get(&ProcessName::Capture)
             .and_then(|c| c.last_status.as_ref());
-        let stream_state = stream
-            .and_then(|s| s.get("state"))
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        if stream_state != "running" {
-            let error = stream
-                .and_then(|s| s.get("last_error"))
-                .and_then(Value::as_str)
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            return Some(format!("camera {stream_state}{error}"));
-        }
-        None
+        let field = |key| stream.and_then(|s| s.get(key)).and_then(Value::as_str);
+        let observers = Observers {
+            paused: self.desired.paused,
+            detector: state(ProcessName::Detector),
+            capture: state(ProcessName::Capture),
+            stream: field("state").map(|s| (s, field("last_error"))),
+        };
+        sight::blind(&observers).map(|b| b.to_string())
     }
 
     pub(super) fn occupancy_now(&self) -> &Occupancy {
