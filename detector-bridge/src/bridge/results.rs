@@ -124,3 +124,103 @@ pub fn message(
         suggested_roi,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::letterbox::{Letterbox, PixelRect};
+    use orion_protocol::RoiSource;
+    use orion_ring::{FrameGeometry, FrameMeta, PixelFormat};
+    use std::time::Instant;
+
+    /// A job for a 640×360 frame whose `crop` was letterboxed into a 320 tensor.
+    fn job(crop: PixelRect) -> Job {
+        let geometry = FrameGeometry::new(640, 360, 640 * 3, PixelFormat::Rgb8).unwrap();
+        Job {
+            id: 1,
+            meta: FrameMeta {
+                seq: 7,
+                epoch: 1,
+                realtime_ns: 0,
+                monotonic_ns: 0,
+                geometry,
+                payload_len: 640 * 360 * 3,
+            },
+            lb: Letterbox::new(crop, 320),
+            region: NormRect::FULL,
+            roi_source: RoiSource::Full,
+            started: Instant::now(),
+            prep_ms: 0.0,
+            sent: None,
+        }
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 0.01
+    }
+
+    #[test]
+    fn boxes_go_back_to_frame_pixels_through_padding_scale_and_crop() {
+        // The whole frame: 640×360 → 320×180, padded 70 rows above and below.
+        let full = job(PixelRect {
+            x: 0,
+            y: 0,
+            width: 640,
+            height: 360,
+        });
+        let d = map_boxes(
+            &full,
+            &[10.0, 80.0, 50.0, 170.0],
+            &[0.9],
+            &["person".into()],
+        );
+        assert_eq!(d.len(), 1);
+        let b = d[0].bbox;
+        assert!(close(b.x, 20.0) && close(b.y, 20.0), "{b:?}");
+        assert!(close(b.width, 80.0) && close(b.height, 180.0), "{b:?}");
+        assert_eq!(d[0].class, "person");
+        assert!(close(d[0].confidence, 0.9));
+        // A crop at (100, 50), 160×160 → 320×320 (scale 2, no padding): offset added.
+        let crop = job(PixelRect {
+            x: 100,
+            y: 50,
+            width: 160,
+            height: 160,
+        });
+        let d = map_boxes(&crop, &[0.0, 0.0, 320.0, 160.0], &[0.5], &["person".into()]);
+        let b = d[0].bbox;
+        assert!(close(b.x, 100.0) && close(b.y, 50.0), "{b:?}");
+        assert!(close(b.width, 160.0) && close(b.height, 80.0), "{b:?}");
+    }
+
+    #[test]
+    fn boxes_are_clipped_to_the_frame_and_empty_ones_dropped() {
+        let full = job(PixelRect {
+            x: 0,
+            y: 0,
+            width: 640,
+            height: 360,
+        });
+        let boxes = [
+            // Reaches past every edge (into the padding and beyond the tensor).
+            -20.0, 40.0, 400.0, 300.0, //
+            // Only in the padding above the picture: nothing left after clipping.
+            10.0, 0.0, 50.0, 60.0, //
+            // Inverted.
+            50.0, 100.0, 40.0, 120.0,
+        ];
+        let classes = ["person".to_string(), "person".into(), "person".into()];
+        let d = map_boxes(&full, &boxes, &[0.9, 0.8, 0.7], &classes);
+        assert_eq!(d.len(), 1, "{d:?}");
+        let b = d[0].bbox;
+        assert!(close(b.x, 0.0) && close(b.y, 0.0), "{b:?}");
+        assert!(
+            close(b.x + b.width, 640.0) && close(b.y + b.height, 360.0),
+            "{b:?}"
+        );
+        // Normalized for auto-focus: the whole frame.
+        let n = normalized(&full, &d);
+        assert_eq!(n.len(), 1);
+    }
+}
