@@ -321,50 +321,59 @@ fn action(name: &str, params: &Value) -> Result<Action, AckError> {
     if !(params.is_object() || params.is_null()) {
         return Err(AckError::bad_request("params must be an object"));
     }
-    let result = match supervisor_verb(name, params) {
-        Some(verb) => verb,
-        None => catalog(name, params),
-    };
-    result.map_err(|e| {
-        let kind = if e.starts_with("unknown command") {
-            ErrorKind::UnknownCommand
-        } else if e.starts_with("params.name: no such process") {
-            ErrorKind::UnknownProcess
-        } else {
-            ErrorKind::BadRequest
-        };
-        AckError::new(kind, e)
-    })
+    // Each error carries its kind from where it is made, never read back from its text.
+    supervisor_verb(name, params)
+        .or_else(|| catalog(name, params))
+        .unwrap_or_else(|| {
+            Err(AckError::new(
+                ErrorKind::UnknownCommand,
+                format!(
+                    "unknown command {:?}",
+                    name.chars().take(64).collect::<String>()
+                ),
+            ))
+        })
+}
+
+/// A process name that names no process: `unknown_process`, not a bad request.
+fn unknown_process(e: String) -> AckError {
+    AckError::new(ErrorKind::UnknownProcess, format!("params.name: {e}"))
 }
 
 /// The supervisor verbs (orionctl), if `name` is one.
-fn supervisor_verb(name: &str, params: &Value) -> Option<Result<Action, String>> {
-    let process = |required: bool| -> Result<Option<ProcessName>, String> {
+fn supervisor_verb(name: &str, params: &Value) -> Option<Result<Action, AckError>> {
+    let process = |required: bool| -> Result<Option<ProcessName>, AckError> {
         match params.get("name") {
-            Some(Value::String(s)) => s.parse().map(Some).map_err(|e| format!("params.name: {e}")),
+            Some(Value::String(s)) => s.parse().map(Some).map_err(unknown_process),
             None | Some(Value::Null) if !required => Ok(None),
-            _ => Err("params.name must be one of broker, control, detector, capture".into()),
+            _ => Err(AckError::bad_request(
+                "params.name must be one of broker, control, detector, capture",
+            )),
         }
     };
-    let required = |p: Result<Option<ProcessName>, String>| {
-        p.and_then(|n| n.ok_or_else(|| "params.name is required".to_string()))
+    let required = |p: Result<Option<ProcessName>, AckError>| {
+        p.and_then(|n| n.ok_or_else(|| AckError::bad_request("params.name is required")))
     };
     Some(match name {
         "process_status" => process(false).map(Action::ProcessStatus),
         "start_process" => required(process(true)).map(Action::StartProcess),
         "stop_process" => required(process(true)).map(Action::StopProcess),
         "tail_process" => required(process(true)).and_then(|name| {
-            let offset = match params.get("offset") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or("params.offset must be a byte offset")?),
-            };
+            let offset =
+                match params.get("offset") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_u64().ok_or_else(|| {
+                        AckError::bad_request("params.offset must be a byte offset")
+                    })?),
+                };
             let bytes = match params.get("bytes") {
                 None | Some(Value::Null) => 1600,
                 Some(v) => v
                     .as_u64()
                     .filter(|b| (1..=TAIL_MAX as u64).contains(b))
-                    .ok_or(format!("params.bytes must be in 1..={TAIL_MAX}"))?
-                    as usize,
+                    .ok_or_else(|| {
+                        AckError::bad_request(format!("params.bytes must be in 1..={TAIL_MAX}"))
+                    })? as usize,
             };
             Ok(Action::TailProcess {
                 name,
@@ -377,11 +386,22 @@ fn supervisor_verb(name: &str, params: &Value) -> Option<Result<Action, String>>
     })
 }
 
-/// The MQTT command catalog (docs/architecture.md#the-command-path).
-fn catalog(name: &str, params: &Value) -> Result<Action, String> {
+/// The MQTT command catalog (docs/architecture.md#the-command-path), if `name` is in it.
+fn catalog(name: &str, params: &Value) -> Option<Result<Action, AckError>> {
     let field = |key: &str| params.get(key);
     let no_params = |a: Action| -> Result<Action, String> { Ok(a) };
-    match name {
+    if name == "restart_process" {
+        return Some(match field("name") {
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Action::RestartProcess)
+                .map_err(unknown_process),
+            _ => Err(AckError::bad_request(
+                "params.name must be one of broker, control, detector, capture",
+            )),
+        });
+    }
+    let parsed = match name {
         "get_status" => no_params(Action::GetStatus),
         "get_snapshot" => snapshot_request(params).map(Action::GetSnapshot),
         "pause_inference" => no_params(Action::Pause),
@@ -433,19 +453,10 @@ fn catalog(name: &str, params: &Value) -> Result<Action, String> {
         "disable_auto_focus" => no_params(Action::DisableAutoFocus),
         "clear_auto_focus_history" => no_params(Action::ClearAutoFocusHistory),
         "get_auto_focus_stats" => no_params(Action::GetAutoFocusStats),
-        "restart_process" => match field("name") {
-            Some(Value::String(s)) => s
-                .parse()
-                .map(Action::RestartProcess)
-                .map_err(|e| format!("params.name: {e}")),
-            _ => Err("params.name must be one of broker, control, detector, capture".into()),
-        },
         "shutdown" => no_params(Action::Shutdown),
-        other => Err(format!(
-            "unknown command {:?}",
-            other.chars().take(64).collect::<String>()
-        )),
-    }
+        _ => return None,
+    };
+    Some(parsed.map_err(AckError::bad_request))
 }
 
 /// `get_snapshot`'s params: `format` png or jpeg (default jpeg), `quality` 1..=100.

@@ -248,3 +248,24 @@ fn snapshot_params_default_to_jpeg_and_are_range_checked() {
         assert!(e.message.starts_with(says), "{params}: {e}");
     }
 }
+
+#[test]
+fn error_kinds_come_from_where_the_error_is_made() {
+    let kind = |text: &str| parse(text).action.unwrap_err().kind;
+    assert_eq!(kind(r#"{"command": "fly"}"#), ErrorKind::UnknownCommand);
+    for verb in [
+        "restart_process",
+        "stop_process",
+        "start_process",
+        "tail_process",
+    ] {
+        let text = format!(r#"{{"command": "{verb}", "params": {{"name": "camera"}}}}"#);
+        assert_eq!(kind(&text), ErrorKind::UnknownProcess, "{verb}");
+        let text = format!(r#"{{"command": "{verb}", "params": {{"name": 3}}}}"#);
+        assert_eq!(kind(&text), ErrorKind::BadRequest, "{verb}");
+    }
+    // A message that merely reads like another kind stays what it is.
+    let text = r#"{"command": "set_model_size", "params": {"size": "unknown command"}}"#;
+    assert_eq!(kind(text), ErrorKind::BadRequest);
+    assert_eq!(kind("not json"), ErrorKind::BadRequest);
+}
