@@ -18,7 +18,7 @@ use crate::topics::Topics;
 /// oversize command is read and answered with an error instead of dropping the connection.
 /// MQTT 5 announces it, and the broker keeps larger ones back; MQTT 3.1.1 cannot, see
 /// [`Event::Unreadable`].
-pub const MAX_INCOMING: usize = orion_protocol::command::MAX_MQTT_PACKET;
+pub const MAX_INCOMING: usize = orion_protocol::limits::MAX_MQTT_PACKET;
 /// Reconnect delays: 0.25 s doubling to 30 s, from the start again once connected.
 fn backoff() -> Backoff {
     Backoff::new(

@@ -27,10 +27,6 @@ pub const MAX_COMMAND: usize = 64 * 1024;
 /// age limit.
 pub const MAX_CLOCK_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Largest MQTT packet Orion reads or sends: orion-control's limit (announced under MQTT
-/// 5) and the embedded broker's `max_packet_size`. Far above [`MAX_COMMAND`], so an
-/// oversize command is read and answered with an error, and room for a snapshot.
-pub const MAX_MQTT_PACKET: usize = 4 << 20;
 /// Longest request id echoed back.
 pub const MAX_REQUEST_ID: usize = 128;
 

@@ -129,6 +129,11 @@ impl ClassNames {
     }
 }
 
+/// Largest MQTT packet Orion reads or sends: orion-control's limit (announced under MQTT
+/// 5) and the embedded broker's `max_packet_size`. Far above [`crate::command::MAX_COMMAND`], so an
+/// oversize command is read and answered with an error, and room for a snapshot.
+pub const MAX_MQTT_PACKET: usize = 4 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,8 @@ use crate::units::{ModelSize, NormRect};
 pub const MAX_IMAGE: usize = 8 << 20;
 
 /// Largest snapshot sent over MQTT: one packet, under the 4 MiB packet limit
-/// ([`crate::command::MAX_MQTT_PACKET`]).
-pub const MAX_MQTT_IMAGE: usize = crate::command::MAX_MQTT_PACKET - (64 << 10);
+/// ([`crate::limits::MAX_MQTT_PACKET`]).
+pub const MAX_MQTT_IMAGE: usize = crate::limits::MAX_MQTT_PACKET - (64 << 10);
 
 /// Boxes found this much before the frame drawn are not drawn (the detector is down or
 /// behind, and the people have moved): the caption says so instead.

@@ -142,7 +142,7 @@ impl<T> Dedupe<T> {
 /// Saves `records` at `path` (atomically).
 pub fn save(path: &Path, records: &[Record]) -> Result<()> {
     let body = serde_json::to_vec(records)?;
-    crate::persist::write_atomically(path, &body)
+    crate::atomic_file::write_atomically(path, &body)
 }
 
 /// The records saved at `path`; none when there is no file. A file that cannot be used is

@@ -81,7 +81,7 @@ impl Desired {
             baseline: Self::baseline(config),
         };
         let body = serde_json::to_vec_pretty(&saved)?;
-        crate::persist::write_atomically(path, &body)
+        crate::atomic_file::write_atomically(path, &body)
     }
 
     /// Takes every field whose baseline changed from `old` to `new` from `new`.

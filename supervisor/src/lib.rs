@@ -15,6 +15,7 @@ use orion_ring::{PixelFormat, RingGeometry, RingOwner};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+mod atomic_file;
 mod authority;
 mod child;
 mod dedupe;

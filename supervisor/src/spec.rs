@@ -202,7 +202,7 @@ fn broker_conf(config: &Config) -> String {
          {user}",
         port = m.port,
         host = m.host,
-        max_packet = orion_protocol::command::MAX_MQTT_PACKET,
+        max_packet = orion_protocol::limits::MAX_MQTT_PACKET,
     )
 }
 

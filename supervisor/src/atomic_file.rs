@@ -1,0 +1,35 @@
+//! Writing a state file so that a crash leaves the old or the new one, never a torn one.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Writes `body` to `path` atomically: a temp file beside it (created fresh, never through
+/// a link, 0600), fsync, rename over `path`, fsync of the directory.
+pub fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
+    let dir = path.parent().context("state path has no directory")?;
+    let tmp = path.with_extension("json.tmp");
+    // A leftover from a crash goes first; then only a file this call creates is written
+    // (O_EXCL), never one a link points elsewhere (O_NOFOLLOW).
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove {}", tmp.display())),
+    }
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("create {}", tmp.display()))?;
+        f.write_all(body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
