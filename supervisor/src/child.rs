@@ -8,7 +8,6 @@ use orion_protocol::ProcessName;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::events::ConnId;
 use crate::lifecycle::{Lifecycle, State};
 use crate::logbuf::LogBuffer;
 
@@ -36,8 +35,6 @@ pub struct Child {
     pub restarts: u32,
     pub spawned_once: bool,
     pub last_exit: Option<ExitInfo>,
-    /// Its connection to oriond's socket, once it said hello.
-    pub conn: Option<ConnId>,
     /// It reported ready (and is being brought to the desired state).
     pub ready: bool,
     /// Desired-state commands sent and not yet acknowledged.
@@ -58,7 +55,6 @@ impl Child {
             restarts: 0,
             spawned_once: false,
             last_exit: None,
-            conn: None,
             ready: false,
             applying: 0,
             last_status: None,
@@ -80,7 +76,6 @@ impl Child {
         self.started = Some(Instant::now());
         self.ready = false;
         self.applying = 0;
-        self.conn = None;
         self.last_status = None;
     }
 

@@ -65,6 +65,16 @@ impl Peers {
         self.peers.get(&conn).and_then(|p| p.pid)
     }
 
+    /// The connection on which `pid` said hello as `name`: the one place that maps a child's
+    /// incarnation to its connection (a connection let go, or closed, is gone from here at
+    /// once, so the child is unreachable at once).
+    pub fn conn_of(&self, name: ProcessName, pid: u32) -> Option<ConnId> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.child == Some(name) && p.pid == Some(pid))
+            .map(|(&conn, _)| conn)
+    }
+
     /// The child `conn` speaks for.
     pub fn child_of(&self, conn: ConnId) -> Option<ProcessName> {
         self.peers.get(&conn).and_then(|p| p.child)
@@ -126,6 +136,11 @@ mod tests {
         assert_eq!(peers.child_of(1), None);
         assert!(peers.hello(1, ProcessName::Detector, Some(42)).is_ok());
         assert_eq!(peers.child_of(1), Some(ProcessName::Detector));
+        // The incarnation's connection, found by name and pid; a standby of the same name
+        // (another pid) has its own.
+        assert_eq!(peers.conn_of(ProcessName::Detector, 42), Some(1));
+        assert_eq!(peers.conn_of(ProcessName::Detector, 43), None);
+        assert_eq!(peers.conn_of(ProcessName::Capture, 42), None);
         assert!(
             peers.hello(1, ProcessName::Capture, Some(42)).is_err(),
             "one hello"
@@ -135,6 +150,11 @@ mod tests {
         assert_eq!(peers.len(), 1);
         peers.send_raw(1, b"b".to_vec());
         assert_eq!(peers.len(), 0);
+        assert_eq!(
+            peers.conn_of(ProcessName::Detector, 42),
+            None,
+            "a connection let go leaves its child unreachable at once"
+        );
         assert_eq!(rx.try_recv(), Some(b"a".to_vec()));
         assert!(peers.remove(1).is_none());
     }

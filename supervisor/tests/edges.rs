@@ -329,7 +329,11 @@ fn state_file(o: &Oriond) -> std::path::PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("desired-") && n.ends_with(".json"))
+        })
         .unwrap_or_else(|| panic!("no state file in {}", dir.display()))
 }
 

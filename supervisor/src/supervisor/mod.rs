@@ -279,8 +279,8 @@ impl Supervisor {
         let expected = understudy.or_else(|| {
             self.children
                 .get(&name)
-                .filter(|c| c.conn.is_none())
                 .and_then(|c| c.pid)
+                .filter(|&pid| self.peers.conn_of(name, pid).is_none())
         });
         if let Err(why) = self.peers.hello(conn, name, expected) {
             tracing::warn!(%name, why, "hello refused; closing the connection");
@@ -290,9 +290,6 @@ impl Supervisor {
         }
         if understudy.is_some() {
             return self.understudy_connected(name, conn);
-        }
-        if let Some(c) = self.children.get_mut(&name) {
-            c.conn = Some(conn);
         }
         // orion-control is ready once connected; it publishes the occupancy retained.
         if name == ProcessName::Control {
@@ -328,18 +325,18 @@ impl Supervisor {
             self.routing_reject(conn, why);
         }
         self.understudy_closed(conn);
-        if let Some(name) = self.peers.remove(conn)
-            && let Some(child) = self.children.get_mut(&name)
-            && child.conn == Some(conn)
-        {
-            child.conn = None;
-        }
+        self.peers.remove(conn);
+    }
+
+    /// The connection of `name`'s current incarnation, if it is connected (`Peers` holds
+    /// the mapping; nothing else keeps a copy).
+    pub(super) fn child_conn(&self, name: ProcessName) -> Option<ConnId> {
+        let pid = self.children.get(&name)?.pid?;
+        self.peers.conn_of(name, pid)
     }
 
     fn control_conn(&self) -> Option<ConnId> {
-        self.children
-            .get(&ProcessName::Control)
-            .and_then(|c| c.conn)
+        self.child_conn(ProcessName::Control)
     }
 
     /// Tells orion-control the status changed (it publishes the retained status).

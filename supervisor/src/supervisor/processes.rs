@@ -193,6 +193,13 @@ impl Supervisor {
         if generation != child.generation {
             return;
         }
+        // Its connection goes with it (found by its pid, before that is cleared).
+        if let Some(conn) = child.pid.and_then(|pid| self.peers.conn_of(name, pid)) {
+            self.peers.remove(conn);
+        }
+        let Some(child) = self.children.get_mut(&name) else {
+            return;
+        };
         let uptime = child.started.map_or(Duration::ZERO, |t| t.elapsed());
         if name == ProcessName::Capture
             && let Some(pid) = child.pid
@@ -201,9 +208,6 @@ impl Supervisor {
             self.ring.clear_writer(pid);
         }
         child.ended(status, reaped);
-        if let Some(conn) = child.conn.take() {
-            self.peers.remove(conn);
-        }
         tracing::info!(%name, status, uptime_s = uptime.as_secs_f64(), "exited");
         self.fail_pending(name, &format!("{name} exited ({status}) before answering"));
         self.drive(

@@ -318,10 +318,8 @@ impl Supervisor {
 
     fn detector_request(&mut self, reply: Reply, action: Action) {
         let name = ProcessName::Detector;
-        let reachable = self
-            .children
-            .get(&name)
-            .is_some_and(|c| c.conn.is_some() && c.ready);
+        let reachable =
+            self.children.get(&name).is_some_and(|c| c.ready) && self.child_conn(name).is_some();
         if reachable {
             if let Err(e) = self.forward(name, action, Some(reply.clone()), false) {
                 self.answer(&reply, Err(e));
@@ -358,9 +356,7 @@ impl Supervisor {
         reapply: bool,
     ) -> Result<(), AckError> {
         let conn = self
-            .children
-            .get(&name)
-            .and_then(|c| c.conn)
+            .child_conn(name)
             .ok_or_else(|| unavailable(format!("{name} is not connected")))?;
         let id = self.requests.next;
         self.requests.next += 1;

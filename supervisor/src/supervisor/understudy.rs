@@ -111,8 +111,8 @@ impl Supervisor {
             return;
         };
         child.generation = u.generation;
+        // Its connection is now the child's: found by the adopted pid (`Peers::conn_of`).
         child.spawned(u.pid);
-        child.conn = u.conn;
         if let Some(conn) = u.conn {
             self.peers.send(conn, &Message::TakeOver);
         }
