@@ -223,6 +223,8 @@ impl Supervisor {
             Frame::Request(cmd) => {
                 let allowed = match &cmd.action {
                     Ok(action) => authority::may_request(role, action),
+                    // Unreadable: whoever may ask the plainest question gets its error; a
+                    // role that may send no request at all is refused as for any other.
                     Err(_) => authority::may_request(role, &Action::GetStatus),
                 };
                 match allowed {
