@@ -4,7 +4,8 @@
 //! (`mqtt.command_max_age_s`, the age a command may reach), on the wall clock so the record
 //! outlives an oriond restart (saved with the desired state, `crate::persist`). At most
 //! [`MAX`] are kept: when that many were answered within the window, a new command is
-//! refused as busy rather than an answer forgotten early.
+//! refused as busy rather than an answer forgotten early. The time comes in as an argument
+//! (ms since the Unix epoch, [`now_ms`] in oriond), so the window is tested on virtual time.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,7 +52,8 @@ pub struct Dedupe<T> {
     window: Duration,
 }
 
-fn now_ms() -> u64 {
+/// The wall clock, ms since the Unix epoch: what oriond passes in.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -65,10 +67,10 @@ impl<T> Dedupe<T> {
         }
     }
 
-    /// The records of a previous run still within the window.
-    pub fn restore(&mut self, records: Vec<Record>) {
+    /// The records of a previous run still within the window at `now`.
+    pub fn restore(&mut self, records: Vec<Record>, now: u64) {
         for r in records {
-            if !self.expired(r.answered_unix_ms, now_ms()) && self.seen.len() < MAX {
+            if !self.expired(r.answered_unix_ms, now) && self.seen.len() < MAX {
                 self.seen
                     .insert(r.key, Seen::Done(r.ack, r.answered_unix_ms));
             }
@@ -98,7 +100,8 @@ impl<T> Dedupe<T> {
         now.saturating_sub(at) > self.window.as_millis() as u64
     }
 
-    pub fn begin(&mut self, key: &str, waiter: T) -> Begin {
+    /// `key` arrives at `now`.
+    pub fn begin(&mut self, key: &str, waiter: T, now: u64) -> Begin {
         match self.seen.get_mut(key) {
             Some(Seen::Done(ack, _)) => Begin::Answered(ack.clone()),
             Some(Seen::InFlight(waiting)) => {
@@ -107,7 +110,7 @@ impl<T> Dedupe<T> {
             }
             None => {
                 if self.seen.len() >= MAX {
-                    self.forget_expired();
+                    self.forget_expired(now);
                 }
                 if self.seen.len() >= MAX {
                     return Begin::Full;
@@ -119,22 +122,21 @@ impl<T> Dedupe<T> {
         }
     }
 
-    fn forget_expired(&mut self) {
-        let now = now_ms();
+    fn forget_expired(&mut self, now: u64) {
         let window = self.window.as_millis() as u64;
         self.seen
             .retain(|_, s| !matches!(s, Seen::Done(_, at) if now.saturating_sub(*at) > window));
     }
 
-    /// `key` was answered with `ack`: returns the repeats that waited for it.
-    pub fn finish(&mut self, key: &str, ack: &Ack) -> Vec<T> {
+    /// `key` was answered with `ack` at `now`: returns the repeats that waited for it.
+    pub fn finish(&mut self, key: &str, ack: &Ack, now: u64) -> Vec<T> {
         let waiting = match self.seen.remove(key) {
             Some(Seen::InFlight(w)) => w,
             _ => Vec::new(),
         };
-        self.forget_expired();
+        self.forget_expired(now);
         self.seen
-            .insert(key.to_string(), Seen::Done(ack.clone(), now_ms()));
+            .insert(key.to_string(), Seen::Done(ack.clone(), now));
         waiting
     }
 }
@@ -176,6 +178,9 @@ pub fn load(path: &Path) -> (Vec<Record>, Option<String>) {
 mod tests {
     use super::*;
 
+    /// A moment of virtual time (ms since the Unix epoch).
+    const T0: u64 = 1_800_000_000_000;
+
     fn ack(id: &str) -> Ack {
         Ack::new(
             "pause_inference",
@@ -187,26 +192,31 @@ mod tests {
     #[test]
     fn repeats_wait_or_get_the_same_answer() {
         let mut d = Dedupe::new(Duration::from_secs(60));
-        assert!(matches!(d.begin("a", 1), Begin::New));
-        assert!(matches!(d.begin("a", 2), Begin::Waiting));
-        assert!(matches!(d.begin("a", 3), Begin::Waiting));
-        assert_eq!(d.finish("a", &ack("a")), vec![2, 3]);
-        match d.begin("a", 4) {
+        assert!(matches!(d.begin("a", 1, T0), Begin::New));
+        assert!(matches!(d.begin("a", 2, T0), Begin::Waiting));
+        assert!(matches!(d.begin("a", 3, T0), Begin::Waiting));
+        assert_eq!(d.finish("a", &ack("a"), T0), vec![2, 3]);
+        match d.begin("a", 4, T0 + 59_000) {
             Begin::Answered(a) => assert_eq!(a, ack("a")),
             _ => panic!("an answered id is answered again"),
         }
-        assert!(matches!(d.begin("b", 5), Begin::New));
+        assert!(matches!(d.begin("b", 5, T0), Begin::New));
     }
 
     #[test]
     fn old_answers_are_forgotten() {
-        let mut d = Dedupe::new(Duration::ZERO);
-        assert!(matches!(d.begin("a", ()), Begin::New));
-        d.finish("a", &ack("a"));
-        std::thread::sleep(Duration::from_millis(2));
-        assert!(matches!(d.begin("b", ()), Begin::New));
-        d.finish("b", &ack("b"));
-        assert!(matches!(d.begin("a", ()), Begin::New), "past the window");
+        // Virtual time: answered at T0, the window is 60 s.
+        let mut d = Dedupe::new(Duration::from_secs(60));
+        assert!(matches!(d.begin("a", (), T0), Begin::New));
+        d.finish("a", &ack("a"), T0);
+        assert!(matches!(d.begin("a", (), T0 + 60_000), Begin::Answered(_)));
+        // Something answered past the window forgets it.
+        assert!(matches!(d.begin("b", (), T0 + 60_001), Begin::New));
+        d.finish("b", &ack("b"), T0 + 60_001);
+        assert!(
+            matches!(d.begin("a", (), T0 + 60_001), Begin::New),
+            "past the window"
+        );
     }
 
     #[test]
@@ -214,12 +224,14 @@ mod tests {
         let mut d = Dedupe::new(Duration::from_secs(600));
         for i in 0..MAX {
             let key = format!("k{i}");
-            assert!(matches!(d.begin(&key, ()), Begin::New));
-            d.finish(&key, &ack(&key));
+            assert!(matches!(d.begin(&key, (), T0), Begin::New));
+            d.finish(&key, &ack(&key), T0);
         }
-        assert!(matches!(d.begin("one more", ()), Begin::Full));
+        assert!(matches!(d.begin("one more", (), T0 + 1), Begin::Full));
         // Every answer is still there, the first one too.
-        assert!(matches!(d.begin("k0", ()), Begin::Answered(_)));
+        assert!(matches!(d.begin("k0", (), T0 + 1), Begin::Answered(_)));
+        // Once the window passed, room again.
+        assert!(matches!(d.begin("one more", (), T0 + 600_001), Begin::New));
     }
 
     #[test]
@@ -228,22 +240,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("answered-x.json");
         let mut d = Dedupe::new(Duration::from_secs(600));
-        assert!(matches!(d.begin("a", ()), Begin::New));
-        d.finish("a", &ack("a"));
+        assert!(matches!(d.begin("a", (), T0), Begin::New));
+        d.finish("a", &ack("a"), T0);
         let mut old = d.records();
         old.push(Record {
             key: "old".into(),
             ack: ack("old"),
-            answered_unix_ms: now_ms() - 601_000,
+            answered_unix_ms: T0 - 601_000,
         });
         save(&path, &old).unwrap();
         let (records, why) = load(&path);
         assert!(why.is_none());
         let mut next = Dedupe::<()>::new(Duration::from_secs(600));
-        next.restore(records);
-        assert!(matches!(next.begin("a", ()), Begin::Answered(a) if a == ack("a")));
+        next.restore(records, T0);
+        assert!(matches!(next.begin("a", (), T0), Begin::Answered(a) if a == ack("a")));
         assert!(
-            matches!(next.begin("old", ()), Begin::New),
+            matches!(next.begin("old", (), T0), Begin::New),
             "past the window"
         );
         std::fs::write(&path, b"not json").unwrap();

@@ -109,7 +109,7 @@ impl Supervisor {
         if let Some(w) = warning {
             tracing::warn!("{w}");
         }
-        requests.seen.restore(records);
+        requests.seen.restore(records, crate::dedupe::now_ms());
         Self {
             occupancy: room::tracker(&config),
             socket_path: config.socket_path(),

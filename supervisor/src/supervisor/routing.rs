@@ -155,7 +155,11 @@ impl Supervisor {
             dedupe: dedupe.clone(),
         };
         if let Some(key) = &dedupe {
-            match self.requests.seen.begin(key, reply.clone()) {
+            match self
+                .requests
+                .seen
+                .begin(key, reply.clone(), crate::dedupe::now_ms())
+            {
                 Begin::New => {}
                 Begin::Waiting => {
                     self.requests.repeats_recognized += 1;
@@ -496,7 +500,11 @@ impl Supervisor {
         let ack = Ack::new(&reply.command, reply.request_id.clone(), result);
         self.peers.send(reply.conn, &Message::Ack(ack.clone()));
         if let Some(key) = &reply.dedupe {
-            for other in self.requests.seen.finish(key, &ack) {
+            for other in self
+                .requests
+                .seen
+                .finish(key, &ack, crate::dedupe::now_ms())
+            {
                 self.peers.send(other.conn, &Message::Ack(ack.clone()));
             }
             // Remembered across a restart of oriond too.
