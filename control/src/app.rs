@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 use bytes::Bytes;
 use orion_config::Config;
-use orion_protocol::command::{self, AckError, ErrorKind, MAX_COMMAND};
+use orion_protocol::command::{self, AckError, ErrorKind, MAX_COMMAND, MqttAck};
 use orion_protocol::message::{self, Frame, Message};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -364,44 +364,9 @@ impl App {
         }
     }
 
-    fn reject(&mut self, origin: Origin, why: AckError) {
-        self.counters.commands_rejected += 1;
-        tracing::info!(command = origin.command, error = %why, "command rejected");
-        self.ack(&origin, Err(why));
-    }
-
-    /// Publishes the ack (first, before anything the command caused), then acknowledges
-    /// the command to the broker.
-    fn ack(&mut self, origin: &Origin, mut result: Result<Value, AckError>) {
-        if origin.command == "get_snapshot"
-            && let Ok(data) = &mut result
-        {
-            // The image follows on its own topic.
-            data["topic"] = json!(self.topics.snapshot);
-        }
-        let (status, data, error, kind) = match result {
-            Ok(data) => ("success", data, Value::Null, Value::Null),
-            Err(e) => (
-                "error",
-                Value::Null,
-                Value::String(e.message),
-                json!(e.kind),
-            ),
-        };
-        let mut body = json!({
-            "command_ack": origin.command,
-            "status": status,
-            "instance_id": self.config.instance_id,
-            "request_id": origin.request_id,
-            "data": data,
-            "error": error,
-            "error_kind": kind,
-            "timestamp": now_rfc3339(),
-        });
-        if origin.redelivered {
-            body["redelivered"] = json!(true);
-        }
-        let body = body.to_string().into_bytes();
+    /// Publishes an encoded ack on the response topic, if the command named one, and on
+    /// the health topic.
+    fn publish_ack(&mut self, origin: &Origin, body: Vec<u8>) {
         let qos = self.config.mqtt.qos.acks;
         if let Some(topic) = &origin.response_topic
             && self
@@ -418,6 +383,38 @@ impl App {
         {
             self.counters.acks_dropped += 1;
             tracing::warn!(command = origin.command, "ack could not be queued");
+        }
+    }
+
+    fn reject(&mut self, origin: Origin, why: AckError) {
+        self.counters.commands_rejected += 1;
+        tracing::info!(command = origin.command, error = %why, "command rejected");
+        self.ack(&origin, Err(why));
+    }
+
+    /// Publishes the ack (first, before anything the command caused), then acknowledges
+    /// the command to the broker.
+    fn ack(&mut self, origin: &Origin, mut result: Result<Value, AckError>) {
+        if origin.command == "get_snapshot"
+            && let Ok(data) = &mut result
+        {
+            // The image follows on its own topic.
+            data["topic"] = json!(self.topics.snapshot);
+        }
+        let mut ack = MqttAck::new(
+            &origin.command,
+            self.config.instance_id.as_str(),
+            origin.request_id.clone(),
+            result,
+            now_rfc3339(),
+        );
+        ack.redelivered = origin.redelivered;
+        match serde_json::to_vec(&ack) {
+            Ok(body) => self.publish_ack(origin, body),
+            Err(e) => {
+                self.counters.acks_dropped += 1;
+                tracing::error!(error = %e, command = origin.command, "cannot encode an ack");
+            }
         }
         if let Err(e) = self.client.acknowledge(&origin.receipt) {
             tracing::warn!(error = e, "cannot acknowledge a command to the broker");

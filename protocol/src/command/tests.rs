@@ -269,3 +269,35 @@ fn error_kinds_come_from_where_the_error_is_made() {
     assert_eq!(kind(text), ErrorKind::BadRequest);
     assert_eq!(kind("not json"), ErrorKind::BadRequest);
 }
+
+#[test]
+fn the_mqtt_ack_has_the_documented_shape() {
+    let ok = MqttAck::new(
+        "pause_inference",
+        "room-1",
+        Some("r1".into()),
+        Ok(json!({"paused": true})),
+        "2026-12-05T09:17:22.201Z".into(),
+    );
+    let v = serde_json::to_value(&ok).unwrap();
+    assert_eq!(
+        v,
+        json!({"command_ack": "pause_inference", "status": "success", "instance_id": "room-1",
+               "request_id": "r1", "data": {"paused": true}, "error": null, "error_kind": null,
+               "timestamp": "2026-12-05T09:17:22.201Z"})
+    );
+    let mut err = MqttAck::new(
+        "unknown",
+        "room-1",
+        None,
+        Err(AckError::new(ErrorKind::Retained, "retained")),
+        "2026-12-05T09:17:22.201Z".into(),
+    );
+    err.redelivered = true;
+    let v = serde_json::to_value(&err).unwrap();
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["data"], Value::Null);
+    assert_eq!(v["error_kind"], "retained");
+    assert_eq!(v["redelivered"], true);
+    assert_eq!(serde_json::from_value::<MqttAck>(v).unwrap(), err);
+}
