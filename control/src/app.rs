@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 use bytes::Bytes;
 use orion_config::Config;
-use orion_protocol::command::{self, AckError, ErrorKind, MAX_COMMAND, MqttAck};
+use orion_protocol::command::{self, AckError, ErrorKind, MAX_COMMAND};
 use orion_protocol::message::{self, Frame, Message};
+use orion_protocol::mqtt_ack::MqttAck;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 

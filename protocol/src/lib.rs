@@ -23,6 +23,7 @@ pub mod focus;
 pub mod instance;
 pub mod limits;
 pub mod message;
+pub mod mqtt_ack;
 pub mod snapshot;
 pub mod timeouts;
 pub mod units;

@@ -272,6 +272,7 @@ fn error_kinds_come_from_where_the_error_is_made() {
 
 #[test]
 fn the_mqtt_ack_has_the_documented_shape() {
+    use crate::mqtt_ack::MqttAck;
     let ok = MqttAck::new(
         "pause_inference",
         "room-1",
