@@ -9,9 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 use bytes::Bytes;
 use orion_config::Config;
+use orion_protocol::Occupancy;
 use orion_protocol::command::{self, AckError, ErrorKind, MAX_COMMAND};
 use orion_protocol::message::{self, Frame, Message};
 use orion_protocol::mqtt_ack::MqttAck;
+use orion_protocol::status::{MqttCounters, Status, StoppedBy};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -40,32 +42,6 @@ struct Origin {
 /// was lost, and the commander gets a `timeout` instead of silence.
 const INFLIGHT_TIMEOUT: Duration = orion_protocol::timeouts::COMMANDER;
 
-#[derive(Default, serde::Serialize)]
-struct Counters {
-    connected: bool,
-    connects: u64,
-    commands: u64,
-    commands_rejected: u64,
-    commands_expired: u64,
-    /// Refused by `[mqtt] allowed_commands`.
-    commands_refused: u64,
-    /// Sent with the retain flag, so never applied.
-    commands_retained: u64,
-    /// MQTT 3.1.1: packets too large to read (over 4 MiB), and with each the broker's
-    /// queue for this client, discarded (see `mqtt::Event::Unreadable`).
-    unreadable_discarded: u64,
-    /// Forwarded to oriond and never answered (see [`INFLIGHT_TIMEOUT`]).
-    commands_timed_out: u64,
-    commands_redelivered: u64,
-    detections_published: u64,
-    detections_dropped: u64,
-    acks_dropped: u64,
-    snapshots_published: u64,
-    /// Not queued for the broker (disconnected, or the queue was full).
-    snapshots_dropped: u64,
-    last_error: Option<String>,
-}
-
 pub struct App {
     config: Config,
     topics: Topics,
@@ -75,14 +51,14 @@ pub struct App {
     /// command may be in flight twice under one id: answers are taken in order.
     inflight: HashMap<String, VecDeque<Origin>>,
     next_id: u64,
-    counters: Counters,
-    status: Option<Value>,
-    status_key: Option<String>,
+    counters: MqttCounters,
+    status: Option<Box<Status>>,
+    status_key: Option<publish::Significant>,
     status_published: Option<Instant>,
     /// Who stopped the room over MQTT (an allowed `shutdown`), shown in the status.
-    stopped_by: Option<Value>,
+    stopped_by: Option<StoppedBy>,
     /// oriond's latest room occupancy (published retained on change and on connect).
-    occupancy: Option<Value>,
+    occupancy: Option<Occupancy>,
 }
 
 pub async fn run(config: Config, link: Link) -> Result<()> {
@@ -96,7 +72,7 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
         link_out: outbox,
         inflight: HashMap::new(),
         next_id: 1,
-        counters: Counters::default(),
+        counters: MqttCounters::default(),
         status: None,
         status_key: None,
         status_published: None,
@@ -465,11 +441,11 @@ impl App {
     /// so, and by which request, before availability goes `offline` (under systemd the unit
     /// stays stopped: exit 0 is not a failure).
     fn stopped_over_mqtt(&mut self, origin: &Origin) {
-        self.stopped_by = Some(json!({
-            "by": "mqtt",
-            "request_id": origin.request_id,
-            "at": now_rfc3339(),
-        }));
+        self.stopped_by = Some(StoppedBy {
+            by: "mqtt".into(),
+            request_id: origin.request_id.clone(),
+            at: now_rfc3339(),
+        });
         self.publish_status(true);
     }
 }

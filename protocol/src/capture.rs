@@ -19,6 +19,18 @@ pub enum StreamState {
     Standby,
 }
 
+impl StreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Connecting => "connecting",
+            StreamState::Running => "running",
+            StreamState::Stalled => "stalled",
+            StreamState::Reconnecting => "reconnecting",
+            StreamState::Standby => "standby",
+        }
+    }
+}
+
 /// One status report of the capture process (printed as a JSON line; the supervisor
 /// relays it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,17 @@ pub enum DetectorState {
     Standby,
 }
 
+impl DetectorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectorState::StartingWorker => "starting_worker",
+            DetectorState::Paused => "paused",
+            DetectorState::Running => "running",
+            DetectorState::Standby => "standby",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoFocusStatus {
     pub enabled: bool,

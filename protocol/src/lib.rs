@@ -11,12 +11,16 @@
 //! - [`instance`]: the instance id and the names derived from it ([`InstanceId`]).
 //! - [`limits`]: ranges of settings shared by the config and the command lines.
 //! - [`snapshot`]: what a snapshot draws and reports.
+//! - [`status`]: the status document oriond reports ([`Status`]), typed end to end.
+//! - [`desired`]: the runtime state an operator set ([`Desired`]).
+//! - [`occupancy`]: room occupancy as published ([`Occupancy`]).
 //! - [`wire`]: message framing on oriond's socket.
 
 #![forbid(unsafe_code)]
 
 pub mod capture;
 pub mod command;
+pub mod desired;
 pub mod detection;
 pub mod detector;
 pub mod focus;
@@ -24,17 +28,22 @@ pub mod instance;
 pub mod limits;
 pub mod message;
 pub mod mqtt_ack;
+pub mod occupancy;
 pub mod snapshot;
+pub mod status;
 pub mod timeouts;
 pub mod units;
 pub mod wire;
 
 pub use capture::{CaptureStatus, StreamState};
 pub use command::{Ack, AckError, AckStatus, Action, Command, ErrorKind, ProcessName};
+pub use desired::Desired;
 pub use detection::{
     BBox, Detection, DetectionData, DetectionMessage, DetectionMetadata, RoiSource, Timing,
 };
 pub use detector::{DetectorState, DetectorStatus};
 pub use instance::InstanceId;
 pub use message::{Frame, Message};
+pub use occupancy::Occupancy;
+pub use status::{ProcessState, Status};
 pub use units::{FrameSize, ModelSize, NormRect, RateHz, RoiSet, UnitError};

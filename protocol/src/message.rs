@@ -31,9 +31,11 @@ pub enum Message {
         captured_unix_ns: u64,
     },
     /// oriond's status for orion-control to publish (retained).
-    Status { status: Value },
+    Status { status: Box<crate::status::Status> },
     /// oriond's room occupancy for orion-control to publish (retained), on every change.
-    Occupancy { occupancy: Value },
+    Occupancy {
+        occupancy: crate::occupancy::Occupancy,
+    },
     /// oriond to a requester after a `get_snapshot`'s ack (and to orion-control, unasked,
     /// when occupancy changes with `[snapshot] on_occupancy_change`): the encoded image,
     /// base64.

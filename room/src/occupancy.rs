@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+pub use orion_protocol::occupancy::Occupancy;
 
 /// `[occupancy]` in the config, validated there.
 #[derive(Debug, Clone, Copy)]
@@ -16,22 +16,6 @@ pub struct Settings {
     pub enter_frames: u32,
     pub leave_after: Duration,
     pub min_confidence: f64,
-}
-
-/// What is published (retained `{prefix}/occupancy/{id}`) and shown in the status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Occupancy {
-    /// `None`: unknown (see `reason`).
-    pub occupied: Option<bool>,
-    pub count: u32,
-    /// When the current answer began (capture time), RFC 3339.
-    pub since: Option<String>,
-    /// The last frame with a person in it (capture time), RFC 3339.
-    pub last_seen: Option<String>,
-    /// The frame that made the current answer.
-    pub frame_seq: Option<u64>,
-    /// Why it is unknown.
-    pub reason: Option<String>,
 }
 
 pub struct Tracker {

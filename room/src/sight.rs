@@ -4,18 +4,20 @@
 
 use std::fmt;
 
+use orion_protocol::{ProcessState, StreamState};
+
 /// What the room's observers are doing, as the supervisor knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observers<'a> {
     /// The operator paused detection.
     pub paused: bool,
-    /// The detector's supervision state (`RUNNING`, `BACKOFF`...); `None`: not managed.
-    pub detector: Option<&'a str>,
+    /// The detector's supervision state; `None`: not managed.
+    pub detector: Option<ProcessState>,
     /// The capture's supervision state; `None`: not managed.
-    pub capture: Option<&'a str>,
-    /// The stream's state as the capture last reported it (`running`, `reconnecting`...),
-    /// and its last error; `None`: no report yet.
-    pub stream: Option<(&'a str, Option<&'a str>)>,
+    pub capture: Option<ProcessState>,
+    /// The stream's state as the capture last reported it, and its last error; `None`: no
+    /// report yet.
+    pub stream: Option<(StreamState, Option<&'a str>)>,
 }
 
 /// Why no frame is being judged.
@@ -23,12 +25,13 @@ pub struct Observers<'a> {
 pub enum Blind {
     Paused,
     /// The detector is in this supervision state (not RUNNING).
-    Detector(String),
+    Detector(ProcessState),
     /// The capture is in this supervision state (not RUNNING).
-    Capture(String),
-    /// The camera stream is in this state, with the capture's last error.
+    Capture(ProcessState),
+    /// The camera stream is in this state (`None`: not reported yet), with the capture's
+    /// last error.
     Camera {
-        state: String,
+        state: Option<StreamState>,
         error: Option<String>,
     },
 }
@@ -39,10 +42,13 @@ impl fmt::Display for Blind {
             Blind::Paused => f.write_str("paused: detection is off"),
             Blind::Detector(state) => write!(f, "the detector is {state}"),
             Blind::Capture(state) => write!(f, "the capture is {state}"),
-            Blind::Camera { state, error } => match error {
-                Some(e) => write!(f, "camera {state}: {e}"),
-                None => write!(f, "camera {state}"),
-            },
+            Blind::Camera { state, error } => {
+                let state = state.map_or("unknown", StreamState::as_str);
+                match error {
+                    Some(e) => write!(f, "camera {state}: {e}"),
+                    None => write!(f, "camera {state}"),
+                }
+            }
         }
     }
 }
@@ -53,20 +59,20 @@ pub fn blind(o: &Observers) -> Option<Blind> {
     if o.paused {
         return Some(Blind::Paused);
     }
-    if let Some(state) = o.detector.filter(|s| *s != "RUNNING") {
-        return Some(Blind::Detector(state.to_string()));
+    if let Some(state) = o.detector.filter(|s| *s != ProcessState::Running) {
+        return Some(Blind::Detector(state));
     }
-    if let Some(state) = o.capture.filter(|s| *s != "RUNNING") {
-        return Some(Blind::Capture(state.to_string()));
+    if let Some(state) = o.capture.filter(|s| *s != ProcessState::Running) {
+        return Some(Blind::Capture(state));
     }
     match o.stream {
-        Some(("running", _)) => None,
+        Some((StreamState::Running, _)) => None,
         Some((state, error)) => Some(Blind::Camera {
-            state: state.to_string(),
+            state: Some(state),
             error: error.map(str::to_string),
         }),
         None => Some(Blind::Camera {
-            state: "unknown".into(),
+            state: None,
             error: None,
         }),
     }
@@ -78,9 +84,9 @@ mod tests {
 
     const WATCHING: Observers = Observers {
         paused: false,
-        detector: Some("RUNNING"),
-        capture: Some("RUNNING"),
-        stream: Some(("running", None)),
+        detector: Some(ProcessState::Running),
+        capture: Some(ProcessState::Running),
+        stream: Some((StreamState::Running, None)),
     };
 
     #[test]
@@ -95,8 +101,8 @@ mod tests {
             "paused: detection is off"
         );
         let detector = Observers {
-            detector: Some("BACKOFF"),
-            capture: Some("STOPPED"),
+            detector: Some(ProcessState::Backoff),
+            capture: Some(ProcessState::Stopped),
             ..WATCHING
         };
         assert_eq!(
@@ -104,7 +110,7 @@ mod tests {
             "the detector is BACKOFF"
         );
         let capture = Observers {
-            capture: Some("STARTING"),
+            capture: Some(ProcessState::Starting),
             ..WATCHING
         };
         assert_eq!(
@@ -112,7 +118,7 @@ mod tests {
             "the capture is STARTING"
         );
         let camera = Observers {
-            stream: Some(("reconnecting", Some("end of stream"))),
+            stream: Some((StreamState::Reconnecting, Some("end of stream"))),
             ..WATCHING
         };
         assert_eq!(

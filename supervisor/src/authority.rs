@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use orion_protocol::ProcessName;
 use orion_protocol::command::Action;
 use orion_protocol::message::Message;
-use serde_json::{Value, json};
+use orion_protocol::status::AuthorityReport;
 
 use crate::events::ConnId;
 
@@ -131,13 +131,17 @@ impl Refusals {
         self.logged.remove(&conn);
     }
 
-    pub fn report(&self) -> Value {
-        json!({
-            "refused": self.by_role,
-            "refused_total": self.by_role.values().sum::<u64>(),
-            "last_refused": self.last,
-            "from_connections_let_go": self.from_let_go,
-        })
+    pub fn report(&self) -> AuthorityReport {
+        AuthorityReport {
+            refused: self
+                .by_role
+                .iter()
+                .map(|(role, n)| (role.to_string(), *n))
+                .collect(),
+            refused_total: self.by_role.values().sum(),
+            last_refused: self.last.clone(),
+            from_connections_let_go: self.from_let_go,
+        }
     }
 }
 
@@ -212,9 +216,9 @@ mod tests {
         assert!(!r.record(7, capture, "b"));
         assert!(r.record(8, Role::Descendant, "c"));
         let report = r.report();
-        assert_eq!(report["refused"]["capture"], 2);
-        assert_eq!(report["refused_total"], 3);
-        assert_eq!(report["last_refused"], "c");
+        assert_eq!(report.refused["capture"], 2);
+        assert_eq!(report.refused_total, 3);
+        assert_eq!(report.last_refused.as_deref(), Some("c"));
         r.closed(7);
         assert!(
             r.record(7, capture, "d"),

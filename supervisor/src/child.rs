@@ -4,24 +4,43 @@
 
 use std::time::{Instant, SystemTime};
 
-use orion_protocol::ProcessName;
-use serde::Serialize;
-use serde_json::Value;
+use orion_protocol::status::ProcessStatus;
+use orion_protocol::{CaptureStatus, DetectorStatus, ProcessName};
 
 use crate::lifecycle::{Lifecycle, State};
 use crate::logbuf::LogBuffer;
 
-/// How a child ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExitInfo {
-    /// When oriond's supervisor acted on the exit (state change), µs since the Unix epoch.
-    pub at_unix_us: u64,
-    /// When the reaper task collected the exit status, µs since the Unix epoch.
-    pub reaped_unix_us: u64,
-    /// `exit 1`, `signal 9 (SIGKILL)`.
-    pub status: String,
-    /// It was asked to stop.
-    pub expected: bool,
+pub use orion_protocol::status::ExitInfo;
+
+/// The last report a child sent about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    Capture(CaptureStatus),
+    Detector(Box<DetectorStatus>),
+}
+
+impl Report {
+    pub fn capture(&self) -> Option<&CaptureStatus> {
+        match self {
+            Report::Capture(s) => Some(s),
+            Report::Detector(_) => None,
+        }
+    }
+
+    pub fn detector(&self) -> Option<&DetectorStatus> {
+        match self {
+            Report::Detector(s) => Some(s),
+            Report::Capture(_) => None,
+        }
+    }
+
+    /// The reported state, as it shows in the status (a change of it is news).
+    pub fn state(&self) -> &'static str {
+        match self {
+            Report::Capture(s) => s.state.as_str(),
+            Report::Detector(s) => s.state.as_str(),
+        }
+    }
 }
 
 pub struct Child {
@@ -40,7 +59,7 @@ pub struct Child {
     /// Desired-state commands sent and not yet acknowledged.
     pub applying: usize,
     /// The last status report it sent (capture or detector status).
-    pub last_status: Option<Value>,
+    pub last_status: Option<Report>,
     pub log: LogBuffer,
 }
 
@@ -120,16 +139,16 @@ impl Child {
         }
     }
 
-    pub fn status(&self) -> Value {
-        serde_json::json!({
-            "name": self.name,
-            "state": self.state(),
-            "pid": self.pid,
-            "uptime_s": self.uptime_s(),
-            "restarts": self.restarts,
-            "retries": self.life.retries,
-            "description": self.description(),
-            "last_exit": self.last_exit,
-        })
+    pub fn status(&self) -> ProcessStatus {
+        ProcessStatus {
+            name: self.name,
+            state: self.state(),
+            pid: self.pid,
+            uptime_s: self.uptime_s(),
+            restarts: self.restarts,
+            retries: self.life.retries,
+            description: self.description(),
+            last_exit: self.last_exit.clone(),
+        }
     }
 }

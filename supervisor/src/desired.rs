@@ -8,140 +8,67 @@ use std::path::Path;
 
 use anyhow::Result;
 use orion_config::Config;
-use orion_protocol::focus::Params;
-use orion_protocol::{Action, ModelSize, RateHz, RoiSet};
+pub use orion_protocol::desired::Desired;
 use serde::{Deserialize, Serialize};
 
 /// Largest state file read back.
 const MAX_FILE: u64 = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Desired {
-    pub rate_hz: RateHz,
-    pub model_size: ModelSize,
-    pub rois: Option<RoiSet>,
-    pub paused: bool,
-    pub auto_focus: bool,
-    pub auto_focus_params: Params,
+/// What the config file asks for.
+pub fn baseline(config: &Config) -> Desired {
+    Desired {
+        rate_hz: config.stream.rate_hz,
+        model_size: config.detector.size,
+        rois: None,
+        paused: false,
+        auto_focus: config.auto_focus.enabled,
+        auto_focus_params: config.auto_focus.params().unwrap_or_default(),
+    }
 }
 
-impl Desired {
-    /// What the config file asks for.
-    pub fn baseline(config: &Config) -> Self {
-        Self {
-            rate_hz: config.stream.rate_hz,
-            model_size: config.detector.size,
-            rois: None,
-            paused: false,
-            auto_focus: config.auto_focus.enabled,
-            auto_focus_params: config.auto_focus.params().unwrap_or_default(),
-        }
-    }
-
-    /// The state saved at `path` if there is a valid one, else the baseline. A file that
-    /// cannot be used is renamed to `*.bad` (kept for the operator) and reported.
-    pub fn load(path: &Path, config: &Config) -> (Self, Option<String>) {
-        let baseline = Self::baseline(config);
-        let read = || -> Result<Option<Saved>> {
-            let meta = match std::fs::metadata(path) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            anyhow::ensure!(meta.len() <= MAX_FILE, "larger than {MAX_FILE} bytes");
-            let text = std::fs::read_to_string(path)?;
-            Ok(Some(serde_json::from_str(&text)?))
+/// The state saved at `path` if there is a valid one, else the baseline. A file that
+/// cannot be used is renamed to `*.bad` (kept for the operator) and reported.
+pub fn load(path: &Path, config: &Config) -> (Desired, Option<String>) {
+    let baseline = baseline(config);
+    let read = || -> Result<Option<Saved>> {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        match read() {
-            Ok(None) => (baseline, None),
-            Ok(Some(saved)) => {
-                let mut desired = saved.desired;
-                // Keys edited in the config file since the state was saved win.
-                desired.rebase(&saved.baseline, &baseline);
-                (desired, None)
-            }
-            Err(e) => {
-                let aside = path.with_extension("json.bad");
-                let _ = std::fs::rename(path, &aside);
-                let why = format!(
-                    "ignoring the saved state {} ({e:#}); moved to {}",
-                    path.display(),
-                    aside.display()
-                );
-                (baseline, Some(why))
-            }
+        anyhow::ensure!(meta.len() <= MAX_FILE, "larger than {MAX_FILE} bytes");
+        let text = std::fs::read_to_string(path)?;
+        Ok(Some(serde_json::from_str(&text)?))
+    };
+    match read() {
+        Ok(None) => (baseline, None),
+        Ok(Some(saved)) => {
+            let mut desired = saved.desired;
+            // Keys edited in the config file since the state was saved win.
+            desired.rebase(&saved.baseline, &baseline);
+            (desired, None)
+        }
+        Err(e) => {
+            let aside = path.with_extension("json.bad");
+            let _ = std::fs::rename(path, &aside);
+            let why = format!(
+                "ignoring the saved state {} ({e:#}); moved to {}",
+                path.display(),
+                aside.display()
+            );
+            (baseline, Some(why))
         }
     }
+}
 
-    /// Saves atomically next to `path`.
-    pub fn save(&self, path: &Path, config: &Config) -> Result<()> {
-        let saved = Saved {
-            desired: self.clone(),
-            baseline: Self::baseline(config),
-        };
-        let body = serde_json::to_vec_pretty(&saved)?;
-        crate::atomic_file::write_atomically(path, &body)
-    }
-
-    /// Takes every field whose baseline changed from `old` to `new` from `new`.
-    pub fn rebase(&mut self, old: &Desired, new: &Desired) {
-        if old.rate_hz != new.rate_hz {
-            self.rate_hz = new.rate_hz;
-        }
-        if old.model_size != new.model_size {
-            self.model_size = new.model_size;
-        }
-        if old.auto_focus != new.auto_focus {
-            self.auto_focus = new.auto_focus;
-        }
-        if old.auto_focus_params != new.auto_focus_params {
-            self.auto_focus_params = new.auto_focus_params;
-        }
-    }
-
-    /// Records a change its owner accepted. Returns whether anything changed.
-    pub fn apply(&mut self, action: &Action) -> bool {
-        let before = self.clone();
-        match action {
-            Action::Pause => self.paused = true,
-            Action::Resume => self.paused = false,
-            Action::SetRate(rate) => self.rate_hz = *rate,
-            Action::SetModelSize(size) => self.model_size = *size,
-            Action::SetRois(rois) => self.rois = Some(rois.clone()),
-            Action::ClearRois => self.rois = None,
-            Action::SetAutoFocus(update) => {
-                if let Ok(p) = self.auto_focus_params.with(update) {
-                    self.auto_focus_params = p;
-                }
-            }
-            Action::EnableAutoFocus => self.auto_focus = true,
-            Action::DisableAutoFocus => self.auto_focus = false,
-            _ => {}
-        }
-        *self != before
-    }
-
-    /// The commands that bring a freshly started detector (started paused, with this model
-    /// size as an argument) to this state. Auto-focus is set by command too, not only by
-    /// its arguments: a standby detector started before an auto-focus change is still
-    /// brought to it (see `crate::spec::detector_identity`).
-    pub fn detector_commands(&self) -> Vec<Action> {
-        let mut actions = vec![
-            Action::SetAutoFocus(self.auto_focus_params.as_update()),
-            match self.auto_focus {
-                true => Action::EnableAutoFocus,
-                false => Action::DisableAutoFocus,
-            },
-        ];
-        if let Some(rois) = &self.rois {
-            actions.push(Action::SetRois(rois.clone()));
-        }
-        if !self.paused {
-            actions.push(Action::Resume);
-        }
-        actions
-    }
+/// Saves atomically next to `path`.
+pub fn save(desired: &Desired, path: &Path, config: &Config) -> Result<()> {
+    let saved = Saved {
+        desired: desired.clone(),
+        baseline: baseline(config),
+    };
+    let body = serde_json::to_vec_pretty(&saved)?;
+    crate::atomic_file::write_atomically(path, &body)
 }
 
 /// The file: the state and the baseline it was saved against.
@@ -156,6 +83,7 @@ struct Saved {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use orion_protocol::{Action, ModelSize, RateHz};
 
     fn config(extra: &str) -> Config {
         Config::parse(&format!("[camera]\nsource = \"test://ball\"\n{extra}")).unwrap()
@@ -167,23 +95,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("desired.json");
         let c = config("");
-        let mut d = Desired::baseline(&c);
+        let mut d = baseline(&c);
         assert!(d.apply(&Action::Pause));
         assert!(d.apply(&Action::SetModelSize(ModelSize::M)));
         assert!(d.apply(&Action::SetRate(RateHz::new(2.0).unwrap())));
         assert!(!d.apply(&Action::Pause), "no change the second time");
-        d.save(&path, &c).unwrap();
-        assert_eq!(Desired::load(&path, &c), (d.clone(), None));
+        save(&d, &path, &c).unwrap();
+        assert_eq!(load(&path, &c), (d.clone(), None));
         // The operator edits the rate in the file: it wins; the model size stays.
         let edited = config("[stream]\nrate_hz = 7\n");
-        let (loaded, _) = Desired::load(&path, &edited);
+        let (loaded, _) = load(&path, &edited);
         assert_eq!(loaded.rate_hz.hz(), 7.0);
         assert_eq!(loaded.model_size, ModelSize::M);
         assert!(loaded.paused);
         // A corrupt file: baseline, moved aside, reported.
         std::fs::write(&path, "{not json").unwrap();
-        let (loaded, why) = Desired::load(&path, &c);
-        assert_eq!(loaded, Desired::baseline(&c));
+        let (loaded, why) = load(&path, &c);
+        assert_eq!(loaded, baseline(&c));
         assert!(why.unwrap().contains("ignoring"));
         assert!(dir.join("desired.json.bad").exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -198,13 +126,13 @@ mod tests {
         std::fs::write(&victim, "keep me").unwrap();
         std::os::unix::fs::symlink(&victim, dir.join("desired.json.tmp")).unwrap();
         let c = config("");
-        let d = Desired::baseline(&c);
-        d.save(&path, &c).unwrap();
+        let d = baseline(&c);
+        save(&d, &path, &c).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
-        assert_eq!(Desired::load(&path, &c), (d.clone(), None));
+        assert_eq!(load(&path, &c), (d.clone(), None));
         // A leftover temp file from a crash does not stop the next save.
         std::fs::write(dir.join("desired.json.tmp"), "half").unwrap();
-        d.save(&path, &c).unwrap();
+        save(&d, &path, &c).unwrap();
         assert!(!dir.join("desired.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -64,7 +64,7 @@ pub fn oriond(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (desired, warning) = Desired::load(&config.state_path(), &config);
+    let (desired, warning) = crate::desired::load(&config.state_path(), &config);
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }

@@ -5,57 +5,8 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-/// supervisord's process states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum State {
-    /// Not running, and not meant to run until started.
-    Stopped,
-    /// Spawned; not yet ready (or being brought to the desired state).
-    Starting,
-    /// Ready and in the desired state.
-    Running,
-    /// A start failed; the next attempt is scheduled.
-    Backoff,
-    /// Asked to stop (SIGTERM sent); waiting for the exit.
-    Stopping,
-    /// Ended on its own after running long enough; restarted at once unless shutting down.
-    Exited,
-    /// Gave up after `startretries` failed starts; waits for an operator's start.
-    Fatal,
-}
-
-impl State {
-    #[cfg(test)]
-    pub const ALL: [State; 7] = [
-        State::Stopped,
-        State::Starting,
-        State::Running,
-        State::Backoff,
-        State::Stopping,
-        State::Exited,
-        State::Fatal,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Stopped => "STOPPED",
-            State::Starting => "STARTING",
-            State::Running => "RUNNING",
-            State::Backoff => "BACKOFF",
-            State::Stopping => "STOPPING",
-            State::Exited => "EXITED",
-            State::Fatal => "FATAL",
-        }
-    }
-
-    /// A process exists (or is being made) in this state.
-    pub fn is_alive(self) -> bool {
-        matches!(self, State::Starting | State::Running | State::Stopping)
-    }
-}
+/// supervisord's process states (shared with the status document).
+pub use orion_protocol::ProcessState as State;
 
 /// What happens to a child.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use orion_protocol::ModelSize;
 use orion_protocol::detection::DetectionMessage;
-use serde::Serialize;
 
 /// Weight of a new sample in the moving average: the last ~10 results count.
 const ALPHA: f64 = 0.1;
@@ -32,15 +31,7 @@ struct Average {
 }
 
 /// The report in the status (`measured`).
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Report {
-    /// Mean inference time, ms, per size letter and input size.
-    pub inference_ms: BTreeMap<String, BTreeMap<u32, f64>>,
-    /// Results were interrupted this long when the capture last switched (ms).
-    pub capture_switch_gap_ms: Option<f64>,
-    /// The interval between results just before that switch (ms).
-    pub steady_interval_ms: Option<f64>,
-}
+pub use orion_protocol::status::Measured as Report;
 
 impl Measured {
     /// One result, as it arrived at `now`.

@@ -63,8 +63,7 @@ async fn run(mut rx: watch::Receiver<Option<Snapshot>>) {
         if let Some(s) = snapshot {
             let written = tokio::task::spawn_blocking(move || {
                 let (path, desired, config) = &s.desired;
-                desired
-                    .save(path, config)
+                crate::desired::save(desired, path, config)
                     .context("cannot save the desired state")?;
                 let (path, records) = &s.answered;
                 crate::dedupe::save(path, records).context("cannot save the answered commands")

@@ -219,7 +219,7 @@ mod tests {
 
     fn capture_args(camera: &str) -> Vec<String> {
         let config = Config::parse(&format!("[camera]\n{camera}")).unwrap();
-        let desired = Desired::baseline(&config);
+        let desired = crate::desired::baseline(&config);
         spec(ProcessName::Capture, &config, Path::new("/x"), &desired)
             .unwrap()
             .args

@@ -5,8 +5,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use orion_protocol::DetectionMessage;
-use serde_json::{Value, json};
+use orion_protocol::status::Status;
+use orion_protocol::{
+    Desired, DetectionMessage, DetectorState, ModelSize, ProcessName, ProcessState, StreamState,
+};
 
 use super::{App, now_rfc3339};
 use crate::discovery;
@@ -106,7 +108,9 @@ impl App {
         if !self.counters.connected {
             return;
         }
-        let body = occupancy.to_string().into_bytes();
+        let Ok(body) = serde_json::to_vec(occupancy) else {
+            return;
+        };
         let qos = self.config.mqtt.qos.status;
         let _ = self
             .client
@@ -123,7 +127,7 @@ impl App {
         if !self.counters.connected {
             return;
         }
-        let key = significant(status);
+        let key = Significant::of(status);
         let due = self
             .status_published
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(self.config.mqtt.status_interval_s));
@@ -131,23 +135,18 @@ impl App {
             return;
         }
         let mut status = status.clone();
-        status["mqtt"] = json!(self.counters);
-        status["mqtt"]["commands_in_flight"] =
-            json!(self.inflight.values().map(VecDeque::len).sum::<usize>());
-        status["timestamp"] = json!(now_rfc3339());
-        if let Some(by) = &self.stopped_by {
-            status["shutdown"] = by.clone();
-        }
+        let mut mqtt = self.counters.clone();
+        mqtt.commands_in_flight = self.inflight.values().map(VecDeque::len).sum();
+        status.mqtt = Some(mqtt);
+        status.timestamp = Some(now_rfc3339());
+        status.shutdown = self.stopped_by.clone();
+        let Ok(body) = serde_json::to_vec(&status) else {
+            return;
+        };
         let qos = self.config.mqtt.qos.status;
         if self
             .client
-            .try_publish(
-                &self.topics.status,
-                qos,
-                true,
-                status.to_string().into_bytes(),
-                None,
-            )
+            .try_publish(&self.topics.status, qos, true, body, None)
             .is_ok()
         {
             self.status_key = Some(key);
@@ -157,21 +156,25 @@ impl App {
 }
 
 /// The parts of the status whose change is news.
-fn significant(status: &Value) -> String {
-    let processes: Vec<Value> = status["processes"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .map(|p| json!([p["name"], p["state"], p["pid"], p["restarts"]]))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!([
-        processes,
-        status["stream"]["state"],
-        status["detector"]["state"],
-        status["detector"]["model"],
-        status["desired"],
-    ])
-    .to_string()
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Significant {
+    processes: Vec<(ProcessName, ProcessState, Option<u32>, u32)>,
+    stream: Option<StreamState>,
+    detector: Option<(DetectorState, ModelSize)>,
+    desired: Desired,
+}
+
+impl Significant {
+    fn of(status: &Status) -> Self {
+        Self {
+            processes: status
+                .processes
+                .iter()
+                .map(|p| (p.name, p.state, p.pid, p.restarts))
+                .collect(),
+            stream: status.stream.as_ref().map(|s| s.state),
+            detector: status.detector.as_ref().map(|d| (d.state, d.model)),
+            desired: status.desired.clone(),
+        }
+    }
 }

@@ -16,11 +16,12 @@
 use std::time::{Duration, SystemTime};
 
 use orion_protocol::message::Message;
-use orion_protocol::{ProcessName, StreamState};
-use serde_json::{Value, json};
+use orion_protocol::status::{Handover, HandoverMode};
+use orion_protocol::{CaptureStatus, ProcessName, StreamState};
 
 use super::Supervisor;
 use super::understudy::Understudy;
+use crate::child::Report;
 use crate::events::{Timer, after};
 use crate::lifecycle::State;
 
@@ -33,7 +34,7 @@ pub(super) struct Successor {
     pub(super) understudy: Understudy,
     /// It holds a frame (the old capture is being stopped).
     held_after: Option<Duration>,
-    last_status: Option<Value>,
+    last_status: Option<CaptureStatus>,
 }
 
 impl Supervisor {
@@ -42,7 +43,7 @@ impl Supervisor {
     pub(super) fn replace_capture(&mut self) {
         self.drop_successor("superseded by a newer change");
         if let Err(why) = self.can_hand_over() {
-            self.handover_done(json!({"mode": "restart", "why": why}));
+            self.handover_done(Handover::restart(why, 0));
             return self.restart(ProcessName::Capture);
         }
         let generation = self.next_generation();
@@ -62,7 +63,7 @@ impl Supervisor {
                 );
             }
             Err(why) => {
-                self.handover_done(json!({"mode": "restart", "why": why}));
+                self.handover_done(Handover::restart(why, 0));
                 self.restart(ProcessName::Capture);
             }
         }
@@ -83,10 +84,10 @@ impl Supervisor {
         let stream = capture
             .last_status
             .as_ref()
-            .and_then(|s| s.get("state"))
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        if stream != "running" {
+            .and_then(Report::capture)
+            .map(|s| s.state);
+        if stream != Some(StreamState::Running) {
+            let stream = stream.map_or("unknown", StreamState::as_str);
             return Err(format!("the stream is {stream}, not running"));
         }
         Ok(())
@@ -107,7 +108,7 @@ impl Supervisor {
         let Some(s) = self.successor.as_mut() else {
             return;
         };
-        s.last_status = serde_json::to_value(&status).ok();
+        s.last_status = Some(status.clone());
         if status.state == StreamState::Standby && s.held_after.is_none() {
             let held = s.understudy.started.elapsed();
             s.held_after = Some(held);
@@ -132,10 +133,8 @@ impl Supervisor {
         if let Some(s) = self.successor.take() {
             s.understudy.disconnect(&mut self.peers);
             tracing::warn!(status, "capture successor exited before taking over");
-            self.handover_done(json!({
-                "mode": "restart",
-                "why": format!("the successor exited ({status}) before taking over"),
-            }));
+            let why = format!("the successor exited ({status}) before taking over");
+            self.handover_done(Handover::restart(why, 0));
             // The old capture may already be on its way out; if not, restart it the
             // ordinary way so the new settings still apply.
             if s.held_after.is_none() {
@@ -157,7 +156,7 @@ impl Supervisor {
                 HANDOVER_TIMEOUT.as_secs()
             );
             self.drop_successor(&why);
-            self.handover_done(json!({"mode": "restart", "why": why}));
+            self.handover_done(Handover::restart(why, 0));
             self.restart(ProcessName::Capture);
         }
     }
@@ -187,26 +186,28 @@ impl Supervisor {
         };
         self.adopt(ProcessName::Capture, &s.understudy);
         if let Some(child) = self.children.get_mut(&ProcessName::Capture) {
-            child.last_status = s.last_status;
+            child.last_status = s.last_status.map(Report::Capture);
         }
         let switched = s.understudy.started.elapsed();
         tracing::info!(
             pid = s.understudy.pid,
             "capture successor adopted; taking the ring over"
         );
-        self.handover_done(json!({
-            "mode": "make_before_break",
-            "held_after_ms": s.held_after.map(|d| d.as_millis() as u64),
-            "switched_after_ms": switched.as_millis() as u64,
-        }));
+        self.handover_done(Handover {
+            mode: HandoverMode::MakeBeforeBreak,
+            why: None,
+            held_after_ms: s.held_after.map(|d| d.as_millis() as u64),
+            switched_after_ms: Some(switched.as_millis() as u64),
+            at_unix_ms: 0,
+        });
         true
     }
 
-    fn handover_done(&mut self, mut outcome: Value) {
-        let at_ms = SystemTime::now()
+    /// Records how the capture change went, stamped now.
+    fn handover_done(&mut self, mut outcome: Handover) {
+        outcome.at_unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        outcome["at_unix_ms"] = json!(at_ms);
         self.last_handover = Some(outcome);
     }
 }

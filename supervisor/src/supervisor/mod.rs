@@ -75,7 +75,7 @@ pub struct Supervisor {
     standby: Option<standby::Standby>,
     standby_record: standby::StandbyRecord,
     /// How the last capture replacement went (status `capture_handover`).
-    last_handover: Option<serde_json::Value>,
+    last_handover: Option<orion_protocol::status::Handover>,
     /// Inference times and the last capture switch's gap, as this box measured them.
     measured: crate::measured::Measured,
     occupancy: orion_room::occupancy::Tracker,
@@ -345,7 +345,7 @@ impl Supervisor {
     fn push_status(&mut self) {
         self.gate_occupancy();
         if let Some(control) = self.control_conn() {
-            let status = self.status();
+            let status = Box::new(self.status());
             self.peers.send(control, &Message::Status { status });
         }
     }

@@ -10,6 +10,7 @@ use orion_protocol::message::Message;
 use orion_protocol::{DetectorState, ProcessName, StreamState};
 
 use super::Supervisor;
+use crate::child::Report;
 use crate::events::{Timer, after};
 use crate::lifecycle::{Effect, Input, State};
 use crate::spawn;
@@ -243,29 +244,26 @@ impl Supervisor {
 
     /// A capture or detector report; the first that means "ready" makes it ready.
     pub(super) fn child_status(&mut self, name: ProcessName, m: Message) {
-        let (ready, value) = match &m {
+        let (ready, report) = match m {
             // A successor's standby report arriving after its adoption: not yet the writer.
-            Message::CaptureStatus(s) => (s.state != StreamState::Standby, serde_json::to_value(s)),
+            Message::CaptureStatus(s) => (s.state != StreamState::Standby, Report::Capture(s)),
             // A standby's report arriving after its adoption: not yet taken over.
             Message::DetectorStatus(s) => (
                 !matches!(
                     s.state,
                     DetectorState::StartingWorker | DetectorState::Standby
                 ),
-                serde_json::to_value(s),
+                Report::Detector(Box::new(s)),
             ),
             _ => return,
-        };
-        let Ok(value) = value else {
-            return;
         };
         let changed = self
             .children
             .get(&name)
             .and_then(|c| c.last_status.as_ref())
-            .is_none_or(|old| old.get("state") != value.get("state"));
+            .is_none_or(|old| old.state() != report.state());
         if let Some(c) = self.children.get_mut(&name) {
-            c.last_status = Some(value);
+            c.last_status = Some(report);
         }
         if ready {
             self.child_ready(name);

@@ -6,7 +6,6 @@ use orion_config::Config;
 use orion_protocol::ProcessName;
 
 use super::Supervisor;
-use crate::desired::Desired;
 use crate::lifecycle::State;
 
 impl Supervisor {
@@ -46,7 +45,10 @@ impl Supervisor {
             ));
         }
         let mut desired = self.desired.clone();
-        desired.rebase(&Desired::baseline(old), &Desired::baseline(&new));
+        desired.rebase(
+            &crate::desired::baseline(old),
+            &crate::desired::baseline(&new),
+        );
         let mut restart = Vec::new();
         for &name in self.children.keys() {
             let before = crate::spec::spec(name, old, &self.config_path, &self.desired);

@@ -5,10 +5,9 @@
 
 use orion_protocol::message::Message;
 use orion_protocol::{DetectionMessage, ProcessName};
-use serde_json::{Value, json};
 
 use super::Supervisor;
-use crate::lifecycle::State;
+use crate::child::Report;
 use orion_room::occupancy::{Occupancy, Settings, Tracker};
 use orion_room::sight::{self, Observers};
 
@@ -58,17 +57,16 @@ impl Supervisor {
 
     /// Why no frame is being judged now, if none is (`orion_room::sight`).
     fn why_unknown(&self) -> Option<String> {
-        let state = |n| self.state_of(n).map(State::as_str);
         let stream = self
             .children
             .get(&ProcessName::Capture)
-            .and_then(|c| c.last_status.as_ref());
-        let field = |key| stream.and_then(|s| s.get(key)).and_then(Value::as_str);
+            .and_then(|c| c.last_status.as_ref())
+            .and_then(Report::capture);
         let observers = Observers {
             paused: self.desired.paused,
-            detector: state(ProcessName::Detector),
-            capture: state(ProcessName::Capture),
-            stream: field("state").map(|s| (s, field("last_error"))),
+            detector: self.state_of(ProcessName::Detector),
+            capture: self.state_of(ProcessName::Capture),
+            stream: stream.map(|s| (s.state, s.last_error.as_deref())),
         };
         sight::blind(&observers).map(|b| b.to_string())
     }
@@ -78,8 +76,9 @@ impl Supervisor {
     }
 
     pub(super) fn send_occupancy(&mut self) {
-        let occupancy = json!(self.occupancy.current());
-        tracing::info!(%occupancy, "occupancy");
+        let occupancy = self.occupancy.current().clone();
+        let text = serde_json::to_string(&occupancy).unwrap_or_default();
+        tracing::info!(occupancy = %text, "occupancy");
         if let Some(control) = self.control_conn() {
             self.peers.send(control, &Message::Occupancy { occupancy });
         }

@@ -213,8 +213,8 @@ impl Supervisor {
         match action {
             Action::GetStatus | Action::ProcessStatus(None) => {
                 let mut status = self.status();
-                status["models_on_disk"] = self.models_on_disk();
-                self.answer(&reply, Ok(status));
+                status.models_on_disk = Some(self.models_on_disk());
+                self.answer(&reply, Ok(json!(status)));
             }
             Action::GetRois => {
                 let rois = self.desired.rois.as_ref().map_or(&[][..], |r| r.rois());

@@ -10,8 +10,9 @@ use base64::Engine;
 use orion_protocol::command::{AckError, ErrorKind};
 use orion_protocol::message::Message;
 use orion_protocol::snapshot::{ImageFormat, MAX_IMAGE, MAX_MQTT_IMAGE, Overlay, SnapshotRequest};
+use orion_protocol::status::SnapshotCounters;
 use orion_protocol::{DetectionMessage, ProcessName};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Supervisor;
 use super::routing::Reply;
@@ -182,14 +183,14 @@ impl Supervisor {
     }
 
     /// For the status: how many were taken, failed, and the last failure.
-    pub(super) fn snapshot_status(&self) -> Value {
+    pub(super) fn snapshot_status(&self) -> SnapshotCounters {
         let s = &self.snapshots;
-        json!({
-            "taken": s.taken,
-            "failed": s.failed,
-            "in_progress": s.waiting.len(),
-            "last_error": s.last_error,
-            "on_occupancy_change": self.config.snapshot.on_occupancy_change,
-        })
+        SnapshotCounters {
+            taken: s.taken,
+            failed: s.failed,
+            in_progress: s.waiting.len(),
+            last_error: s.last_error.clone(),
+            on_occupancy_change: self.config.snapshot.on_occupancy_change,
+        }
     }
 }

@@ -15,11 +15,12 @@
 use std::time::{Duration, Instant};
 
 use orion_protocol::message::Message;
+use orion_protocol::status::{StandbyNow, StandbyStatus};
 use orion_protocol::{DetectorState, ProcessName};
-use serde_json::{Value, json};
 
 use super::Supervisor;
 use super::understudy::Understudy;
+use crate::child::Report;
 use crate::lifecycle::State;
 
 /// How long the detector runs before a standby starts beside it, and how long after a
@@ -45,9 +46,10 @@ pub(super) struct Standby {
 /// (if it keeps one) loaded. A standby loads only then, one load at a time beside the
 /// worker serving frames (a model change drops the standby, and the detector's new spare
 /// loads first).
-fn loads_nothing(report: &Value) -> bool {
-    report["loading"].is_null()
-        && (report["spare_worker_pid"].is_null() || report["spare_worker_ready"] == true)
+fn loads_nothing(report: &Report) -> bool {
+    report.detector().is_some_and(|d| {
+        d.loading.is_none() && (d.spare_worker_pid.is_none() || d.spare_worker_ready)
+    })
 }
 
 /// What oriond tells about its standby detector and the take-overs so far.
@@ -206,20 +208,18 @@ impl Supervisor {
     }
 
     /// `detector_standby` in the status.
-    pub(super) fn standby_status(&self) -> Value {
-        let current = self.standby.as_ref().map(|s| {
-            json!({
-                "pid": s.understudy.pid,
-                "ready": s.ready_after.is_some(),
-                "ready_after_ms": s.ready_after.map(|d| d.as_millis() as u64),
-                "age_s": s.understudy.started.elapsed().as_secs_f64(),
-            })
+    pub(super) fn standby_status(&self) -> StandbyStatus {
+        let current = self.standby.as_ref().map(|s| StandbyNow {
+            pid: s.understudy.pid,
+            ready: s.ready_after.is_some(),
+            ready_after_ms: s.ready_after.map(|d| d.as_millis() as u64),
+            age_s: s.understudy.started.elapsed().as_secs_f64(),
         });
-        json!({
-            "enabled": self.config.detector.standby,
-            "current": current,
-            "takeovers": self.standby_record.takeovers,
-            "last_dropped": self.standby_record.last_dropped,
-        })
+        StandbyStatus {
+            enabled: self.config.detector.standby,
+            current,
+            takeovers: self.standby_record.takeovers,
+            last_dropped: self.standby_record.last_dropped.clone(),
+        }
     }
 }

@@ -6,9 +6,11 @@
 
 use std::io::{BufRead, Write};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
-use orion_protocol::{ModelSize, RateHz};
-use serde_json::Value;
+use orion_protocol::status::Measured;
+use orion_protocol::{ModelSize, RateHz, Status};
 
 /// One size on disk, with what was measured of it.
 #[derive(Debug, PartialEq)]
@@ -17,32 +19,33 @@ pub struct SizeChoice {
     pub line: String,
 }
 
-fn ms(v: &Value) -> Option<f64> {
-    v.as_f64().filter(|x| x.is_finite())
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
 }
 
-/// The sizes present on disk, each with its inputs and measured inference times.
-pub fn model_choices(status: &Value) -> Vec<SizeChoice> {
-    let current = status["desired"]["model_size"].as_str().unwrap_or("");
-    let measured = &status["measured"]["inference_ms"];
-    let Some(on_disk) = status["models_on_disk"].as_object() else {
-        return Vec::new();
-    };
+/// The sizes present on disk (`on_disk`: size letter → input sizes), each with its inputs
+/// and measured inference times.
+pub fn model_choices(
+    current: ModelSize,
+    measured: &Measured,
+    on_disk: &BTreeMap<String, Vec<u32>>,
+) -> Vec<SizeChoice> {
     ModelSize::ALL
         .into_iter()
         .filter_map(|size| {
             let letter = size.to_string();
-            let inputs = on_disk.get(&letter)?.as_array()?;
-            let inputs: Vec<u64> = inputs.iter().filter_map(Value::as_u64).collect();
+            let inputs = on_disk.get(&letter)?;
+            let times_of = measured.inference_ms.get(&letter);
             let times: Vec<String> = inputs
                 .iter()
                 .filter_map(|i| {
-                    ms(&measured[&letter][i.to_string()]).map(|t| format!("{i}: {t:.0} ms"))
+                    finite(times_of.and_then(|t| t.get(i)).copied())
+                        .map(|t| format!("{i}: {t:.0} ms"))
                 })
                 .collect();
             let inputs_text = inputs
                 .iter()
-                .map(u64::to_string)
+                .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join("+");
             let times = if times.is_empty() {
@@ -50,7 +53,7 @@ pub fn model_choices(status: &Value) -> Vec<SizeChoice> {
             } else {
                 format!("inference {}", times.join(", "))
             };
-            let mark = if letter == current { "   ← now" } else { "" };
+            let mark = if size == current { "   ← now" } else { "" };
             Some(SizeChoice {
                 size,
                 line: format!("  {letter}  input {inputs_text:<8} {times}{mark}"),
@@ -59,17 +62,17 @@ pub fn model_choices(status: &Value) -> Vec<SizeChoice> {
         .collect()
 }
 
-/// What the operator reads before choosing a rate.
-pub fn rate_summary(status: &Value) -> String {
-    let now = status["desired"]["rate_hz"].as_f64().unwrap_or(0.0);
+/// What the operator reads before choosing a rate (the current rate and model size, what
+/// this box measured).
+pub fn rate_summary(now: RateHz, size: ModelSize, m: &Measured) -> String {
+    let now = now.hz();
     let mut lines = vec![format!(
         "Inference rate now {now} Hz (allowed {}..={} Hz). A change restarts only the capture.",
         RateHz::MIN,
         RateHz::MAX
     )];
-    let m = &status["measured"];
-    lines.push(match ms(&m["capture_switch_gap_ms"]) {
-        Some(gap) => match ms(&m["steady_interval_ms"]) {
+    lines.push(match finite(m.capture_switch_gap_ms) {
+        Some(gap) => match finite(m.steady_interval_ms) {
             Some(steady) => format!(
                 "Last capture switch measured here: results paused {gap:.0} ms (steady interval {steady:.0} ms)."
             ),
@@ -77,10 +80,10 @@ pub fn rate_summary(status: &Value) -> String {
         },
         None => "No capture switch measured on this box yet.".to_string(),
     });
-    let size = status["desired"]["model_size"].as_str().unwrap_or("");
-    let slowest = m["inference_ms"][size]
-        .as_object()
-        .and_then(|t| t.values().filter_map(ms).reduce(f64::max));
+    let slowest = m
+        .inference_ms
+        .get(&size.to_string())
+        .and_then(|t| t.values().filter_map(|v| finite(Some(*v))).reduce(f64::max));
     if let Some(t) = slowest.filter(|t| *t > 0.0) {
         lines.push(format!(
             "Model {size} infers in {t:.0} ms here: above {:.1} Hz frames are skipped.",
@@ -109,8 +112,10 @@ fn confirmed(question: &str) -> Result<bool> {
 }
 
 /// Asks for a size among `choices`; `None` when the operator keeps the current one.
-pub fn choose_model(status: &Value) -> Result<Option<ModelSize>> {
-    let choices = model_choices(status);
+pub fn choose_model(status: &Status) -> Result<Option<ModelSize>> {
+    let current = status.desired.model_size;
+    let on_disk = status.models_on_disk.clone().unwrap_or_default();
+    let choices = model_choices(current, &status.measured, &on_disk);
     if choices.is_empty() {
         bail!(
             "no model files found in the model directory (orion-setup --models-from DIR installs them)"
@@ -121,7 +126,6 @@ pub fn choose_model(status: &Value) -> Result<Option<ModelSize>> {
         println!("{}", c.line);
     }
     let letters: Vec<String> = choices.iter().map(|c| c.size.to_string()).collect();
-    let current = status["desired"]["model_size"].as_str().unwrap_or("?");
     let Some(answer) = ask(&format!(
         "Size [{}] (Enter: keep {current}): ",
         letters.join("/")
@@ -129,7 +133,7 @@ pub fn choose_model(status: &Value) -> Result<Option<ModelSize>> {
     else {
         return Ok(None);
     };
-    if answer.is_empty() || answer == current {
+    if answer.is_empty() || answer == current.to_string() {
         return Ok(None);
     }
     if !letters.contains(&answer) {
@@ -145,9 +149,13 @@ pub fn choose_model(status: &Value) -> Result<Option<ModelSize>> {
 }
 
 /// Asks for a rate; `None` when the operator keeps the current one.
-pub fn choose_rate(status: &Value) -> Result<Option<RateHz>> {
-    println!("{}", rate_summary(status));
-    let now = status["desired"]["rate_hz"].as_f64().unwrap_or(0.0);
+pub fn choose_rate(status: &Status) -> Result<Option<RateHz>> {
+    let desired = &status.desired;
+    println!(
+        "{}",
+        rate_summary(desired.rate_hz, desired.model_size, &status.measured)
+    );
+    let now = desired.rate_hz.hz();
     let Some(answer) = ask(&format!("Rate in Hz (Enter: keep {now}): "))? else {
         return Ok(None);
     };
@@ -168,25 +176,29 @@ pub fn choose_rate(status: &Value) -> Result<Option<RateHz>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use serde_json::json;
-
     use super::*;
 
-    fn status() -> Value {
-        json!({
-            "desired": {"model_size": "n", "rate_hz": 5.0},
-            "models_on_disk": {"n": [640, 320], "m": [640]},
-            "measured": {
-                "inference_ms": {"n": {"640": 51.0, "320": 12.4}},
-                "capture_switch_gap_ms": 350.0,
-                "steady_interval_ms": 200.0
-            }
-        })
+    fn measured() -> Measured {
+        Measured {
+            inference_ms: BTreeMap::from([(
+                "n".to_string(),
+                BTreeMap::from([(640, 51.0), (320, 12.4)]),
+            )]),
+            capture_switch_gap_ms: Some(350.0),
+            steady_interval_ms: Some(200.0),
+        }
+    }
+
+    fn on_disk() -> BTreeMap<String, Vec<u32>> {
+        BTreeMap::from([
+            ("n".to_string(), vec![640, 320]),
+            ("m".to_string(), vec![640]),
+        ])
     }
 
     #[test]
     fn sizes_on_disk_with_their_measured_times() {
-        let c = model_choices(&status());
+        let c = model_choices(ModelSize::N, &measured(), &on_disk());
         assert_eq!(
             c.iter().map(|c| c.size).collect::<Vec<_>>(),
             [ModelSize::N, ModelSize::M]
@@ -198,19 +210,24 @@ mod tests {
             "{}",
             c[1].line
         );
-        assert!(model_choices(&json!({})).is_empty());
+        assert!(model_choices(ModelSize::N, &measured(), &BTreeMap::new()).is_empty());
     }
 
     #[test]
     fn the_rate_summary_names_the_last_interruption() {
-        let s = rate_summary(&status());
+        let five = RateHz::new(5.0).unwrap();
+        let s = rate_summary(five, ModelSize::N, &measured());
         assert!(s.contains("now 5 Hz"), "{s}");
         assert!(
             s.contains("results paused 350 ms (steady interval 200 ms)"),
             "{s}"
         );
         assert!(s.contains("above 19.6 Hz frames are skipped"), "{s}");
-        let fresh = rate_summary(&json!({"desired": {"rate_hz": 2.0}}));
+        let fresh = rate_summary(
+            RateHz::new(2.0).unwrap(),
+            ModelSize::N,
+            &Measured::default(),
+        );
         assert!(fresh.contains("No capture switch measured"), "{fresh}");
     }
 }

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use orion_protocol::command::{self, Ack, ErrorKind};
 use orion_protocol::focus::{Params, ParamsUpdate};
 use orion_protocol::message::{self, Frame, Message};
-use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, wire};
+use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, Status, wire};
 use serde_json::Value;
 
 mod guided;
@@ -253,21 +253,14 @@ impl Client {
                 Ok(code.max(self.each(Action::StartProcess, &names)?))
             }
             Verb::Pid { name } => {
-                let status = self.call(Action::ProcessStatus(None))?;
+                let status = self.read_status(Action::ProcessStatus(None))?;
                 let pid = match name.as_deref() {
-                    None => status["oriond"]["pid"].clone(),
+                    None => Some(status.oriond.pid),
                     Some(n) => find(&status, n)
-                        .map(|p| p["pid"].clone())
+                        .map(|p| p.pid)
                         .ok_or_else(|| anyhow!("no such process {n:?}"))?,
                 };
-                println!(
-                    "{}",
-                    if pid.is_null() {
-                        "0".to_string()
-                    } else {
-                        pid.to_string()
-                    }
-                );
+                println!("{}", pid.unwrap_or(0));
                 Ok(0)
             }
             Verb::Tail {
@@ -351,7 +344,7 @@ impl Client {
         &mut self,
         verb: &str,
         arg: &str,
-        choose: impl FnOnce(&Value) -> Result<Option<Action>>,
+        choose: impl FnOnce(&Status) -> Result<Option<Action>>,
     ) -> Result<u8> {
         if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             eprintln!(
@@ -359,7 +352,7 @@ impl Client {
             );
             return Ok(2);
         }
-        let status = self.call(Action::GetStatus)?;
+        let status = self.read_status(Action::GetStatus)?;
         match choose(&status)? {
             Some(action) => self.simple(action),
             None => {
@@ -375,15 +368,12 @@ impl Client {
         if !names.iter().any(|n| n == "all") {
             return Ok(names.to_vec());
         }
-        let status = self.call(Action::ProcessStatus(None))?;
-        let mut all: Vec<String> = status["processes"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter_map(|p| p["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let status = self.read_status(Action::ProcessStatus(None))?;
+        let mut all: Vec<String> = status
+            .processes
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect();
         if reverse {
             all.reverse();
         }
@@ -474,6 +464,12 @@ impl Client {
         self.request(&action)?
             .into_result()
             .map_err(|e| anyhow!("{name}: {e}"))
+    }
+
+    /// The status document (`get_status`, or `process_status` for all processes).
+    fn read_status(&mut self, action: Action) -> Result<Status> {
+        let data = self.call(action)?;
+        serde_json::from_value(data).context("oriond's status is not one this orionctl reads")
     }
 
     fn request(&mut self, action: &Action) -> Result<Ack> {

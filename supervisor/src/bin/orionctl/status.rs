@@ -3,23 +3,21 @@
 //! then) and what stands by to replace it.
 
 use anyhow::Result;
-use orion_protocol::Action;
-use serde_json::{Value, json};
+use orion_protocol::status::{ProcessStatus, StandbyStatus};
+use orion_protocol::{Action, CaptureStatus, DetectorState, ProcessState, Status, StreamState};
+use serde_json::json;
 
 use super::{Client, NOT_DETECTING, NOT_RUNNING, UNKNOWN_NAME};
 
 impl Client {
     pub(super) fn status(&mut self, names: &[String]) -> Result<u8> {
-        let status = self.call(Action::ProcessStatus(None))?;
+        let status = self.read_status(Action::ProcessStatus(None))?;
         let wanted: Vec<String> = if names.is_empty() || names.iter().any(|n| n == "all") {
-            status["processes"]
-                .as_array()
-                .map(|ps| {
-                    ps.iter()
-                        .filter_map(|p| p["name"].as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
+            status
+                .processes
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect()
         } else {
             names.to_vec()
         };
@@ -28,26 +26,20 @@ impl Client {
         for name in &wanted {
             match find(&status, name) {
                 Some(p) => {
-                    let note = (p["state"] == "RUNNING")
-                        .then(|| trouble(name, &status))
-                        .flatten();
-                    if p["state"] != "RUNNING" {
-                        not_running = true;
-                    }
+                    let running = p.state == ProcessState::Running;
+                    let note = running.then(|| trouble(name, &status)).flatten();
+                    not_running |= !running;
                     troubled |= note.is_some();
                     shown.push(p.clone());
                     if !self.json {
-                        let description = p["description"].as_str().unwrap_or("");
-                        let description = [note.clone(), stand_in(name, &status)]
+                        let stand_in = (name == "detector")
+                            .then(|| stand_in(&status.detector_standby))
+                            .flatten();
+                        let description = [note, stand_in]
                             .into_iter()
                             .flatten()
-                            .fold(description.to_string(), |d, n| format!("{d}; {n}"));
-                        println!(
-                            "{:<12}{:<10}{}",
-                            name,
-                            p["state"].as_str().unwrap_or("?"),
-                            description
-                        );
+                            .fold(p.description.clone(), |d, n| format!("{d}; {n}"));
+                        println!("{:<12}{:<10}{}", name, p.state, description);
                     }
                 }
                 None => {
@@ -71,51 +63,53 @@ impl Client {
     }
 }
 
-pub(super) fn find<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status["processes"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)
+pub(super) fn find<'a>(status: &'a Status, name: &str) -> Option<&'a ProcessStatus> {
+    status.processes.iter().find(|p| p.name.to_string() == name)
 }
 
 /// What is wrong with a RUNNING process's work, for the description column: the camera
-/// stream of `capture`, the detector's state. `None` when it is healthy.
-pub fn trouble(name: &str, status: &Value) -> Option<String> {
+/// stream of `capture`, the detector's state. `None` when it is healthy or has not
+/// reported yet.
+pub fn trouble(name: &str, status: &Status) -> Option<String> {
     match name {
-        "capture" => {
-            let stream = &status["stream"];
-            let state = stream["state"].as_str()?;
-            if state == "running" {
-                return None;
-            }
-            let mut note = format!("camera {state}");
-            if let Some(ms) = stream["retry_in_ms"].as_u64() {
-                note += &format!(" (retry in {:.0} s)", (ms as f64 / 1000.0).ceil());
-            }
-            if let Some(e) = stream["last_error"].as_str() {
-                let e: String = e.chars().take(120).collect();
-                note += &format!(": {e}");
-            }
-            Some(note)
-        }
-        "detector" => match status["detector"]["state"].as_str()? {
-            "running" => None,
-            "starting_worker" => Some("detector starting its worker".into()),
-            other => Some(format!("detector {other}")),
-        },
+        "capture" => status.stream.as_ref().and_then(stream_trouble),
+        "detector" => status
+            .detector
+            .as_ref()
+            .and_then(|d| detector_trouble(d.state)),
         _ => None,
     }
 }
 
-/// What stands by to replace a process when it dies (the standby detector), for the
-/// description column; not a trouble.
-pub fn stand_in(name: &str, status: &Value) -> Option<String> {
-    if name != "detector" {
+fn stream_trouble(stream: &CaptureStatus) -> Option<String> {
+    if stream.state == StreamState::Running {
         return None;
     }
-    let current = &status["detector_standby"]["current"];
-    let pid = current["pid"].as_u64()?;
-    Some(match current["ready"] == true {
+    let mut note = format!("camera {}", stream.state.as_str());
+    if let Some(ms) = stream.retry_in_ms {
+        note += &format!(" (retry in {:.0} s)", (ms as f64 / 1000.0).ceil());
+    }
+    if let Some(e) = &stream.last_error {
+        let e: String = e.chars().take(120).collect();
+        note += &format!(": {e}");
+    }
+    Some(note)
+}
+
+fn detector_trouble(state: DetectorState) -> Option<String> {
+    match state {
+        DetectorState::Running => None,
+        DetectorState::StartingWorker => Some("detector starting its worker".into()),
+        other => Some(format!("detector {}", other.as_str())),
+    }
+}
+
+/// What stands by to replace the detector when it dies, for the description column; not
+/// a trouble.
+pub fn stand_in(standby: &StandbyStatus) -> Option<String> {
+    let current = standby.current.as_ref()?;
+    let pid = current.pid;
+    Some(match current.ready {
         true => format!("standby pid {pid} loaded"),
         false => format!("standby pid {pid} loading"),
     })
@@ -123,55 +117,80 @@ pub fn stand_in(name: &str, status: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use serde_json::json;
+    use orion_protocol::status::StandbyNow;
+
+    fn standby(pid: u32, ready: bool) -> StandbyStatus {
+        StandbyStatus {
+            current: Some(StandbyNow {
+                pid,
+                ready,
+                ready_after_ms: None,
+                age_s: 1.0,
+            }),
+            ..StandbyStatus::default()
+        }
+    }
+
+    fn stream(state: StreamState, retry_in_ms: Option<u64>, error: Option<&str>) -> CaptureStatus {
+        CaptureStatus {
+            state,
+            fps: 0.0,
+            frames: 0,
+            reconnects: 0,
+            last_error: error.map(String::from),
+            retry_in_ms,
+            source: "rtsp://cam/".into(),
+            width: 640,
+            height: 360,
+            rate_hz: 5.0,
+            last_seq: 0,
+            epoch: 1,
+            sandbox: None,
+        }
+    }
 
     #[test]
     fn the_detector_line_names_its_standby() {
-        let s = json!({"detector_standby": {"current": {"pid": 42, "ready": true}}});
         assert_eq!(
-            stand_in("detector", &s).as_deref(),
+            stand_in(&standby(42, true)).as_deref(),
             Some("standby pid 42 loaded")
         );
-        assert_eq!(stand_in("capture", &s), None);
-        let loading = json!({"detector_standby": {"current": {"pid": 7, "ready": false}}});
         assert_eq!(
-            stand_in("detector", &loading).as_deref(),
+            stand_in(&standby(7, false)).as_deref(),
             Some("standby pid 7 loading")
         );
-        let none = json!({"detector_standby": {"current": null}});
-        assert_eq!(stand_in("detector", &none), None);
+        assert_eq!(stand_in(&StandbyStatus::default()), None);
     }
 
     #[test]
     fn the_description_says_what_a_running_process_does_not_do() {
-        let healthy = json!({"stream": {"state": "running"}, "detector": {"state": "running"}});
-        for name in ["capture", "detector", "control", "broker"] {
-            assert_eq!(trouble(name, &healthy), None, "{name}");
-        }
-        let down = json!({
-            "stream": {"state": "reconnecting", "retry_in_ms": 7400, "last_error": "Could not open resource"},
-            "detector": {"state": "paused"},
-        });
         assert_eq!(
-            trouble("capture", &down).as_deref(),
+            stream_trouble(&stream(StreamState::Running, None, None)),
+            None
+        );
+        assert_eq!(detector_trouble(DetectorState::Running), None);
+        let down = stream(
+            StreamState::Reconnecting,
+            Some(7400),
+            Some("Could not open resource"),
+        );
+        assert_eq!(
+            stream_trouble(&down).as_deref(),
             Some("camera reconnecting (retry in 8 s): Could not open resource")
         );
         assert_eq!(
-            trouble("detector", &down).as_deref(),
+            detector_trouble(DetectorState::Paused).as_deref(),
             Some("detector paused")
         );
-        let starting =
-            json!({"stream": {"state": "connecting"}, "detector": {"state": "starting_worker"}});
         assert_eq!(
-            trouble("capture", &starting).as_deref(),
+            stream_trouble(&stream(StreamState::Connecting, None, None)).as_deref(),
             Some("camera connecting")
         );
         assert_eq!(
-            trouble("detector", &starting).as_deref(),
+            detector_trouble(DetectorState::StartingWorker).as_deref(),
             Some("detector starting its worker")
         );
-        // No report yet (the process just started): nothing to say.
-        assert_eq!(trouble("capture", &json!({})), None);
     }
 }

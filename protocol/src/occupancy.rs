@@ -1,0 +1,20 @@
+//! Room occupancy as Orion publishes it (retained `{prefix}/occupancy/{id}`) and shows it
+//! in the status; `orion-room` concludes it from the detections.
+
+use serde::{Deserialize, Serialize};
+
+/// What is published (retained `{prefix}/occupancy/{id}`) and shown in the status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Occupancy {
+    /// `None`: unknown (see `reason`).
+    pub occupied: Option<bool>,
+    pub count: u32,
+    /// When the current answer began (capture time), RFC 3339.
+    pub since: Option<String>,
+    /// The last frame with a person in it (capture time), RFC 3339.
+    pub last_seen: Option<String>,
+    /// The frame that made the current answer.
+    pub frame_seq: Option<u64>,
+    /// Why it is unknown.
+    pub reason: Option<String>,
+}
