@@ -153,6 +153,14 @@ pub enum Action {
 /// Most output `tail_process` returns at once.
 pub const TAIL_MAX: usize = 64 * 1024;
 
+/// The `tail_process` ack's data: the output from the offset asked for, and the offset to
+/// ask for next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TailReport {
+    pub text: String,
+    pub offset: u64,
+}
+
 impl Action {
     /// Supervisor verbs, for orionctl on oriond's socket; MQTT refuses them.
     pub fn is_local_only(&self) -> bool {

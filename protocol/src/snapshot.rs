@@ -108,3 +108,78 @@ pub struct Taken {
     /// The overlay's boxes were drawn (false: none, or too old for this frame).
     pub boxes_drawn: bool,
 }
+
+/// The `get_snapshot` ack's data: what was taken (the image follows on its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotReport {
+    pub format: ImageFormat,
+    /// Size of the encoded image.
+    pub bytes: usize,
+    pub frame_seq: u64,
+    pub width: u32,
+    pub height: u32,
+    /// The frame's capture time, ns since the Unix epoch.
+    pub captured_unix_ns: u64,
+    pub paused: bool,
+    /// The boxes drawn, as found in frame `boxes_frame_seq` (the frame drawn may be a
+    /// little newer).
+    pub detections: Vec<Detection>,
+    pub boxes_frame_seq: Option<u64>,
+    /// The caption was written (false: no font could be read).
+    pub captioned: bool,
+    /// Added by orion-control: the topic the image is published on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl SnapshotReport {
+    /// `640x360, frame 1234, 2 persons drawn, 183 kB`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![
+            format!("{}x{}", self.width, self.height),
+            format!("frame {}", self.frame_seq),
+        ];
+        parts.push(if self.paused {
+            "detection paused, no boxes".into()
+        } else {
+            format!("{} person(s) drawn", self.detections.len())
+        });
+        if !self.captioned {
+            parts.push("no caption: the font is missing".into());
+        }
+        parts.push(format!("{} kB", self.bytes.div_ceil(1000)));
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_reads_as_one_line() {
+        let mut r = SnapshotReport {
+            format: ImageFormat::Png,
+            bytes: 183_200,
+            frame_seq: 1234,
+            width: 640,
+            height: 360,
+            captured_unix_ns: 1,
+            paused: false,
+            detections: Vec::new(),
+            boxes_frame_seq: None,
+            captioned: true,
+            topic: None,
+        };
+        assert_eq!(
+            r.describe(),
+            "640x360, frame 1234, 0 person(s) drawn, 184 kB"
+        );
+        r.paused = true;
+        r.captioned = false;
+        assert_eq!(
+            r.describe(),
+            "640x360, frame 1234, detection paused, no boxes, no caption: the font is missing, 184 kB"
+        );
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use orion_protocol::command::{self, Ack, AckError, Command, ErrorKind};
+use orion_protocol::command::{self, Ack, AckError, Command, ErrorKind, TailReport};
 use orion_protocol::message::Message;
 use orion_protocol::{Action, ProcessName};
 use serde_json::{Value, json};
@@ -299,7 +299,8 @@ impl Supervisor {
                     .get(&name)
                     .map(|c| c.log.read(offset, bytes))
                     .unwrap_or_default();
-                self.answer(&reply, Ok(json!({"text": text, "offset": next})));
+                let tail = TailReport { text, offset: next };
+                self.answer(&reply, Ok(json!(tail)));
             }
             _ => {}
         }

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use base64::Engine;
 use orion_protocol::command::{AckError, ErrorKind};
 use orion_protocol::message::Message;
-use orion_protocol::snapshot::{ImageFormat, MAX_IMAGE, MAX_MQTT_IMAGE, Overlay, SnapshotRequest};
+use orion_protocol::snapshot::{
+    ImageFormat, MAX_IMAGE, MAX_MQTT_IMAGE, Overlay, SnapshotReport, SnapshotRequest,
+};
 use orion_protocol::status::SnapshotCounters;
 use orion_protocol::{DetectionMessage, ProcessName};
 use serde_json::json;
@@ -149,19 +151,18 @@ impl Supervisor {
         };
         let t = &shot.taken;
         let drawn = t.boxes_drawn.then_some(&w.overlay);
-        let data = json!({
-            "format": w.format,
-            "bytes": shot.image.len(),
-            "frame_seq": t.frame_seq,
-            "width": t.width,
-            "height": t.height,
-            "captured_unix_ns": t.captured_unix_ns,
-            "paused": w.overlay.paused,
-            // The boxes drawn, as found in frame `boxes_frame_seq` (the frame drawn may be
-            // a little newer).
-            "detections": drawn.map_or(&[][..], |o| &o.detections[..]),
-            "boxes_frame_seq": drawn.and_then(|o| o.detections_frame_seq),
-            "captioned": t.captioned,
+        let data = json!(SnapshotReport {
+            format: w.format,
+            bytes: shot.image.len(),
+            frame_seq: t.frame_seq,
+            width: t.width,
+            height: t.height,
+            captured_unix_ns: t.captured_unix_ns,
+            paused: w.overlay.paused,
+            detections: drawn.map_or_else(Vec::new, |o| o.detections.clone()),
+            boxes_frame_seq: drawn.and_then(|o| o.detections_frame_seq),
+            captioned: t.captioned,
+            topic: None,
         });
         let image = Message::Snapshot {
             request_id: w.reply.as_ref().and_then(|r| r.request_id().cloned()),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use orion_protocol::command::{self, Ack, ErrorKind};
+use orion_protocol::command::{self, Ack, ErrorKind, TailReport};
 use orion_protocol::focus::{Params, ParamsUpdate};
 use orion_protocol::message::{self, Frame, Message};
 use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, Status, wire};
@@ -429,9 +429,11 @@ impl Client {
                 offset,
                 bytes,
             })?;
-            write!(out, "{}", data["text"].as_str().unwrap_or(""))?;
+            let tail: TailReport = serde_json::from_value(data)
+                .context("oriond's tail is not one this orionctl reads")?;
+            write!(out, "{}", tail.text)?;
             out.flush()?;
-            offset = data["offset"].as_u64();
+            offset = Some(tail.offset);
             if !follow {
                 return Ok(0);
             }

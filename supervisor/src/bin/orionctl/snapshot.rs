@@ -10,9 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use orion_protocol::Action;
 use orion_protocol::message::{self, Frame, Message};
-use orion_protocol::snapshot::{ImageFormat, SnapshotRequest};
+use orion_protocol::snapshot::{ImageFormat, SnapshotReport, SnapshotRequest};
 use orion_protocol::wire;
-use serde_json::{Value, json};
 
 use crate::{Client, exit_code};
 
@@ -35,18 +34,22 @@ impl Client {
                 return Ok(exit_code(e.kind));
             }
         };
+        let report: SnapshotReport = serde_json::from_value(data)
+            .context("oriond's snapshot report is not one this orionctl reads")?;
         let image = read_image(&mut stream)?;
         let path = output.map_or_else(
-            || PathBuf::from(format!("orion-snapshot-{}.png", data["frame_seq"])),
+            || PathBuf::from(format!("orion-snapshot-{}.png", report.frame_seq)),
             Path::to_path_buf,
         );
         save(&path, &image)?;
         if self.json {
-            let mut out = data;
-            out["file"] = json!(path);
-            println!("{out}");
+            let saved = Saved {
+                report: &report,
+                file: &path,
+            };
+            println!("{}", serde_json::to_string(&saved)?);
         } else {
-            println!("snapshot: saved {} ({})", path.display(), describe(&data));
+            println!("snapshot: saved {} ({})", path.display(), report.describe());
         }
         Ok(0)
     }
@@ -95,24 +98,10 @@ fn save(path: &Path, image: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// `640x360, frame 1234, 2 persons drawn, 183 kB`.
-fn describe(data: &Value) -> String {
-    let mut parts = vec![
-        format!("{}x{}", data["width"], data["height"]),
-        format!("frame {}", data["frame_seq"]),
-    ];
-    let boxes = data["detections"].as_array().map_or(0, Vec::len);
-    parts.push(if data["paused"] == true {
-        "detection paused, no boxes".into()
-    } else {
-        format!("{boxes} person(s) drawn")
-    });
-    if data["captioned"] == false {
-        parts.push("no caption: the font is missing".into());
-    }
-    parts.push(format!(
-        "{} kB",
-        data["bytes"].as_u64().unwrap_or(0).div_ceil(1000)
-    ));
-    parts.join(", ")
+/// `orionctl --json snapshot`'s line: the report and the file it was saved to.
+#[derive(serde::Serialize)]
+struct Saved<'a> {
+    #[serde(flatten)]
+    report: &'a SnapshotReport,
+    file: &'a Path,
 }
