@@ -27,10 +27,10 @@ use serde_json::{Value, json};
 use self::attention::Attention;
 use self::pipeline::{Pipeline, Prepared};
 use self::results::{Inference, Origin};
-use self::worker_link::{SpareNews, WorkerLink};
+use self::worker_link::{Loader, SwapOutcome, WorkerLink};
 use crate::io;
 use crate::tensors::TensorBuffer;
-use crate::worker::{Reply, WorkerConfig, WorkerEvent};
+use crate::worker::{Reply, Worker, WorkerConfig, WorkerEvent};
 
 /// Everything fixed for the life of the process.
 pub struct Settings {
@@ -114,10 +114,10 @@ impl Bridge {
         })?;
         Ok(Self {
             link: WorkerLink::new(
-                s.worker.clone(),
                 model,
                 s.spare_worker && !s.standby,
                 s.standby,
+                Instant::now(),
             ),
             attention: Attention::new(s.auto_focus, s.auto_focus_params),
             paused: s.paused,
@@ -161,8 +161,9 @@ impl Bridge {
             Event::TakeOver => self.take_over(),
             Event::Worker(generation, e) if generation != self.link.generation() => {
                 // The spare's, or a replaced worker's (ignored).
-                let news = self.link.spare_event(generation, &e);
-                self.spare_news(news);
+                if let Some(outcome) = self.link.spare_event(generation, &e, Instant::now()) {
+                    self.swap_ended(outcome);
+                }
             }
             Event::Worker(_, WorkerEvent::Reply(Ok(reply))) => self.reply(reply),
             Event::Worker(_, WorkerEvent::Reply(Err(err))) => {
@@ -181,8 +182,9 @@ impl Bridge {
         if self.link.switch_pending() && self.pipeline.in_flight() == 0 {
             // The spare has the new model and the old worker answered what it had: the
             // spare takes its place.
-            let news = self.link.promote_loaded_spare();
-            self.spare_news(news);
+            if let Some(outcome) = self.link.promote_loaded_spare(Instant::now()) {
+                self.swap_ended(outcome);
+            }
         }
         if !self.paused && !self.standby && !self.pipeline.has_prepared() {
             let (region, source) = self.attention.region();
@@ -256,30 +258,16 @@ impl Bridge {
                 io::detection(message, job.meta.realtime_ns);
             }
             Reply::ModelLoaded {
-                id,
-                size,
-                sizes,
-                load_ms,
+                id, sizes, load_ms, ..
             } => {
-                if let Some(swap) = self.link.swapped(id, sizes.clone()) {
-                    tracing::info!(model = size, load_ms, "model swapped");
-                    io::ack(
-                        &swap.command,
-                        Ok(json!({"size": size, "sizes": sizes, "load_ms": load_ms})),
-                    );
+                if let Some(outcome) = self.link.swapped(id, sizes, load_ms) {
+                    self.swap_ended(outcome);
                 }
             }
             Reply::Error { id, kind, message } => {
-                if let Some(swap) = self.link.swap_failed(id) {
+                if let Some(outcome) = self.link.swap_failed(id, &message) {
                     // Rollback: the model stays what it was.
-                    tracing::warn!(%message, "model change failed, keeping {}", self.link.model().size);
-                    io::ack(
-                        &swap.command,
-                        Err(AckError::new(
-                            ErrorKind::Failed,
-                            format!("model {} not loaded: {message}", swap.files.size),
-                        )),
-                    );
+                    self.swap_ended(outcome);
                 } else if let Some(job) = id.and_then(|id| self.pipeline.take_in_flight(id)) {
                     self.counters.worker_errors += 1;
                     tracing::warn!(seq = job.meta.seq, %kind, %message, "inference failed");
@@ -296,7 +284,10 @@ impl Bridge {
         if self.pipeline.overdue(self.s.worker_timeout) {
             self.worker_died(&format!("no reply within {:?}", self.s.worker_timeout));
         }
-        if let Some(what) = self.link.raise_starved_spare(SPARE_RAISE_AFTER) {
+        if let Some(what) = self
+            .link
+            .raise_starved_spare(SPARE_RAISE_AFTER, Instant::now())
+        {
             tracing::info!(
                 after_s = SPARE_RAISE_AFTER.as_secs(),
                 what,
@@ -305,63 +296,60 @@ impl Bridge {
         }
         // A load that never ends: answered, and the worker restarted on the model it has
         // (else it could still switch later, behind everyone's back).
-        if let Some(swap) = self.link.take_overdue_swap(SWAP_TIMEOUT) {
+        if let Some((outcome, restart_worker)) =
+            self.link.overdue_swap(SWAP_TIMEOUT, Instant::now())
+        {
             self.counters.swaps_timed_out += 1;
-            let why = format!(
-                "model {} did not load within {} s; still {}",
-                swap.files.size,
-                SWAP_TIMEOUT.as_secs(),
-                self.link.model().size
-            );
-            io::ack(
-                &swap.command,
-                Err(AckError::new(ErrorKind::Timeout, why.clone())),
-            );
-            if swap.via_spare {
-                // The worker serving frames never loaded it: only the spare goes.
-                self.link.give_up_spare_swap();
-            } else {
+            let why = match &outcome {
+                SwapOutcome::Failed { why, .. } => why.clone(),
+                SwapOutcome::Loaded { .. } => String::new(),
+            };
+            self.swap_ended(outcome);
+            if restart_worker {
                 self.worker_died(&why);
             }
         }
-        let tx = self.events_tx.clone();
+        let tensors = self.pipeline.tensors();
+        let config = &self.s.worker;
+        let events = &self.events_tx;
         let started = self
             .link
-            .start_if_due(self.pipeline.tensors(), move |generation, e| {
-                tx.send(Event::Worker(generation, e)).is_ok()
+            .start_if_due(Instant::now(), |model, spare, generation| {
+                let tx = events.clone();
+                tensors
+                    .share_read_only()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|fd| {
+                        Worker::spawn(config, model, fd, spare, move |e| {
+                            tx.send(Event::Worker(generation, e)).is_ok()
+                        })
+                    })
+                    .map_err(|err| format!("{err:#}"))
             });
         if let Err(why) = started {
             self.worker_died(&why);
         }
     }
 
-    /// A model swap done (or failed) by the spare.
-    fn spare_news(&mut self, news: SpareNews) {
-        match news {
-            SpareNews::Nothing => {}
-            SpareNews::Swapped { swap, load_ms } => {
+    /// A model change ended, whoever did it and however it ended: answered here.
+    fn swap_ended(&mut self, outcome: SwapOutcome) {
+        let size = outcome.swap().files.size;
+        match &outcome {
+            SwapOutcome::Loaded { swap, load_ms, .. } if swap.loader == Loader::Spare => {
                 // Nothing was in flight (see `progress`); this frees the prepared slot.
                 self.counters.dropped_in_flight += self.pipeline.abandon() as u64;
-                let sizes = self.link.sizes().to_vec();
-                tracing::info!(model = %swap.files.size, load_ms, "model swapped (loaded by the spare)");
-                io::ack(
-                    &swap.command,
-                    Ok(
-                        json!({"size": swap.files.size, "sizes": sizes, "load_ms": load_ms, "loaded_by": "spare"}),
-                    ),
-                );
-                self.report_status(true);
+                tracing::info!(model = %size, load_ms, "model swapped (loaded by the spare)");
             }
-            SpareNews::SwapFailed { swap, why } => {
+            SwapOutcome::Loaded { load_ms, .. } => {
+                tracing::info!(model = %size, load_ms, "model swapped");
+            }
+            SwapOutcome::Failed { why, .. } => {
                 tracing::warn!(%why, "model change failed, keeping {}", self.link.model().size);
-                io::ack(
-                    &swap.command,
-                    Err(AckError::new(
-                        ErrorKind::Failed,
-                        format!("model {} not loaded: {why}", swap.files.size),
-                    )),
-                );
             }
+        }
+        io::ack(&outcome.swap().command, outcome.answer());
+        if matches!(&outcome, SwapOutcome::Loaded { swap, .. } if swap.loader == Loader::Spare) {
+            self.report_status(true);
         }
     }
 
@@ -383,23 +371,13 @@ impl Bridge {
 
     fn worker_died(&mut self, why: &str) {
         self.counters.dropped_in_flight += self.pipeline.abandon() as u64;
-        let (swap, delay) = self.link.died();
+        let (outcome, delay) = self.link.died(Instant::now());
         if delay.is_none() {
             // The spare took over: nothing to wait for.
             self.report_status(true);
         }
-        if let Some(swap) = swap {
-            io::ack(
-                &swap.command,
-                Err(AckError::new(
-                    ErrorKind::Failed,
-                    format!(
-                        "worker restarted while loading model {}; still {}",
-                        swap.files.size,
-                        self.link.model().size
-                    ),
-                )),
-            );
+        if let Some(outcome) = outcome {
+            self.swap_ended(outcome);
         }
         match delay {
             None => tracing::warn!(why, "worker gone; the spare took over"),
@@ -446,7 +424,7 @@ impl Bridge {
     fn begin_swap(&mut self, size: ModelSize, cmd: &Command) -> Result<Option<Value>, AckError> {
         let files = discover(&self.s.model_dir, size)
             .map_err(|e| AckError::new(ErrorKind::Failed, e.to_string()))?;
-        self.link.begin_swap(files, cmd)
+        self.link.begin_swap(files, cmd, Instant::now())
     }
 
     fn status(&mut self) -> DetectorStatus {
