@@ -1,14 +1,15 @@
-//! What oriond knows of one supervised process: its lifecycle (the state machine of
-//! `lifecycle`), the current incarnation (pid, generation, start time), its connection, its
-//! last report and its output.
+//! What oriond knows of one supervised process across its incarnations: its lifecycle (the
+//! state machine of `lifecycle`), restarts, the last exit, its last report and its output.
+//! The running incarnation itself (pid, start time, connection) is in `crate::registry`.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use orion_protocol::status::ProcessStatus;
 use orion_protocol::{CaptureStatus, DetectorStatus, ProcessName};
 
 use crate::lifecycle::{Lifecycle, State};
 use crate::logbuf::LogBuffer;
+use crate::registry::Incarnation;
 
 pub use orion_protocol::status::ExitInfo;
 
@@ -46,10 +47,9 @@ impl Report {
 pub struct Child {
     pub name: ProcessName,
     pub life: Lifecycle,
-    pub pid: Option<u32>,
-    /// Bumped at every spawn; events of an older generation are stale.
+    /// The generation of the last incarnation: its lifecycle timers carry it, and a timer
+    /// of an older one is stale.
     pub generation: u64,
-    pub started: Option<Instant>,
     /// Restarts after the first start.
     pub restarts: u32,
     pub spawned_once: bool,
@@ -68,9 +68,7 @@ impl Child {
         Self {
             name,
             life: Lifecycle::default(),
-            pid: None,
             generation: 0,
-            started: None,
             restarts: 0,
             spawned_once: false,
             last_exit: None,
@@ -85,14 +83,13 @@ impl Child {
         self.life.state
     }
 
-    /// A new incarnation was spawned as `pid`.
-    pub fn spawned(&mut self, pid: u32) {
+    /// A new incarnation of `generation` runs (spawned, or an understudy adopted).
+    pub fn spawned(&mut self, generation: u64) {
         if self.spawned_once {
             self.restarts += 1;
         }
         self.spawned_once = true;
-        self.pid = Some(pid);
-        self.started = Some(Instant::now());
+        self.generation = generation;
         self.ready = false;
         self.applying = 0;
         self.last_status = None;
@@ -110,44 +107,39 @@ impl Child {
             status: status.to_string(),
             expected: self.state() == State::Stopping,
         });
-        self.pid = None;
         self.ready = false;
         self.applying = 0;
     }
 
-    pub fn uptime_s(&self) -> Option<f64> {
-        if self.state().is_alive() {
-            self.started.map(|t| t.elapsed().as_secs_f64())
-        } else {
-            None
+    /// supervisorctl's description column, for the incarnation running now (if any).
+    fn description(&self, running: Option<(u32, Duration)>) -> String {
+        match running {
+            Some((pid, uptime)) if self.state().is_alive() => {
+                let secs = uptime.as_secs();
+                format!(
+                    "pid {pid}, uptime {}:{:02}:{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                )
+            }
+            _ => self.life.reason.clone().unwrap_or_default(),
         }
     }
 
-    /// supervisorctl's description column.
-    pub fn description(&self) -> String {
-        if self.state().is_alive() {
-            let secs = self.uptime_s().unwrap_or(0.0) as u64;
-            format!(
-                "pid {}, uptime {}:{:02}:{:02}",
-                self.pid.unwrap_or(0),
-                secs / 3600,
-                secs / 60 % 60,
-                secs % 60
-            )
-        } else {
-            self.life.reason.clone().unwrap_or_default()
-        }
-    }
-
-    pub fn status(&self) -> ProcessStatus {
+    /// Its status, with `serving`, its incarnation running now (from the registry).
+    pub fn status(&self, serving: Option<&Incarnation>) -> ProcessStatus {
+        let running = serving
+            .filter(|_| self.state().is_alive())
+            .map(|inc| (inc.pid, inc.started.elapsed()));
         ProcessStatus {
             name: self.name,
             state: self.state(),
-            pid: self.pid,
-            uptime_s: self.uptime_s(),
+            pid: running.map(|(pid, _)| pid),
+            uptime_s: running.map(|(_, up)| up.as_secs_f64()),
             restarts: self.restarts,
             retries: self.life.retries,
-            description: self.description(),
+            description: self.description(running),
             last_exit: self.last_exit.clone(),
         }
     }

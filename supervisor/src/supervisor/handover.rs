@@ -20,10 +20,10 @@ use orion_protocol::status::{Handover, HandoverMode};
 use orion_protocol::{CaptureStatus, ProcessName, StreamState};
 
 use super::Supervisor;
-use super::understudy::Understudy;
 use crate::child::Report;
 use crate::events::{Timer, after};
 use crate::lifecycle::State;
+use crate::registry::Part;
 
 /// How long a successor may take to hold its first frame (RTSP connect and a keyframe
 /// take 0.3–0.5 s here; a camera that is down never gets there).
@@ -31,7 +31,8 @@ pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A capture started in standby to replace the running one.
 pub(super) struct Successor {
-    pub(super) understudy: Understudy,
+    /// Its incarnation in the registry.
+    pub(super) generation: u64,
     /// It holds a frame (the old capture is being stopped).
     held_after: Option<Duration>,
     last_status: Option<CaptureStatus>,
@@ -47,12 +48,17 @@ impl Supervisor {
             return self.restart(ProcessName::Capture);
         }
         let generation = self.next_generation();
-        let spawned = self.start_process(ProcessName::Capture, generation, &["--standby"]);
+        let spawned = self.start_process(
+            ProcessName::Capture,
+            Part::Understudy,
+            generation,
+            &["--standby"],
+        );
         match spawned {
             Ok(pid) => {
                 tracing::info!(pid, "capture successor started in standby");
                 self.successor = Some(Successor {
-                    understudy: Understudy::new(pid, generation),
+                    generation,
                     held_after: None,
                     last_status: None,
                 });
@@ -105,12 +111,15 @@ impl Supervisor {
         let Message::CaptureStatus(status) = m else {
             return;
         };
+        let Some(generation) = self.successor.as_ref().map(|s| s.generation) else {
+            return;
+        };
+        let held = self.understudy_age(generation);
         let Some(s) = self.successor.as_mut() else {
             return;
         };
         s.last_status = Some(status.clone());
         if status.state == StreamState::Standby && s.held_after.is_none() {
-            let held = s.understudy.started.elapsed();
             s.held_after = Some(held);
             tracing::info!(
                 held_after_ms = held.as_millis() as u64,
@@ -120,18 +129,9 @@ impl Supervisor {
         }
     }
 
-    /// The successor's process ended (`generation` is its, if the event is about it).
-    /// Returns whether it was the successor.
-    pub(super) fn successor_exited(&mut self, generation: u64, status: &str) -> bool {
-        if self
-            .successor
-            .as_ref()
-            .is_none_or(|s| s.understudy.generation != generation)
-        {
-            return false;
-        }
+    /// The successor's process ended (it has left the registry).
+    pub(super) fn successor_exited(&mut self, status: &str) {
         if let Some(s) = self.successor.take() {
-            s.understudy.disconnect(&mut self.peers);
             tracing::warn!(status, "capture successor exited before taking over");
             let why = format!("the successor exited ({status}) before taking over");
             self.handover_done(Handover::restart(why, 0));
@@ -141,7 +141,6 @@ impl Supervisor {
                 self.restart(ProcessName::Capture);
             }
         }
-        true
     }
 
     /// No frame in time: drop the successor, restart the ordinary way.
@@ -149,7 +148,7 @@ impl Supervisor {
         let waiting = self
             .successor
             .as_ref()
-            .is_some_and(|s| s.understudy.generation == generation && s.held_after.is_none());
+            .is_some_and(|s| s.generation == generation && s.held_after.is_none());
         if waiting {
             let why = format!(
                 "no frame from the camera in {} s; the capture restarts and reconnects",
@@ -164,8 +163,8 @@ impl Supervisor {
     /// SIGKILLs the successor (its exit, when reaped, is recognised and ignored).
     pub(super) fn drop_successor(&mut self, why: &str) {
         if let Some(s) = self.successor.take() {
-            tracing::info!(pid = s.understudy.pid, why, "capture successor dropped");
-            s.understudy.kill(&mut self.peers);
+            let pid = self.kill_understudy(s.generation);
+            tracing::info!(pid, why, "capture successor dropped");
         }
     }
 
@@ -176,7 +175,7 @@ impl Supervisor {
         let ready = self
             .successor
             .as_ref()
-            .is_some_and(|s| s.held_after.is_some() && s.understudy.conn.is_some());
+            .is_some_and(|s| s.held_after.is_some() && self.understudy_connected(s.generation));
         if !ready {
             self.drop_successor("the capture restarted before the successor held a frame");
             return false;
@@ -184,13 +183,16 @@ impl Supervisor {
         let Some(s) = self.successor.take() else {
             return false;
         };
-        self.adopt(ProcessName::Capture, &s.understudy);
+        let switched = self.understudy_age(s.generation);
+        self.adopt(ProcessName::Capture, s.generation);
         if let Some(child) = self.children.get_mut(&ProcessName::Capture) {
             child.last_status = s.last_status.map(Report::Capture);
         }
-        let switched = s.understudy.started.elapsed();
         tracing::info!(
-            pid = s.understudy.pid,
+            pid = self
+                .registry
+                .serving(ProcessName::Capture)
+                .map(|inc| inc.pid),
             "capture successor adopted; taking the ring over"
         );
         self.handover_done(Handover {

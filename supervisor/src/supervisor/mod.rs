@@ -44,8 +44,8 @@ use crate::child::Child;
 use crate::desired::Desired;
 use crate::events::{ConnId, Event, Events, Timer};
 use crate::lifecycle::{Policy, State};
-use crate::peers::Peers;
 use crate::persist::Persister;
+use crate::registry::{Part, Registry};
 
 pub use routing::Requests;
 
@@ -55,7 +55,8 @@ pub struct Supervisor {
     socket_path: PathBuf,
     desired: Desired,
     children: BTreeMap<ProcessName, Child>,
-    peers: Peers,
+    /// Every process oriond started and every connection, and which is which.
+    registry: Registry,
     requests: Requests,
     /// Children still to start at boot, in order; each waits for the one before.
     boot: VecDeque<ProcessName>,
@@ -117,7 +118,7 @@ impl Supervisor {
             config_path,
             desired,
             children,
-            peers: Peers::default(),
+            registry: Registry::default(),
             requests,
             boot: VecDeque::new(),
             restart_after_stop: Vec::new(),
@@ -179,7 +180,7 @@ impl Supervisor {
                 outbox,
                 peer_pid,
                 descendant,
-            } => self.peers.accepted(conn, outbox, peer_pid, descendant),
+            } => self.registry.accepted(conn, outbox, peer_pid, descendant),
             Event::Frame { conn, body } => self.frame(conn, &body),
             Event::Closed { conn, why } => self.closed(conn, why),
             Event::Timer(timer) => self.timer(timer),
@@ -214,7 +215,7 @@ impl Supervisor {
         };
         // A connection oriond let go (it did not read its answers): nothing it still sent
         // is carried out.
-        let Some(role) = self.peers.role(conn) else {
+        let Some(role) = self.registry.role(conn) else {
             tracing::debug!(conn, "a message from a connection let go; dropped");
             self.refusals.from_let_go += 1;
             return;
@@ -233,7 +234,7 @@ impl Supervisor {
                         self.refused(conn, role, &why);
                         let ack =
                             Ack::for_command(&cmd, Err(AckError::new(ErrorKind::Refused, why)));
-                        self.peers.send(conn, &Message::Ack(ack));
+                        self.registry.send(conn, &Message::Ack(ack));
                     }
                 }
             }
@@ -242,10 +243,11 @@ impl Supervisor {
             Frame::Message(m) if let Err(why) = authority::may_send(role, &m) => {
                 self.refused(conn, role, &why);
             }
-            Frame::Message(m) => match (self.understudy_on(conn), *m) {
-                (Some(ProcessName::Capture), m) => self.successor_message(m),
-                (Some(_), m) => self.standby_message(m),
-                (None, m) => self.message(conn, m, body),
+            Frame::Message(m) => match self.registry.on(conn).map(|inc| (inc.name, inc.part)) {
+                Some((ProcessName::Capture, Part::Understudy)) => self.successor_message(*m),
+                Some((_, Part::Understudy)) => self.standby_message(*m),
+                Some((child, Part::Serving)) => self.child_message(conn, child, *m, body),
+                None => self.message(conn, *m),
             },
         }
     }
@@ -262,39 +264,29 @@ impl Supervisor {
         }
     }
 
-    /// A message on a connection that is not an understudy's: a hello, or a child's.
-    fn message(&mut self, conn: ConnId, m: Message, body: &[u8]) {
+    /// A message on a connection that speaks for no process yet: a hello, or an error.
+    fn message(&mut self, conn: ConnId, m: Message) {
         match m {
             Message::Hello { name, .. } => self.hello(conn, name),
-            m => match self.peers.child_of(conn) {
-                Some(child) => self.child_message(conn, child, m, body),
-                None => self.routing_reject(
-                    conn,
-                    "say hello first (only oriond's children send messages)".into(),
-                ),
-            },
+            _ => self.routing_reject(
+                conn,
+                "say hello first (only oriond's children send messages)".into(),
+            ),
         }
     }
 
     fn hello(&mut self, conn: ConnId, name: ProcessName) {
-        let understudy = self.understudy_hello(name, conn);
-        let expected = understudy.or_else(|| {
-            self.children
-                .get(&name)
-                .and_then(|c| c.pid)
-                .filter(|&pid| self.peers.conn_of(name, pid).is_none())
-        });
-        if let Err(why) = self.peers.hello(conn, name, expected) {
-            tracing::warn!(%name, why, "hello refused; closing the connection");
-            self.routing_reject(conn, why);
-            self.peers.remove(conn);
-            return;
-        }
-        if understudy.is_some() {
-            return self.understudy_connected(name, conn);
-        }
+        let part = match self.registry.hello(conn, name) {
+            Ok(part) => part,
+            Err(why) => {
+                tracing::warn!(%name, why, "hello refused; closing the connection");
+                self.routing_reject(conn, why);
+                self.registry.remove(conn);
+                return;
+            }
+        };
         // orion-control is ready once connected; it publishes the occupancy retained.
-        if name == ProcessName::Control {
+        if name == ProcessName::Control && part == Part::Serving {
             self.child_ready(name);
             self.send_occupancy();
         }
@@ -310,7 +302,7 @@ impl Supervisor {
             } if name == ProcessName::Detector => {
                 // Straight on to orion-control, bytes unchanged.
                 if let Some(control) = self.control_conn() {
-                    self.peers.send_raw(control, body.to_vec());
+                    self.registry.send_raw(control, body.to_vec());
                 }
                 self.observe(&detection, captured_unix_ns);
                 self.measured.observe(&detection, std::time::Instant::now());
@@ -326,15 +318,20 @@ impl Supervisor {
             tracing::warn!(conn, why, "bad message; closing the connection");
             self.routing_reject(conn, why);
         }
-        self.understudy_closed(conn);
-        self.peers.remove(conn);
+        self.registry.remove(conn);
     }
 
-    /// The connection of `name`'s current incarnation, if it is connected (`Peers` holds
-    /// the mapping; nothing else keeps a copy).
+    /// The connection of `name`'s serving incarnation, if it is connected.
     pub(super) fn child_conn(&self, name: ProcessName) -> Option<ConnId> {
-        let pid = self.children.get(&name)?.pid?;
-        self.peers.conn_of(name, pid)
+        self.registry.conn_of(name)
+    }
+
+    /// The child whose serving incarnation is on `conn`.
+    pub(super) fn speaks_for(&self, conn: ConnId) -> Option<ProcessName> {
+        self.registry
+            .on(conn)
+            .filter(|inc| inc.part == Part::Serving)
+            .map(|inc| inc.name)
     }
 
     fn control_conn(&self) -> Option<ConnId> {
@@ -346,7 +343,7 @@ impl Supervisor {
         self.gate_occupancy();
         if let Some(control) = self.control_conn() {
             let status = Box::new(self.status());
-            self.peers.send(control, &Message::Status { status });
+            self.registry.send(control, &Message::Status { status });
         }
     }
 

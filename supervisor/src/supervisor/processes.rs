@@ -3,7 +3,7 @@
 //! state has for the rest of oriond — the boot order, shutdown, requests waiting for a
 //! state, the desired state re-applied to a detector that just started.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use orion_protocol::message::Message;
@@ -13,6 +13,7 @@ use super::Supervisor;
 use crate::child::Report;
 use crate::events::{Timer, after};
 use crate::lifecycle::{Effect, Input, State};
+use crate::registry::Part;
 use crate::spawn;
 
 impl Supervisor {
@@ -34,7 +35,12 @@ impl Supervisor {
                     reason = child.life.reason.as_deref().unwrap_or(""),
                     "state"
                 ),
-                _ => tracing::info!(%name, pid = child.pid, state = after_state.as_str(), "state"),
+                _ => tracing::info!(
+                    %name,
+                    pid = self.registry.serving(name).map(|inc| inc.pid),
+                    state = after_state.as_str(),
+                    "state"
+                ),
             }
         }
         for effect in effects {
@@ -46,10 +52,10 @@ impl Supervisor {
     }
 
     fn act(&mut self, name: ProcessName, effect: Effect) {
-        let (pid, generation) = match self.children.get(&name) {
-            Some(c) => (c.pid, c.generation),
-            None => return,
+        let Some(generation) = self.children.get(&name).map(|c| c.generation) else {
+            return;
         };
+        let pid = self.registry.serving(name).map(|inc| inc.pid);
         match effect {
             Effect::Spawn => self.spawn(name),
             Effect::Terminate => {
@@ -81,14 +87,14 @@ impl Supervisor {
             return;
         }
         let generation = self.next_generation();
-        let spawned = self.start_process(name, generation, &[]);
+        let spawned = self.start_process(name, Part::Serving, generation, &[]);
         let Some(child) = self.children.get_mut(&name) else {
             return;
         };
         child.generation = generation;
         match spawned {
             Ok(pid) => {
-                child.spawned(pid);
+                child.spawned(generation);
                 tracing::info!(%name, pid, "started");
                 let timeout = Duration::from_secs_f64(self.config.supervisor.ready_timeout_s);
                 after(
@@ -104,24 +110,28 @@ impl Supervisor {
         }
     }
 
-    /// Starts `name` as `generation` from the config and desired state, with `extra`
-    /// arguments: its pid, or why not.
+    /// Starts `name` as `generation` in `part` from the config and desired state, with
+    /// `extra` arguments, and registers it: its pid, or why not.
     pub(super) fn start_process(
-        &self,
+        &mut self,
         name: ProcessName,
+        part: Part,
         generation: u64,
         extra: &[&str],
     ) -> Result<u32, String> {
         let mut spec = crate::spec::spec(name, &self.config, &self.config_path, &self.desired)?;
         spec.args.extend(extra.iter().map(|a| a.to_string()));
-        spawn::spawn(
+        let pid = spawn::spawn(
             name,
             generation,
             &spec,
             &self.ring,
             &self.socket_path,
             &self.events,
-        )
+        )?;
+        self.registry
+            .spawned(name, part, pid, generation, Instant::now());
+        Ok(pid)
     }
 
     /// A state others wait for was reached.
@@ -182,32 +192,24 @@ impl Supervisor {
         status: &str,
         reaped: SystemTime,
     ) {
-        if name == ProcessName::Capture && self.successor_exited(generation, status) {
-            return;
-        }
-        if name == ProcessName::Detector && self.standby_exited(generation, status) {
-            return;
-        }
-        let Some(child) = self.children.get_mut(&name) else {
+        // It leaves the registry, its connection with it. An understudy dropped earlier
+        // left already: its exit is nobody's.
+        let Some(inc) = self.registry.ended(generation) else {
             return;
         };
-        if generation != child.generation {
-            return;
+        match (inc.name, inc.part) {
+            (ProcessName::Capture, Part::Understudy) => return self.successor_exited(status),
+            (_, Part::Understudy) => return self.standby_exited(&inc, status),
+            (_, Part::Serving) => {}
         }
-        // Its connection goes with it (found by its pid, before that is cleared).
-        if let Some(conn) = child.pid.and_then(|pid| self.peers.conn_of(name, pid)) {
-            self.peers.remove(conn);
-        }
-        let Some(child) = self.children.get_mut(&name) else {
-            return;
-        };
-        let uptime = child.started.map_or(Duration::ZERO, |t| t.elapsed());
-        if name == ProcessName::Capture
-            && let Some(pid) = child.pid
-        {
+        let uptime = inc.started.elapsed();
+        if name == ProcessName::Capture {
             // A reaped writer's pid may be recycled; it must never look like a live writer.
-            self.ring.clear_writer(pid);
+            self.ring.clear_writer(inc.pid);
         }
+        let Some(child) = self.children.get_mut(&name) else {
+            return;
+        };
         child.ended(status, reaped);
         tracing::info!(%name, status, uptime_s = uptime.as_secs_f64(), "exited");
         self.fail_pending(name, &format!("{name} exited ({status}) before answering"));

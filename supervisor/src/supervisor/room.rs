@@ -80,7 +80,8 @@ impl Supervisor {
         let text = serde_json::to_string(&occupancy).unwrap_or_default();
         tracing::info!(occupancy = %text, "occupancy");
         if let Some(control) = self.control_conn() {
-            self.peers.send(control, &Message::Occupancy { occupancy });
+            self.registry
+                .send(control, &Message::Occupancy { occupancy });
         }
     }
 }

@@ -139,7 +139,7 @@ impl Supervisor {
     /// An error for a frame that is no request at all.
     pub(super) fn routing_reject(&mut self, conn: ConnId, why: String) {
         let ack = Ack::new("unknown", None, Err(AckError::bad_request(why)));
-        self.peers.send(conn, &Message::Ack(ack));
+        self.registry.send(conn, &Message::Ack(ack));
     }
 
     pub(super) fn request(&mut self, conn: ConnId, cmd: Command) {
@@ -175,7 +175,7 @@ impl Supervisor {
                         request_id = key,
                         "repeated request answered again, not applied"
                     );
-                    return self.peers.send(conn, &Message::Ack(ack));
+                    return self.registry.send(conn, &Message::Ack(ack));
                 }
                 Begin::Full => {
                     // Not remembered, so not answered as remembered either.
@@ -197,7 +197,7 @@ impl Supervisor {
             Err(e) => return self.answer(&reply, Err(e)),
         };
         // orion-control checks this too; the owner of the processes does not rely on it.
-        if self.peers.child_of(conn) == Some(ProcessName::Control)
+        if self.speaks_for(conn) == Some(ProcessName::Control)
             && let Some(why) = self.config.mqtt.refuses(action.name())
         {
             return self.answer(&reply, Err(AckError::new(ErrorKind::Refused, why)));
@@ -268,11 +268,14 @@ impl Supervisor {
     fn process_verb(&mut self, conn: ConnId, reply: Reply, action: Action, name: ProcessName) {
         match action {
             Action::ProcessStatus(_) => {
-                let data = self.children.get(&name).map(|c| c.status());
+                let data = self
+                    .children
+                    .get(&name)
+                    .map(|c| c.status(self.registry.serving(name)));
                 self.answer(&reply, Ok(json!({"processes": [data]})));
             }
             Action::RestartProcess(_) => {
-                if self.peers.child_of(conn) == Some(name) {
+                if self.speaks_for(conn) == Some(name) {
                     // The requester is the process itself: answer before it goes.
                     self.answer(&reply, Ok(json!({"restarting": name})));
                 } else {
@@ -381,7 +384,8 @@ impl Supervisor {
                 reapply,
             },
         );
-        self.peers.send_raw(conn, request.to_string().into_bytes());
+        self.registry
+            .send_raw(conn, request.to_string().into_bytes());
         after(&self.events, timeout, Timer::Request(id));
         Ok(())
     }
@@ -470,7 +474,7 @@ impl Supervisor {
             };
             let w = self.requests.waiters.remove(i);
             let result = if ok {
-                let pid = self.children.get(&name).and_then(|c| c.pid);
+                let pid = self.registry.serving(name).map(|inc| inc.pid);
                 let mut data = json!({"name": name, "state": reached, "pid": pid});
                 if w.reply.command == "set_inference_rate" {
                     data["rate_hz"] = json!(self.desired.rate_hz.hz());
@@ -499,14 +503,14 @@ impl Supervisor {
     /// Sends the ack of `reply`, to it and to repeats of the same MQTT request that wait.
     pub(super) fn answer(&mut self, reply: &Reply, result: Result<Value, AckError>) {
         let ack = Ack::new(&reply.command, reply.request_id.clone(), result);
-        self.peers.send(reply.conn, &Message::Ack(ack.clone()));
+        self.registry.send(reply.conn, &Message::Ack(ack.clone()));
         if let Some(key) = &reply.dedupe {
             for other in self
                 .requests
                 .seen
                 .finish(key, &ack, crate::dedupe::now_ms())
             {
-                self.peers.send(other.conn, &Message::Ack(ack.clone()));
+                self.registry.send(other.conn, &Message::Ack(ack.clone()));
             }
             // Remembered across a restart of oriond too.
             self.persist();

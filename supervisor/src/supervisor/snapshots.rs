@@ -49,7 +49,7 @@ impl Supervisor {
             .quality
             .map_or(self.config.snapshot.jpeg_quality, |q| q.get());
         // What goes to MQTT must fit in one MQTT packet.
-        let max = if self.peers.child_of(reply.conn()) == Some(ProcessName::Control) {
+        let max = if self.speaks_for(reply.conn()) == Some(ProcessName::Control) {
             MAX_MQTT_IMAGE
         } else {
             MAX_IMAGE
@@ -173,11 +173,11 @@ impl Supervisor {
         match &w.reply {
             Some(reply) => {
                 self.answer(reply, Ok(data));
-                self.peers.send(reply.conn(), &image);
+                self.registry.send(reply.conn(), &image);
             }
             None => {
                 if let Some(control) = self.control_conn() {
-                    self.peers.send(control, &image);
+                    self.registry.send(control, &image);
                 }
             }
         }

@@ -19,9 +19,9 @@ use orion_protocol::status::{StandbyNow, StandbyStatus};
 use orion_protocol::{DetectorState, ProcessName};
 
 use super::Supervisor;
-use super::understudy::Understudy;
 use crate::child::Report;
 use crate::lifecycle::State;
+use crate::registry::{Incarnation, Part};
 
 /// How long the detector runs before a standby starts beside it, and how long after a
 /// standby was dropped for other settings the next one starts (the detector's first
@@ -34,7 +34,8 @@ const STANDBY_RETRY: Duration = Duration::from_secs(10);
 
 /// A detector started with `--standby`.
 pub(super) struct Standby {
-    pub(super) understudy: Understudy,
+    /// Its incarnation in the registry.
+    pub(super) generation: u64,
     /// What it was started with (`crate::spec::detector_identity`): adopted only if a
     /// detector would be started with the same now.
     launch: Vec<String>,
@@ -81,10 +82,11 @@ impl Supervisor {
             return;
         }
         let settled = state == Some(State::Running)
-            && detector.is_some_and(|c| {
-                c.started.is_some_and(|t| t.elapsed() >= STANDBY_DELAY)
-                    && c.last_status.as_ref().is_some_and(loads_nothing)
-            });
+            && self
+                .registry
+                .serving(ProcessName::Detector)
+                .is_some_and(|inc| inc.started.elapsed() >= STANDBY_DELAY)
+            && detector.is_some_and(|c| c.last_status.as_ref().is_some_and(loads_nothing));
         let allowed = self
             .standby_record
             .not_before
@@ -105,11 +107,17 @@ impl Supervisor {
             return;
         };
         let generation = self.next_generation();
-        match self.start_process(ProcessName::Detector, generation, &["--standby"]) {
+        let started = self.start_process(
+            ProcessName::Detector,
+            Part::Understudy,
+            generation,
+            &["--standby"],
+        );
+        match started {
             Ok(pid) => {
                 tracing::info!(pid, "standby detector started");
                 self.standby = Some(Standby {
-                    understudy: Understudy::new(pid, generation),
+                    generation,
                     launch,
                     ready_after: None,
                 });
@@ -128,14 +136,17 @@ impl Supervisor {
         let Message::DetectorStatus(status) = m else {
             return;
         };
+        let Some(generation) = self.standby.as_ref().map(|s| s.generation) else {
+            return;
+        };
+        let after = self.understudy_age(generation);
         if let Some(s) = self.standby.as_mut()
             && status.state == DetectorState::Standby
             && s.ready_after.is_none()
         {
-            let after = s.understudy.started.elapsed();
             s.ready_after = Some(after);
             tracing::info!(
-                pid = s.understudy.pid,
+                generation,
                 ready_after_ms = after.as_millis() as u64,
                 "standby detector loaded"
             );
@@ -143,31 +154,21 @@ impl Supervisor {
         }
     }
 
-    /// The standby's process ended (`generation` is its, if the event is about it).
-    /// Returns whether it was the standby.
-    pub(super) fn standby_exited(&mut self, generation: u64, status: &str) -> bool {
-        if self
-            .standby
-            .as_ref()
-            .is_none_or(|s| s.understudy.generation != generation)
-        {
-            return false;
-        }
-        if let Some(s) = self.standby.take() {
-            s.understudy.disconnect(&mut self.peers);
-            tracing::warn!(pid = s.understudy.pid, status, "standby detector exited");
+    /// The standby's process ended (it has left the registry).
+    pub(super) fn standby_exited(&mut self, inc: &Incarnation, status: &str) {
+        if self.standby.take().is_some() {
+            tracing::warn!(pid = inc.pid, status, "standby detector exited");
             self.standby_record.last_dropped = Some(format!("it exited ({status})"));
             self.standby_record.not_before = Some(Instant::now() + STANDBY_RETRY);
             self.push_status();
         }
-        true
     }
 
     /// SIGKILLs the standby (its exit, when reaped, is recognised and ignored).
     pub(super) fn drop_standby(&mut self, why: &str) {
         if let Some(s) = self.standby.take() {
-            tracing::info!(pid = s.understudy.pid, why, "standby detector dropped");
-            s.understudy.kill(&mut self.peers);
+            let pid = self.kill_understudy(s.generation);
+            tracing::info!(pid, why, "standby detector dropped");
             self.standby_record.last_dropped = Some(why.to_string());
             self.push_status();
         }
@@ -179,7 +180,7 @@ impl Supervisor {
     pub(super) fn adopt_standby(&mut self) -> bool {
         let current = self.detector_launch();
         let adoptable = self.standby.as_ref().map(|s| {
-            if s.ready_after.is_none() || s.understudy.conn.is_none() {
+            if s.ready_after.is_none() || !self.understudy_connected(s.generation) {
                 Err("the detector restarted before the standby was loaded")
             } else if Some(&s.launch) != current.as_ref() {
                 Err("the detector's settings changed")
@@ -198,10 +199,13 @@ impl Supervisor {
         let Some(s) = self.standby.take() else {
             return false;
         };
-        self.adopt(ProcessName::Detector, &s.understudy);
+        self.adopt(ProcessName::Detector, s.generation);
         self.standby_record.takeovers += 1;
         tracing::info!(
-            pid = s.understudy.pid,
+            pid = self
+                .registry
+                .serving(ProcessName::Detector)
+                .map(|inc| inc.pid),
             "standby detector adopted; taking over"
         );
         true
@@ -209,11 +213,14 @@ impl Supervisor {
 
     /// `detector_standby` in the status.
     pub(super) fn standby_status(&self) -> StandbyStatus {
-        let current = self.standby.as_ref().map(|s| StandbyNow {
-            pid: s.understudy.pid,
-            ready: s.ready_after.is_some(),
-            ready_after_ms: s.ready_after.map(|d| d.as_millis() as u64),
-            age_s: s.understudy.started.elapsed().as_secs_f64(),
+        let current = self.standby.as_ref().and_then(|s| {
+            let inc = self.understudy(s.generation)?;
+            Some(StandbyNow {
+                pid: inc.pid,
+                ready: s.ready_after.is_some(),
+                ready_after_ms: s.ready_after.map(|d| d.as_millis() as u64),
+                age_s: inc.started.elapsed().as_secs_f64(),
+            })
         });
         StandbyStatus {
             enabled: self.config.detector.standby,

@@ -7,7 +7,7 @@ use orion_protocol::ProcessName;
 use orion_protocol::status::{OriondStatus, Status, Versions};
 
 use super::Supervisor;
-use crate::child::{Child, Report};
+use crate::child::Report;
 
 impl Supervisor {
     /// The model sizes present in `detector.model_dir` and their input sizes (for an
@@ -28,7 +28,11 @@ impl Supervisor {
     }
 
     pub(super) fn status(&self) -> Status {
-        let processes = self.children.values().map(Child::status).collect();
+        let processes = self
+            .children
+            .values()
+            .map(|c| c.status(self.registry.serving(c.name)))
+            .collect();
         let last = |n| self.children.get(&n).and_then(|c| c.last_status.as_ref());
         Status {
             instance_id: self.config.instance_id.clone(),
@@ -37,7 +41,7 @@ impl Supervisor {
                 pid: std::process::id(),
                 uptime_s: self.started.elapsed().as_secs_f64(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                connections: self.peers.len(),
+                connections: self.registry.connections(),
                 authority: self.refusals.report(),
                 commands_remembered: self.requests.seen.len(),
                 commands_repeated_not_applied: self.requests.repeats_recognized,
