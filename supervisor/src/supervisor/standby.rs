@@ -19,6 +19,7 @@ use orion_protocol::status::{StandbyNow, StandbyStatus};
 use orion_protocol::{DetectorState, ProcessName};
 
 use super::Supervisor;
+use super::effects::Effect;
 use crate::child::Report;
 use crate::lifecycle::State;
 use crate::registry::{Incarnation, Part};
@@ -64,36 +65,91 @@ pub(super) struct StandbyRecord {
     pub not_before: Option<Instant>,
 }
 
+// ---- decisions (pure: the situation and the time in, effects out) -------------------------
+
+/// What the periodic check looks at.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Situation<'a> {
+    /// `[detector] standby` is on and oriond is not shutting down.
+    pub wanted: bool,
+    pub detector: Option<State>,
+    /// How long the detector's incarnation has run.
+    pub detector_age: Option<Duration>,
+    /// Its last report says it loads nothing ([`loads_nothing`]).
+    pub detector_idle: bool,
+    /// What a detector would be started with now (`crate::spec::detector_identity`).
+    pub launch_now: Option<&'a [String]>,
+    /// What the standby running now was started with, if one runs.
+    pub standby: Option<&'a [String]>,
+}
+
+/// Every [`STANDBY_CHECK`]: a standby is started once the detector has settled, dropped
+/// when no detector runs or the detector's settings changed (the next one after
+/// [`STANDBY_DELAY`]).
+pub(super) fn check(s: &Situation, record: &mut StandbyRecord, now: Instant) -> Vec<Effect> {
+    let detector_down = matches!(s.detector, None | Some(State::Stopped | State::Fatal));
+    if !s.wanted || detector_down {
+        return match s.standby {
+            Some(_) => vec![Effect::DropStandby(
+                "no detector runs, or the standby is off",
+            )],
+            None => vec![],
+        };
+    }
+    if let Some(launch) = s.standby {
+        if Some(launch) != s.launch_now {
+            record.not_before = Some(now + STANDBY_DELAY);
+            return vec![Effect::DropStandby("the detector's settings changed")];
+        }
+        return vec![];
+    }
+    let settled = s.detector == Some(State::Running)
+        && s.detector_age.is_some_and(|age| age >= STANDBY_DELAY)
+        && s.detector_idle;
+    let allowed = record.not_before.is_none_or(|t| now >= t);
+    if settled && allowed && s.launch_now.is_some() {
+        vec![Effect::StartStandby]
+    } else {
+        vec![]
+    }
+}
+
+/// Whether a standby may take the detector's place now; why not.
+pub(super) fn adoptable(
+    standby: &Standby,
+    connected: bool,
+    launch_now: Option<&[String]>,
+) -> Result<(), &'static str> {
+    if standby.ready_after.is_none() || !connected {
+        Err("the detector restarted before the standby was loaded")
+    } else if Some(standby.launch.as_slice()) != launch_now {
+        Err("the detector's settings changed")
+    } else {
+        Ok(())
+    }
+}
+
+// ---- carried out ---------------------------------------------------------------------------
+
 impl Supervisor {
-    /// Every [`STANDBY_CHECK`]: starts a standby when one is wanted, drops one that no
-    /// longer matches the detector.
+    /// Every [`STANDBY_CHECK`] (see [`check`]).
     pub(super) fn check_standby(&mut self) {
-        let wanted = self.config.detector.standby && self.shutdown.is_none();
+        let launch_now = self.detector_launch();
         let detector = self.children.get(&ProcessName::Detector);
-        let state = detector.map(|c| c.state());
-        if !wanted || matches!(state, None | Some(State::Stopped | State::Fatal)) {
-            return self.drop_standby("no detector runs, or the standby is off");
-        }
-        if let Some(s) = &self.standby {
-            if Some(&s.launch) != self.detector_launch().as_ref() {
-                self.drop_standby("the detector's settings changed");
-                self.standby_record.not_before = Some(Instant::now() + STANDBY_DELAY);
-            }
-            return;
-        }
-        let settled = state == Some(State::Running)
-            && self
+        let situation = Situation {
+            wanted: self.config.detector.standby && self.shutdown.is_none(),
+            detector: detector.map(|c| c.state()),
+            detector_age: self
                 .registry
                 .serving(ProcessName::Detector)
-                .is_some_and(|inc| inc.started.elapsed() >= STANDBY_DELAY)
-            && detector.is_some_and(|c| c.last_status.as_ref().is_some_and(loads_nothing));
-        let allowed = self
-            .standby_record
-            .not_before
-            .is_none_or(|t| Instant::now() >= t);
-        if settled && allowed {
-            self.start_standby();
-        }
+                .map(|inc| inc.started.elapsed()),
+            detector_idle: detector
+                .is_some_and(|c| c.last_status.as_ref().is_some_and(loads_nothing)),
+            launch_now: launch_now.as_deref(),
+            standby: self.standby.as_ref().map(|s| s.launch.as_slice()),
+        };
+        let effects = check(&situation, &mut self.standby_record, Instant::now());
+        self.carry_out(effects);
     }
 
     /// What a detector would be started with now, but for what is re-applied by command
@@ -102,7 +158,7 @@ impl Supervisor {
         crate::spec::detector_identity(&self.config, &self.config_path, &self.desired).ok()
     }
 
-    fn start_standby(&mut self) {
+    pub(super) fn start_standby(&mut self) {
         let Some(launch) = self.detector_launch() else {
             return;
         };
@@ -178,15 +234,10 @@ impl Supervisor {
     /// a detector would get now, and tells it to take over. Returns whether it did (else
     /// spawn as usual; a standby that cannot be adopted is dropped, a new one follows).
     pub(super) fn adopt_standby(&mut self) -> bool {
-        let current = self.detector_launch();
+        let launch_now = self.detector_launch();
         let adoptable = self.standby.as_ref().map(|s| {
-            if s.ready_after.is_none() || !self.understudy_connected(s.generation) {
-                Err("the detector restarted before the standby was loaded")
-            } else if Some(&s.launch) != current.as_ref() {
-                Err("the detector's settings changed")
-            } else {
-                Ok(())
-            }
+            let connected = self.understudy_connected(s.generation);
+            adoptable(s, connected, launch_now.as_deref())
         });
         match adoptable {
             None => return false,
@@ -228,5 +279,133 @@ impl Supervisor {
             takeovers: self.standby_record.takeovers,
             last_dropped: self.standby_record.last_dropped.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(model: &str) -> Vec<String> {
+        vec!["--model".into(), model.into()]
+    }
+
+    /// A detector RUNNING for `age`, idle, with no standby, on by config.
+    fn settled<'a>(age: Duration, now: &'a [String]) -> Situation<'a> {
+        Situation {
+            wanted: true,
+            detector: Some(State::Running),
+            detector_age: Some(age),
+            detector_idle: true,
+            launch_now: Some(now),
+            standby: None,
+        }
+    }
+
+    #[test]
+    fn a_standby_starts_once_the_detector_has_settled_and_loads_nothing() {
+        let now = Instant::now();
+        let small = launch("s");
+        let mut record = StandbyRecord::default();
+        let early = settled(STANDBY_DELAY - Duration::from_millis(1), &small);
+        assert_eq!(check(&early, &mut record, now), vec![]);
+        let s = settled(STANDBY_DELAY, &small);
+        assert_eq!(check(&s, &mut record, now), vec![Effect::StartStandby]);
+        let loading = Situation {
+            detector_idle: false,
+            ..s
+        };
+        assert_eq!(
+            check(&loading, &mut record, now),
+            vec![],
+            "one load at a time"
+        );
+        let starting = Situation {
+            detector: Some(State::Starting),
+            ..s
+        };
+        assert_eq!(check(&starting, &mut record, now), vec![]);
+        let off = Situation { wanted: false, ..s };
+        assert_eq!(check(&off, &mut record, now), vec![]);
+    }
+
+    #[test]
+    fn after_a_standby_died_the_next_waits_until_not_before() {
+        let t0 = Instant::now();
+        let small = launch("s");
+        let mut record = StandbyRecord {
+            not_before: Some(t0 + STANDBY_RETRY),
+            ..Default::default()
+        };
+        let s = settled(Duration::from_secs(60), &small);
+        assert_eq!(check(&s, &mut record, t0), vec![]);
+        let later = t0 + STANDBY_RETRY - Duration::from_millis(1);
+        assert_eq!(check(&s, &mut record, later), vec![]);
+        assert_eq!(
+            check(&s, &mut record, t0 + STANDBY_RETRY),
+            vec![Effect::StartStandby]
+        );
+    }
+
+    #[test]
+    fn a_standby_is_dropped_when_no_detector_runs_or_its_settings_changed() {
+        let t0 = Instant::now();
+        let (small, large) = (launch("s"), launch("l"));
+        let mut record = StandbyRecord::default();
+        let running = Situation {
+            standby: Some(&small),
+            ..settled(Duration::from_secs(60), &small)
+        };
+        assert_eq!(check(&running, &mut record, t0), vec![], "it matches: kept");
+        for down in [None, Some(State::Stopped), Some(State::Fatal)] {
+            let s = Situation {
+                detector: down,
+                ..running
+            };
+            assert_eq!(
+                check(&s, &mut record, t0),
+                vec![Effect::DropStandby(
+                    "no detector runs, or the standby is off"
+                )],
+                "{down:?}"
+            );
+        }
+        let changed = Situation {
+            launch_now: Some(&large),
+            ..running
+        };
+        assert_eq!(
+            check(&changed, &mut record, t0),
+            vec![Effect::DropStandby("the detector's settings changed")]
+        );
+        assert_eq!(
+            record.not_before,
+            Some(t0 + STANDBY_DELAY),
+            "the next waits"
+        );
+    }
+
+    #[test]
+    fn only_a_loaded_connected_standby_of_the_same_settings_is_adopted() {
+        let small = launch("s");
+        let loaded = Standby {
+            generation: 3,
+            launch: small.clone(),
+            ready_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(adoptable(&loaded, true, Some(&small)), Ok(()));
+        assert!(
+            adoptable(&loaded, false, Some(&small)).is_err(),
+            "no hello yet"
+        );
+        assert_eq!(
+            adoptable(&loaded, true, Some(&launch("l"))),
+            Err("the detector's settings changed")
+        );
+        let loading = Standby {
+            ready_after: None,
+            ..loaded
+        };
+        assert!(adoptable(&loading, true, Some(&small)).is_err());
     }
 }

@@ -4,6 +4,9 @@
 //! when it succeeded; kept for later when it is not running), supervisor verbs on the
 //! children. An ack is sent before anything the command causes (status, saving). A repeated
 //! MQTT request id is answered again, not applied twice (`crate::dedupe`).
+//!
+//! Where a request goes is decided by [`route::route`] (pure, unit-tested); this module
+//! carries the route out and settles what is in flight.
 
 use std::time::Duration;
 
@@ -12,11 +15,15 @@ use orion_protocol::message::Message;
 use orion_protocol::{Action, ProcessName};
 use serde_json::{Value, json};
 
+mod route;
+
 use super::Supervisor;
+use super::effects::Effect;
 use crate::dedupe::{Begin, Dedupe};
 use crate::desired::Desired;
 use crate::events::{ConnId, Timer, after};
 use crate::lifecycle::State;
+use route::{Route, Situation};
 
 const REQUEST_TIMEOUT: Duration = orion_protocol::timeouts::ORIOND_COMMAND;
 const MODEL_TIMEOUT: Duration = orion_protocol::timeouts::ORIOND_MODEL_COMMAND;
@@ -70,21 +77,6 @@ impl Until {
             _ => None,
         }
     }
-}
-
-/// Settings that can wait for a detector that is down: kept in the desired state and
-/// applied when it is back. A model load or a question needs the detector itself.
-fn deferrable(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Pause
-            | Action::Resume
-            | Action::SetRois(_)
-            | Action::ClearRois
-            | Action::SetAutoFocus(_)
-            | Action::EnableAutoFocus
-            | Action::DisableAutoFocus
-    )
 }
 
 const CHILD_REQUEST_PREFIX: &str = "oriond-";
@@ -196,26 +188,79 @@ impl Supervisor {
             Ok(a) => a,
             Err(e) => return self.answer(&reply, Err(e)),
         };
-        // orion-control checks this too; the owner of the processes does not rely on it.
-        if self.speaks_for(conn) == Some(ProcessName::Control)
-            && let Some(why) = self.config.mqtt.refuses(action.name())
-        {
-            return self.answer(&reply, Err(AckError::new(ErrorKind::Refused, why)));
-        }
-        // Shutting down is final: nothing may start, restart or change a child now.
-        if self.shutdown.is_some() && !action.is_query() && action != Action::Shutdown {
-            let why = format!(
-                "oriond is shutting down; {} was not carried out",
-                action.name()
-            );
-            return self.answer(&reply, Err(AckError::new(ErrorKind::ShuttingDown, why)));
-        }
-        match action {
-            Action::GetStatus | Action::ProcessStatus(None) => {
-                let mut status = self.status();
-                status.models_on_disk = Some(self.models_on_disk());
-                self.answer(&reply, Ok(json!(status)));
+        let managed: Vec<ProcessName> = self.children.keys().copied().collect();
+        let from_control = self.speaks_for(conn) == Some(ProcessName::Control);
+        let situation = Situation {
+            from_control: from_control.then_some(&self.config.mqtt),
+            shutting_down: self.shutdown.is_some(),
+            managed: &managed,
+            capture: self.state_of(ProcessName::Capture),
+            rate: self.desired.rate_hz,
+            detector: self.state_of(ProcessName::Detector),
+            detector_reachable: self
+                .children
+                .get(&ProcessName::Detector)
+                .is_some_and(|c| c.ready)
+                && self.child_conn(ProcessName::Detector).is_some(),
+        };
+        let route = route::route(&situation, &action);
+        self.carry_out_route(conn, reply, action, route);
+    }
+
+    /// Carries out what [`route::route`] decided for `action`.
+    fn carry_out_route(&mut self, conn: ConnId, reply: Reply, action: Action, route: Route) {
+        match route {
+            Route::Refuse(why) => self.answer(&reply, Err(why)),
+            Route::Query => self.query(reply, action),
+            Route::RateUnchanged => {
+                let data = json!({"rate_hz": self.desired.rate_hz.hz(), "unchanged": true});
+                self.answer(&reply, Ok(data));
             }
+            Route::RateChange => {
+                let Action::SetRate(rate) = action else {
+                    return;
+                };
+                let rollback = self.desired.clone();
+                self.desired.rate_hz = rate;
+                self.persist();
+                self.wait_for(ProcessName::Capture, Until::Running, reply, Some(rollback));
+                self.carry_out([Effect::ReplaceCapture]);
+            }
+            Route::Shutdown => {
+                self.answer(&reply, Ok(json!({"shutting_down": true})));
+                self.begin_shutdown();
+            }
+            Route::Reload => {
+                let result = self
+                    .reload_inner()
+                    .map(|changed| json!({"restarted": changed}));
+                self.answer(&reply, result.map_err(AckError::from));
+            }
+            Route::Process(name) => self.process_verb(conn, reply, action, name),
+            Route::Detector => {
+                if let Err(e) =
+                    self.forward(ProcessName::Detector, action, Some(reply.clone()), false)
+                {
+                    self.answer(&reply, Err(e));
+                }
+            }
+            Route::Defer { detector } => {
+                let changed = self.desired.clone().apply(&action);
+                self.answer(
+                    &reply,
+                    Ok(json!({"deferred": true, "changed": changed, "detector": detector, "note": "applied when the detector is RUNNING again"})),
+                );
+                if changed && self.desired.apply(&action) {
+                    self.persist();
+                    self.push_status();
+                }
+            }
+        }
+    }
+
+    /// A question oriond answers from its own state.
+    fn query(&mut self, reply: Reply, action: Action) {
+        match action {
             Action::GetRois => {
                 let rois = self.desired.rois.as_ref().map_or(&[][..], |r| r.rois());
                 self.answer(&reply, Ok(json!({"rois": rois})));
@@ -225,43 +270,11 @@ impl Supervisor {
                 let data = json!({"enabled": self.desired.auto_focus, "params": self.desired.auto_focus_params});
                 self.answer(&reply, Ok(data));
             }
-            Action::SetRate(rate) => {
-                let capture_running = self.state_of(ProcessName::Capture) == Some(State::Running);
-                if rate == self.desired.rate_hz && capture_running {
-                    return self
-                        .answer(&reply, Ok(json!({"rate_hz": rate.hz(), "unchanged": true})));
-                }
-                let rollback = self.desired.clone();
-                self.desired.rate_hz = rate;
-                self.persist();
-                self.wait_for(ProcessName::Capture, Until::Running, reply, Some(rollback));
-                self.replace_capture();
+            _ => {
+                let mut status = self.status();
+                status.models_on_disk = Some(self.models_on_disk());
+                self.answer(&reply, Ok(json!(status)));
             }
-            Action::Shutdown => {
-                self.answer(&reply, Ok(json!({"shutting_down": true})));
-                self.begin_shutdown();
-            }
-            Action::RestartProcess(name)
-            | Action::ProcessStatus(Some(name))
-            | Action::StartProcess(name)
-            | Action::StopProcess(name)
-            | Action::TailProcess { name, .. } => {
-                if !self.children.contains_key(&name) {
-                    let why = AckError::new(
-                        ErrorKind::UnknownProcess,
-                        format!("params.name: {name} is not managed (disabled in the config)"),
-                    );
-                    return self.answer(&reply, Err(why));
-                }
-                self.process_verb(conn, reply, action, name);
-            }
-            Action::ReloadConfig => {
-                let result = self
-                    .reload_inner()
-                    .map(|changed| json!({"restarted": changed}));
-                self.answer(&reply, result.map_err(AckError::from));
-            }
-            action => self.detector_request(reply, action),
         }
     }
 
@@ -322,37 +335,6 @@ impl Supervisor {
             reply,
             rollback,
         });
-    }
-
-    fn detector_request(&mut self, reply: Reply, action: Action) {
-        let name = ProcessName::Detector;
-        let reachable =
-            self.children.get(&name).is_some_and(|c| c.ready) && self.child_conn(name).is_some();
-        if reachable {
-            if let Err(e) = self.forward(name, action, Some(reply.clone()), false) {
-                self.answer(&reply, Err(e));
-            }
-            return;
-        }
-        let state = self.state_of(name).map_or("not managed", State::as_str);
-        if deferrable(&action) && self.children.contains_key(&name) {
-            let changed = self.desired.clone().apply(&action);
-            self.answer(
-                &reply,
-                Ok(json!({"deferred": true, "changed": changed, "detector": state, "note": "applied when the detector is RUNNING again"})),
-            );
-            if changed && self.desired.apply(&action) {
-                self.persist();
-                self.push_status();
-            }
-        } else {
-            self.answer(
-                &reply,
-                Err(unavailable(format!(
-                    "the detector is {state}; try again when it is RUNNING"
-                ))),
-            );
-        }
     }
 
     /// Sends `action` to child `name`; its ack settles the request.
@@ -541,16 +523,6 @@ mod tests {
                 assert_eq!(stopped, expect, "Stopped, {reached:?}, {restart_follows}");
             }
         }
-    }
-
-    #[test]
-    fn only_settings_wait_for_a_detector_that_is_down() {
-        assert!(deferrable(&Action::Pause));
-        assert!(deferrable(&Action::ClearRois));
-        assert!(deferrable(&Action::EnableAutoFocus));
-        assert!(!deferrable(&Action::GetStatus));
-        assert!(!deferrable(&Action::Shutdown));
-        assert!(!deferrable(&Action::ReloadConfig));
     }
 
     #[test]
