@@ -206,7 +206,7 @@ fn run(config: Config) -> Result<()> {
         settings: config.settings,
         stall_timeout: config.stall_timeout,
         sink,
-        reporter: Reporter::new(status, config.status_interval),
+        reporter: Reporter::new(status, config.status_interval, !config.standby),
         shutdown,
     };
     capture.run();
@@ -218,11 +218,15 @@ fn run(config: Config) -> Result<()> {
 /// exits, and oriond restarts the capture the ordinary way.
 fn take_over(sink: &FrameSink) {
     match sink.take_over() {
-        Ok(took) => tracing::info!(
-            epoch = took.epoch,
-            held_frame_written = took.held_written,
-            "took the ring over"
-        ),
+        Ok(took) => {
+            tracing::info!(
+                epoch = took.epoch,
+                held_frame_written = took.held_written,
+                "took the ring over"
+            );
+            // The one signal oriond waits for: this process is the capture now.
+            orion_process::channel::send(&orion_protocol::Message::Ready);
+        }
         Err(e) => {
             tracing::error!(
                 error = format!("{e:#}"),

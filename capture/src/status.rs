@@ -10,14 +10,19 @@ pub struct Reporter {
     status: CaptureStatus,
     interval: Duration,
     last_report: Option<Instant>,
+    /// Say ready after the next report (a capture that writes the ring from its start; a
+    /// successor says it when it takes the ring over instead, see `cli::take_over`).
+    ready_due: bool,
 }
 
 impl Reporter {
-    pub fn new(initial: CaptureStatus, interval: Duration) -> Self {
+    /// `writes`: the process writes the ring from its start (not a successor in standby).
+    pub fn new(initial: CaptureStatus, interval: Duration, writes: bool) -> Self {
         Self {
             status: initial,
             interval,
             last_report: None,
+            ready_due: writes,
         }
     }
 
@@ -58,5 +63,8 @@ impl Reporter {
     fn emit(&mut self) {
         self.last_report = Some(Instant::now());
         orion_process::channel::send(&orion_protocol::Message::CaptureStatus(self.status.clone()));
+        if std::mem::take(&mut self.ready_due) {
+            orion_process::channel::send(&orion_protocol::Message::Ready);
+        }
     }
 }

@@ -51,10 +51,14 @@ pub async fn connect() -> Result<Link> {
         name: ProcessName::Control,
         pid: std::process::id(),
     };
-    out_tx
-        .send(message::encode(&hello))
-        .await
-        .context("say hello to oriond")?;
+    // Ready once oriond knows it: MQTT may be down, and orion-control reports that itself
+    // (availability, its counters) rather than holding the room's boot back.
+    for m in [hello, Message::Ready] {
+        out_tx
+            .send(message::encode(&m))
+            .await
+            .context("say hello to oriond")?;
+    }
     Ok(Link {
         outbox: out_tx,
         inbox: in_rx,

@@ -41,6 +41,11 @@ pub fn status(status: DetectorStatus) {
     channel::send(&Message::DetectorStatus(status));
 }
 
+/// The detector's one signal that it is ready (its worker loaded, and it serves).
+pub fn ready() {
+    channel::send(&Message::Ready);
+}
+
 /// A processed frame; orion-control stamps its publish time from `captured_unix_ns`.
 pub fn detection(detection: DetectionMessage, captured_unix_ns: u64) {
     channel::send(&Message::Detection {

@@ -19,9 +19,14 @@ pub enum Message {
     Hello { name: ProcessName, pid: u32 },
     /// The answer to one request.
     Ack(Ack),
-    /// The capture's stream report (its first one means ready).
+    /// A child's one signal that it is ready, sent once per process: orion-control after
+    /// its hello; the capture once it writes the ring (after its first report, or after it
+    /// took the ring over); the detector once its worker has loaded the model and it
+    /// serves (at once, or after it took over). oriond then brings it to the desired state.
+    Ready,
+    /// The capture's stream report.
     CaptureStatus(CaptureStatus),
-    /// The detector's report (ready once its worker has loaded the model).
+    /// The detector's report.
     DetectorStatus(DetectorStatus),
     /// One processed frame, on its way to MQTT: orion-control stamps its publish time and
     /// latency when it publishes it, on the clock of `captured_unix_ns`.

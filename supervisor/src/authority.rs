@@ -5,9 +5,9 @@
 //! | role | requests | messages |
 //! |---|---|---|
 //! | operator (orionctl: a process oriond did not start, let in by the socket's 0660) | all | a hello (checked against the pid oriond spawned) |
-//! | orion-control | the MQTT catalog (never the supervisor verbs; `allowed_commands` is checked by the router) | none |
-//! | orion-capture (and its successor) | none | capture status |
-//! | orion-detector (and its standby) | none | detector status, detections, acks of the requests oriond sent on this connection |
+//! | orion-control | the MQTT catalog (never the supervisor verbs; `allowed_commands` is checked by the router) | ready |
+//! | orion-capture (and its successor) | none | ready, capture status |
+//! | orion-detector (and its standby) | none | ready, detector status, detections, acks of the requests oriond sent on this connection |
 //! | a process oriond started, before its hello (or a second connection of one) | none | a hello |
 //!
 //! A decoder compromised by a camera's stream therefore cannot stop, shut down or reload
@@ -65,6 +65,7 @@ pub fn may_request(role: Role, action: &Action) -> Result<(), String> {
 pub fn may_send(role: Role, message: &Message) -> Result<(), String> {
     let allowed = match message {
         Message::Hello { .. } => matches!(role, Role::Operator | Role::Descendant),
+        Message::Ready => matches!(role, Role::Child(_)),
         Message::CaptureStatus(_) => role == Role::Child(ProcessName::Capture),
         Message::DetectorStatus(_) | Message::Detection { .. } | Message::Ack(_) => {
             role == Role::Child(ProcessName::Detector)
@@ -98,6 +99,7 @@ fn message_kind(message: &Message) -> &'static str {
     match message {
         Message::Hello { .. } => "a second hello",
         Message::Ack(_) => "acks",
+        Message::Ready => "ready",
         Message::CaptureStatus(_) => "capture status",
         Message::DetectorStatus(_) => "detector status",
         Message::Detection { .. } => "detections",
@@ -205,6 +207,13 @@ mod tests {
         assert!(may_send(capture, &hello).is_err(), "one hello");
         for role in [capture, detector, control, Role::Operator] {
             assert!(may_send(role, &Message::TakeOver).is_err());
+        }
+        // Only a child that said hello says it is ready.
+        for role in [capture, detector, control] {
+            assert!(may_send(role, &Message::Ready).is_ok());
+        }
+        for role in [Role::Operator, Role::Descendant] {
+            assert!(may_send(role, &Message::Ready).is_err());
         }
     }
 

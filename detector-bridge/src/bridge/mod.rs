@@ -97,6 +97,8 @@ pub struct Bridge {
     counters: Counters,
     fps: RateWindow,
     last_status: Instant,
+    /// It told oriond it is ready (once per process; see `report_status`).
+    said_ready: bool,
 }
 
 impl Bridge {
@@ -128,6 +130,7 @@ impl Bridge {
             events,
             counters: Counters::default(),
             fps: RateWindow::new(Duration::from_secs(5)),
+            said_ready: false,
             last_status: Instant::now(),
         })
     }
@@ -214,7 +217,7 @@ impl Bridge {
             } => {
                 tracing::info!(pid, model = size, ?sizes, "worker ready");
                 self.link.ready(sizes);
-                // oriond waits for this to count the detector as ready.
+                // The report that shows it loaded, and with it the detector's Ready.
                 self.report_status(true);
             }
             Reply::Result {
@@ -465,7 +468,14 @@ impl Bridge {
         if force || self.last_status.elapsed() >= self.s.status_interval {
             self.last_status = Instant::now();
             let status = self.status();
+            let serving = matches!(status.state, DetectorState::Paused | DetectorState::Running);
             io::status(status);
+            // Ready once its worker has loaded and it serves (a standby: once it took
+            // over), right after the first report that shows it.
+            if serving && !self.said_ready {
+                self.said_ready = true;
+                io::ready();
+            }
         }
     }
 }

@@ -286,15 +286,18 @@ impl Supervisor {
                 return;
             }
         };
-        // orion-control is ready once connected; it publishes the occupancy retained.
-        if name == ProcessName::Control && part == Part::Serving {
-            self.child_ready(name);
-            self.send_occupancy();
-        }
+        tracing::debug!(%name, ?part, conn, "hello");
     }
 
     fn child_message(&mut self, conn: ConnId, name: ProcessName, m: Message, body: &[u8]) {
         match m {
+            Message::Ready => {
+                // orion-control publishes the occupancy retained from the start.
+                if name == ProcessName::Control {
+                    self.send_occupancy();
+                }
+                self.child_ready(name);
+            }
             Message::Ack(ack) => self.child_ack(conn, name, ack),
             Message::CaptureStatus(_) | Message::DetectorStatus(_) => self.child_status(name, m),
             Message::Detection {

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
+use orion_protocol::ProcessName;
 use orion_protocol::message::Message;
-use orion_protocol::{DetectorState, ProcessName, StreamState};
 
 use super::Supervisor;
 use crate::child::Report;
@@ -244,19 +244,11 @@ impl Supervisor {
         }
     }
 
-    /// A capture or detector report; the first that means "ready" makes it ready.
+    /// A capture or detector report: kept for the status (a change of its state is news).
     pub(super) fn child_status(&mut self, name: ProcessName, m: Message) {
-        let (ready, report) = match m {
-            // A successor's standby report arriving after its adoption: not yet the writer.
-            Message::CaptureStatus(s) => (s.state != StreamState::Standby, Report::Capture(s)),
-            // A standby's report arriving after its adoption: not yet taken over.
-            Message::DetectorStatus(s) => (
-                !matches!(
-                    s.state,
-                    DetectorState::StartingWorker | DetectorState::Standby
-                ),
-                Report::Detector(Box::new(s)),
-            ),
+        let report = match m {
+            Message::CaptureStatus(s) => Report::Capture(s),
+            Message::DetectorStatus(s) => Report::Detector(Box::new(s)),
             _ => return,
         };
         let changed = self
@@ -267,15 +259,13 @@ impl Supervisor {
         if let Some(c) = self.children.get_mut(&name) {
             c.last_status = Some(report);
         }
-        if ready {
-            self.child_ready(name);
-        }
         if changed {
             self.push_status();
         }
     }
 
-    /// `name` reported ready: bring it to the desired state, then it is RUNNING.
+    /// `name` said it is ready (`Message::Ready`; the broker: its log line): bring it to
+    /// the desired state, then it is RUNNING.
     pub(super) fn child_ready(&mut self, name: ProcessName) {
         let Some(child) = self.children.get_mut(&name) else {
             return;
