@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ack;
 pub mod capture;
 pub mod command;
 pub mod desired;

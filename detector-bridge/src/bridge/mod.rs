@@ -303,12 +303,8 @@ impl Bridge {
             self.link.overdue_swap(SWAP_TIMEOUT, Instant::now())
         {
             self.counters.swaps_timed_out += 1;
-            let why = match &outcome {
-                SwapOutcome::Failed { why, .. } => why.clone(),
-                SwapOutcome::Loaded { .. } => String::new(),
-            };
             self.swap_ended(outcome);
-            if restart_worker {
+            if let Some(why) = restart_worker {
                 self.worker_died(&why);
             }
         }

@@ -12,6 +12,8 @@
 //! no imports, no session creation), and a new spare is started a little later. It is
 //! started once the worker has delivered results, and replaced after a model change.
 
+mod handle;
+mod spare;
 mod swap;
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,8 @@ use orion_protocol::ModelSize;
 use orion_protocol::command::{AckError, Command, ErrorKind};
 use serde_json::{Value, json};
 
+pub use self::handle::Handle;
+use self::spare::{Spare, SpareState};
 pub use self::swap::{Loader, Swap, SwapOutcome};
 use crate::worker::{Reply, Request, Worker, WorkerEvent};
 
@@ -39,27 +43,6 @@ const SWAP_IDS: u64 = 1 << 62;
 /// The niceness a spare that found no idle CPU is raised to (it starts at 19).
 const SPARE_RAISED_NICE: i32 = 10;
 
-/// What the link needs of a worker process (a real [`Worker`]; the tests use a recorder).
-pub trait Handle {
-    fn pid(&self) -> u32;
-    fn send(&mut self, request: &Request) -> anyhow::Result<()>;
-    fn renice(&self, nice: i32) -> std::io::Result<()>;
-}
-
-impl Handle for Worker {
-    fn pid(&self) -> u32 {
-        Worker::pid(self)
-    }
-
-    fn send(&mut self, request: &Request) -> anyhow::Result<()> {
-        Worker::send(self, request)
-    }
-
-    fn renice(&self, nice: i32) -> std::io::Result<()> {
-        Worker::renice(self, nice)
-    }
-}
-
 /// The worker serving frames.
 enum Serving<W> {
     /// None runs; the next starts at `restart_at` (`None`: not before it is asked for).
@@ -69,52 +52,6 @@ enum Serving<W> {
     /// Loaded: frames go to it. `healthy` once it delivered a result (its death is then a
     /// crash to recover from at once).
     Ready { worker: W, healthy: bool },
-}
-
-/// A worker with the current model loaded, waiting to take over.
-struct Spare<W> {
-    worker: W,
-    generation: u64,
-    model: ModelFiles,
-    started: Instant,
-    /// Raised to [`SPARE_RAISED_NICE`] because its start took long.
-    raised: bool,
-}
-
-enum SpareState<W> {
-    /// None runs; the next may start at `due` (set when one is first wanted).
-    None { due: Option<Instant> },
-    /// Started, loading the current model.
-    Starting(Spare<W>),
-    /// Loaded with these input sizes: it takes over a worker death at once.
-    Ready { spare: Spare<W>, sizes: Vec<u32> },
-    /// It loaded the swap's model (these input sizes, in this time): it replaces the
-    /// worker as soon as the worker has nothing in flight.
-    Loaded {
-        spare: Spare<W>,
-        sizes: Vec<u32>,
-        load_ms: f64,
-    },
-}
-
-impl<W> SpareState<W> {
-    fn spare(&self) -> Option<&Spare<W>> {
-        match self {
-            SpareState::None { .. } => None,
-            SpareState::Starting(spare)
-            | SpareState::Ready { spare, .. }
-            | SpareState::Loaded { spare, .. } => Some(spare),
-        }
-    }
-
-    fn spare_mut(&mut self) -> Option<&mut Spare<W>> {
-        match self {
-            SpareState::None { .. } => None,
-            SpareState::Starting(spare)
-            | SpareState::Ready { spare, .. }
-            | SpareState::Loaded { spare, .. } => Some(spare),
-        }
-    }
 }
 
 pub struct WorkerLink<W: Handle = Worker> {
@@ -579,8 +516,12 @@ impl<W: Handle> WorkerLink<W> {
 
     /// A swap that has taken `limit` or longer ends (`timeout`). A spare loading it goes;
     /// the worker loading it must be restarted on the model it has (else it could still
-    /// switch later, behind everyone's back): the second value says so.
-    pub fn overdue_swap(&mut self, limit: Duration, now: Instant) -> Option<(SwapOutcome, bool)> {
+    /// switch later, behind everyone's back): the second value says why, if it must.
+    pub fn overdue_swap(
+        &mut self,
+        limit: Duration,
+        now: Instant,
+    ) -> Option<(SwapOutcome, Option<String>)> {
         let swap = self
             .swap
             .take_if(|s| now.saturating_duration_since(s.started) >= limit)?;
@@ -595,12 +536,13 @@ impl<W: Handle> WorkerLink<W> {
             limit.as_secs(),
             self.model.size
         );
+        let restart = restart_worker.then(|| why.clone());
         let outcome = SwapOutcome::Failed {
             swap,
             kind: ErrorKind::Timeout,
             why,
         };
-        Some((outcome, restart_worker))
+        Some((outcome, restart))
     }
 
     /// A spare starts, and loads a swap's model, at niceness 19 (it takes almost only

@@ -303,7 +303,10 @@ fn every_way_a_swap_fails_ends_it_once_with_the_old_model_kept() {
     let limit = Duration::from_secs(120);
     assert!(r.link.overdue_swap(limit, r.now + limit / 2).is_none());
     let (outcome, restart) = r.link.overdue_swap(limit, r.now + limit).unwrap();
-    assert!(restart);
+    assert_eq!(
+        restart.as_deref(),
+        Some("model m did not load within 120 s; still n")
+    );
     let err = outcome.answer().unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
     assert_eq!(err.message, "model m did not load within 120 s; still n");
@@ -333,7 +336,7 @@ fn every_way_a_swap_fails_ends_it_once_with_the_old_model_kept() {
         .begin_swap(files(ModelSize::M), &command(), r.now)
         .unwrap();
     let (_, restart) = r.link.overdue_swap(limit, r.now + limit).unwrap();
-    assert!(!restart);
+    assert_eq!(restart, None);
     assert_eq!((r.link.pid(), r.link.spare_pid()), (Some(101), None));
 }
 
