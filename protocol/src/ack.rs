@@ -6,8 +6,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::command::Command;
-
 /// Outcome of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,10 +107,6 @@ impl Ack {
             error,
             error_kind,
         }
-    }
-
-    pub fn for_command(cmd: &Command, result: Result<Value, AckError>) -> Self {
-        Self::new(&cmd.name, cmd.request_id.clone(), result)
     }
 
     pub fn is_success(&self) -> bool {

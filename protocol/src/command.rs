@@ -483,5 +483,12 @@ fn snapshot_request(params: &Value) -> Result<SnapshotRequest, String> {
     Ok(SnapshotRequest { format, quality })
 }
 
+impl Ack {
+    /// The answer to `cmd` (its name and request id).
+    pub fn for_command(cmd: &Command, result: Result<Value, AckError>) -> Self {
+        Self::new(&cmd.name, cmd.request_id.clone(), result)
+    }
+}
+
 #[cfg(test)]
 mod tests;
