@@ -20,7 +20,7 @@ use orion_protocol::status::{Handover, HandoverMode};
 use orion_protocol::{CaptureStatus, ProcessName, StreamState};
 
 use super::Supervisor;
-use super::effects::Effect;
+use super::act::Act;
 use crate::child::Report;
 use crate::events::{Timer, after};
 use crate::lifecycle::State;
@@ -63,10 +63,10 @@ fn can_hand_over(
 }
 
 /// The capture is replaced the ordinary way (stop, start) for `why`.
-fn ordinary_restart(why: String) -> Vec<Effect> {
+fn ordinary_restart(why: String) -> Vec<Act> {
     vec![
-        Effect::Handover(Handover::restart(why, 0)),
-        Effect::Restart(ProcessName::Capture),
+        Act::Handover(Handover::restart(why, 0)),
+        Act::Restart(ProcessName::Capture),
     ]
 }
 
@@ -81,19 +81,19 @@ impl Successor {
 
     /// A report from it, `age` after it started: once it holds a frame, the old capture
     /// goes (the capture's restart then adopts it).
-    fn report(&mut self, status: CaptureStatus, age: Duration) -> Vec<Effect> {
+    fn report(&mut self, status: CaptureStatus, age: Duration) -> Vec<Act> {
         let first_frame = status.state == StreamState::Standby && self.held_after.is_none();
         self.last_status = Some(status);
         if !first_frame {
             return vec![];
         }
         self.held_after = Some(age);
-        vec![Effect::Restart(ProcessName::Capture)]
+        vec![Act::Restart(ProcessName::Capture)]
     }
 
     /// Its time to hold a frame (the timer of `generation`) is up: without one, it is
     /// dropped and the capture restarts the ordinary way.
-    fn timed_out(&self, generation: u64) -> Vec<Effect> {
+    fn timed_out(&self, generation: u64) -> Vec<Act> {
         if self.generation != generation || self.held_after.is_some() {
             return vec![];
         }
@@ -101,18 +101,18 @@ impl Successor {
             "no frame from the camera in {} s; the capture restarts and reconnects",
             HANDOVER_TIMEOUT.as_secs()
         );
-        let mut effects = vec![Effect::DropSuccessor(why.clone())];
+        let mut effects = vec![Act::DropSuccessor(why.clone())];
         effects.extend(ordinary_restart(why));
         effects
     }
 
     /// It exited (`status`) before taking over. If the old capture is not on its way out
     /// yet, it restarts the ordinary way so the new settings still apply.
-    fn exited(&self, status: &str) -> Vec<Effect> {
+    fn exited(&self, status: &str) -> Vec<Act> {
         let why = format!("the successor exited ({status}) before taking over");
         let mut effects = ordinary_restart(why);
         if self.held_after.is_some() {
-            effects.retain(|e| !matches!(e, Effect::Restart(_)));
+            effects.retain(|e| !matches!(e, Act::Restart(_)));
         }
         effects
     }
@@ -308,7 +308,7 @@ mod tests {
         let held = Duration::from_millis(420);
         assert_eq!(
             s.report(report(StreamState::Standby), held),
-            vec![Effect::Restart(CAPTURE)]
+            vec![Act::Restart(CAPTURE)]
         );
         assert_eq!(
             s.report(report(StreamState::Standby), Duration::from_secs(1)),
@@ -326,12 +326,9 @@ mod tests {
         let s = Successor::new(7);
         assert_eq!(s.timed_out(6), vec![], "another successor's timer");
         let effects = s.timed_out(7);
-        assert!(
-            matches!(effects[0], Effect::DropSuccessor(_)),
-            "{effects:?}"
-        );
-        assert!(matches!(&effects[1], Effect::Handover(h) if h.mode == HandoverMode::Restart));
-        assert_eq!(effects[2], Effect::Restart(CAPTURE));
+        assert!(matches!(effects[0], Act::DropSuccessor(_)), "{effects:?}");
+        assert!(matches!(&effects[1], Act::Handover(h) if h.mode == HandoverMode::Restart));
+        assert_eq!(effects[2], Act::Restart(CAPTURE));
         assert_eq!(effects.len(), 3);
     }
 
@@ -339,12 +336,12 @@ mod tests {
     fn a_successor_that_dies_restarts_the_capture_unless_it_is_going_already() {
         let waiting = Successor::new(7);
         let effects = waiting.exited("signal 9");
-        assert_eq!(effects.last(), Some(&Effect::Restart(CAPTURE)));
+        assert_eq!(effects.last(), Some(&Act::Restart(CAPTURE)));
         let mut held = Successor::new(8);
         held.report(report(StreamState::Standby), Duration::from_millis(300));
         let effects = held.exited("signal 9");
         assert!(
-            matches!(&effects[..], [Effect::Handover(h)] if h.why.as_deref().is_some_and(|w| w.contains("signal 9"))),
+            matches!(&effects[..], [Act::Handover(h)] if h.why.as_deref().is_some_and(|w| w.contains("signal 9"))),
             "{effects:?}"
         );
     }

@@ -17,7 +17,7 @@
 //! - [`reload`](self::reload): the config re-read on SIGHUP;
 //! - [`status`](self::status): the status oriond reports.
 
-mod effects;
+mod act;
 mod handover;
 mod processes;
 mod reload;

@@ -44,14 +44,14 @@ impl Supervisor {
             }
         }
         for effect in effects {
-            self.act(name, effect);
+            self.carry_out_effect(name, effect);
         }
         if before != after_state {
             self.push_status();
         }
     }
 
-    fn act(&mut self, name: ProcessName, effect: Effect) {
+    fn carry_out_effect(&mut self, name: ProcessName, effect: Effect) {
         let Some(generation) = self.children.get(&name).map(|c| c.generation) else {
             return;
         };

@@ -12,7 +12,7 @@ use orion_config::Config;
 use orion_protocol::ProcessName;
 
 use super::Supervisor;
-use super::effects::Effect;
+use super::act::Act;
 use crate::desired::Desired;
 use crate::lifecycle::State;
 
@@ -85,10 +85,10 @@ pub(super) fn plan(
 /// How `name`, in `state`, takes new settings: a running capture make-before-break, a
 /// child that runs or is on its way the ordinary way; one that is stopped or given up on
 /// takes them at its next start.
-pub(super) fn restart(name: ProcessName, state: Option<State>) -> Option<Effect> {
+pub(super) fn restart(name: ProcessName, state: Option<State>) -> Option<Act> {
     match state? {
-        State::Running if name == ProcessName::Capture => Some(Effect::ReplaceCapture),
-        State::Running | State::Starting | State::Backoff => Some(Effect::Restart(name)),
+        State::Running if name == ProcessName::Capture => Some(Act::ReplaceCapture),
+        State::Running | State::Starting | State::Backoff => Some(Act::Restart(name)),
         State::Stopped | State::Stopping | State::Exited | State::Fatal => None,
     }
 }
@@ -121,7 +121,7 @@ impl Supervisor {
         self.config = plan.config;
         self.desired = plan.desired;
         self.persist();
-        let effects: Vec<Effect> = plan
+        let effects: Vec<Act> = plan
             .restart
             .iter()
             .filter_map(|&name| restart(name, self.state_of(name)))
@@ -203,21 +203,15 @@ mod tests {
         use State::*;
         let capture = ProcessName::Capture;
         let detector = ProcessName::Detector;
-        assert_eq!(
-            restart(capture, Some(Running)),
-            Some(Effect::ReplaceCapture)
-        );
-        assert_eq!(
-            restart(capture, Some(Backoff)),
-            Some(Effect::Restart(capture))
-        );
+        assert_eq!(restart(capture, Some(Running)), Some(Act::ReplaceCapture));
+        assert_eq!(restart(capture, Some(Backoff)), Some(Act::Restart(capture)));
         assert_eq!(
             restart(detector, Some(Running)),
-            Some(Effect::Restart(detector))
+            Some(Act::Restart(detector))
         );
         assert_eq!(
             restart(detector, Some(Starting)),
-            Some(Effect::Restart(detector))
+            Some(Act::Restart(detector))
         );
         for idle in [Stopped, Stopping, Exited, Fatal] {
             assert_eq!(restart(detector, Some(idle)), None, "{idle:?}");

@@ -19,7 +19,7 @@ use orion_protocol::status::{StandbyNow, StandbyStatus};
 use orion_protocol::{DetectorState, ProcessName};
 
 use super::Supervisor;
-use super::effects::Effect;
+use super::act::Act;
 use crate::child::Report;
 use crate::lifecycle::State;
 use crate::registry::{Incarnation, Part};
@@ -86,20 +86,18 @@ pub(super) struct Situation<'a> {
 /// Every [`STANDBY_CHECK`]: a standby is started once the detector has settled, dropped
 /// when no detector runs or the detector's settings changed (the next one after
 /// [`STANDBY_DELAY`]).
-pub(super) fn check(s: &Situation, record: &mut StandbyRecord, now: Instant) -> Vec<Effect> {
+pub(super) fn check(s: &Situation, record: &mut StandbyRecord, now: Instant) -> Vec<Act> {
     let detector_down = matches!(s.detector, None | Some(State::Stopped | State::Fatal));
     if !s.wanted || detector_down {
         return match s.standby {
-            Some(_) => vec![Effect::DropStandby(
-                "no detector runs, or the standby is off",
-            )],
+            Some(_) => vec![Act::DropStandby("no detector runs, or the standby is off")],
             None => vec![],
         };
     }
     if let Some(launch) = s.standby {
         if Some(launch) != s.launch_now {
             record.not_before = Some(now + STANDBY_DELAY);
-            return vec![Effect::DropStandby("the detector's settings changed")];
+            return vec![Act::DropStandby("the detector's settings changed")];
         }
         return vec![];
     }
@@ -108,7 +106,7 @@ pub(super) fn check(s: &Situation, record: &mut StandbyRecord, now: Instant) -> 
         && s.detector_idle;
     let allowed = record.not_before.is_none_or(|t| now >= t);
     if settled && allowed && s.launch_now.is_some() {
-        vec![Effect::StartStandby]
+        vec![Act::StartStandby]
     } else {
         vec![]
     }
@@ -310,7 +308,7 @@ mod tests {
         let early = settled(STANDBY_DELAY - Duration::from_millis(1), &small);
         assert_eq!(check(&early, &mut record, now), vec![]);
         let s = settled(STANDBY_DELAY, &small);
-        assert_eq!(check(&s, &mut record, now), vec![Effect::StartStandby]);
+        assert_eq!(check(&s, &mut record, now), vec![Act::StartStandby]);
         let loading = Situation {
             detector_idle: false,
             ..s
@@ -343,7 +341,7 @@ mod tests {
         assert_eq!(check(&s, &mut record, later), vec![]);
         assert_eq!(
             check(&s, &mut record, t0 + STANDBY_RETRY),
-            vec![Effect::StartStandby]
+            vec![Act::StartStandby]
         );
     }
 
@@ -364,9 +362,7 @@ mod tests {
             };
             assert_eq!(
                 check(&s, &mut record, t0),
-                vec![Effect::DropStandby(
-                    "no detector runs, or the standby is off"
-                )],
+                vec![Act::DropStandby("no detector runs, or the standby is off")],
                 "{down:?}"
             );
         }
@@ -376,7 +372,7 @@ mod tests {
         };
         assert_eq!(
             check(&changed, &mut record, t0),
-            vec![Effect::DropStandby("the detector's settings changed")]
+            vec![Act::DropStandby("the detector's settings changed")]
         );
         assert_eq!(
             record.not_before,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 mod route;
 
 use super::Supervisor;
-use super::effects::Effect;
+use super::act::Act;
 use crate::dedupe::{Begin, Dedupe};
 use crate::desired::Desired;
 use crate::events::{ConnId, Timer, after};
@@ -224,7 +224,7 @@ impl Supervisor {
                 self.desired.rate_hz = rate;
                 self.persist();
                 self.wait_for(ProcessName::Capture, Until::Running, reply, Some(rollback));
-                self.carry_out([Effect::ReplaceCapture]);
+                self.carry_out([Act::ReplaceCapture]);
             }
             Route::Shutdown => {
                 self.answer(&reply, Ok(json!({"shutting_down": true})));
