@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::command::{AckError, AckStatus, ErrorKind};
+use crate::ack::{Ack, AckError, AckStatus, ErrorKind};
 
 /// The acknowledgement as MQTT carries it (`{prefix}/health/{id}`, docs/mqtt.md): the
 /// [`Ack`] of the socket plus the command's name as `command_ack`, the instance and the
@@ -32,18 +32,16 @@ impl MqttAck {
         result: Result<Value, AckError>,
         timestamp: String,
     ) -> Self {
-        let (status, data, error, error_kind) = match result {
-            Ok(data) => (AckStatus::Success, data, None, None),
-            Err(e) => (AckStatus::Error, Value::Null, Some(e.message), Some(e.kind)),
-        };
+        // The socket's ack decides status, data and error; MQTT adds who and when.
+        let ack = Ack::new(command, request_id, result);
         Self {
-            command_ack: command.to_string(),
-            status,
+            command_ack: ack.command,
+            status: ack.status,
             instance_id: instance_id.to_string(),
-            request_id,
-            data,
-            error,
-            error_kind,
+            request_id: ack.request_id,
+            data: ack.data,
+            error: ack.error,
+            error_kind: ack.error_kind,
             timestamp,
             redelivered: false,
         }
