@@ -172,6 +172,10 @@ pub struct Occupancy {
     pub leave_after_s: f64,
     /// Persons below this confidence do not count, 0..=1.
     pub min_confidence: f64,
+    /// While attention ROIs or auto-focus crop the frame, the detector looks at the whole
+    /// frame at least this often (seconds, 0.5..=60); occupancy turns empty only after
+    /// such a look found nobody.
+    pub full_look_s: f64,
 }
 
 impl Default for Occupancy {
@@ -180,6 +184,7 @@ impl Default for Occupancy {
             enter_frames: 3,
             leave_after_s: 10.0,
             min_confidence: 0.5,
+            full_look_s: 5.0,
         }
     }
 }

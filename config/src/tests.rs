@@ -283,6 +283,7 @@ mod fuzz {
             "enter_frames",
             "leave_after_s",
             "min_confidence",
+            "full_look_s",
             "discovery",
             "embedded",
             "host",

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use orion_protocol::FrameSize;
 use orion_protocol::limits::{
-    ClassNames, Confidence, Iou, RangeError, StallTimeout, Threads, Threshold320, WorkerTimeout,
+    ClassNames, Confidence, FullLook, Iou, RangeError, StallTimeout, Threads, Threshold320,
+    WorkerTimeout,
 };
 
 use crate::Config;
@@ -109,6 +110,7 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     int("occupancy.enter_frames", o.enter_frames.into(), 1, 100)?;
     float("occupancy.leave_after_s", o.leave_after_s, 0.5, 3600.0)?;
     float("occupancy.min_confidence", o.min_confidence, 0.0, 1.0)?;
+    ranged("occupancy.full_look_s", FullLook::new(o.full_look_s))?;
     int(
         "snapshot.jpeg_quality",
         c.snapshot.jpeg_quality.into(),

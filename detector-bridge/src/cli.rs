@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use orion_process::ring_arg::RingArg;
 use orion_protocol::limits::{
-    ClassNames, Confidence, Iou, RangeError, Threads, Threshold320, WorkerTimeout,
+    ClassNames, Confidence, FullLook, Iou, RangeError, Threads, Threshold320, WorkerTimeout,
 };
 use orion_protocol::{InstanceId, ModelSize};
 use orion_ring::RingReader;
@@ -75,6 +75,13 @@ pub struct Args {
     /// Auto-focus strategy: simple, smoothing or velocity
     #[arg(long, default_value = "smoothing")]
     pub auto_focus_strategy: String,
+    /// While attention ROIs or auto-focus crop the frame, look at the whole frame at least
+    /// every this many seconds (oriond turns occupancy empty only after such a look)
+    #[arg(long, default_value_t = 5.0)]
+    pub full_look_s: f64,
+    /// Never force a full look (for measuring what a partial view misses; not for rooms)
+    #[arg(long, hide = true)]
+    pub no_full_look: bool,
     /// Keep a second worker with the model loaded that takes over at once when the worker
     /// dies (costs its memory: see detector-bridge/README.md)
     #[arg(long)]
@@ -142,7 +149,9 @@ fn validate(a: &Args) -> Result<Settings> {
     let auto_focus_params = crate::autofocus::Params::default()
         .with(&update)
         .map_err(anyhow::Error::msg)?;
+    let full_look = FullLook::new(a.full_look_s).map_err(|e| range("full_look_s", e))?;
     Ok(Settings {
+        full_look: (!a.no_full_look).then(|| Duration::from_secs_f64(full_look.get())),
         auto_focus: a.auto_focus,
         paused: a.paused,
         spare_worker: a.spare_worker,

@@ -77,6 +77,12 @@ bounded!(
     Threshold320: u64, 0, 7680 * 4320, "0..=33177600",
     |v| v <= 7680 * 4320
 );
+bounded!(
+    /// Seconds a crop (attention ROIs, auto-focus) may hide the rest of the frame before
+    /// the detector looks at the whole frame again.
+    FullLook: f64, 0.5, 60.0, "0.5..=60",
+    |v| v.is_finite() && (0.5..=60.0).contains(&v)
+);
 
 bounded!(
     /// JPEG quality of a snapshot (libjpeg's scale: 100 is best, 75 a common default).

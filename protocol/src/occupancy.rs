@@ -17,4 +17,21 @@ pub struct Occupancy {
     pub frame_seq: Option<u64>,
     /// Why it is unknown.
     pub reason: Option<String>,
+    /// What the frame that made the current answer showed: the whole frame or a region of
+    /// it. `occupied: false` is only ever concluded from the whole frame.
+    #[serde(default)]
+    pub coverage: Option<Coverage>,
+    /// The last frame looked at whole (capture time), RFC 3339.
+    #[serde(default)]
+    pub last_full_look: Option<String>,
+}
+
+/// How much of the frame a judged frame showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// The whole frame.
+    Full,
+    /// A crop of it (attention ROIs, auto-focus): people outside it were not looked for.
+    Region,
 }

@@ -126,6 +126,8 @@ pub fn spec(
                 s(&d.threshold_320),
                 s(&"--worker-timeout-s"),
                 s(&d.worker_timeout_s),
+                s(&"--full-look-s"),
+                s(&config.occupancy.full_look_s),
                 s(&"--auto-focus-strategy"),
                 serde_json::to_value(desired.auto_focus_params.strategy)
                     .ok()

@@ -54,6 +54,9 @@ pub struct Settings {
     /// nothing is inferred, no spare is kept; the status says `standby` once it is ready.
     pub standby: bool,
     pub auto_focus_params: crate::autofocus::Params,
+    /// While a region is used, look at the whole frame at least this often (`None`: never
+    /// forced; only the bench's "before" measurement turns it off).
+    pub full_look: Option<Duration>,
 }
 
 /// What the loop reacts to.
@@ -121,7 +124,7 @@ impl Bridge {
                 s.standby,
                 Instant::now(),
             ),
-            attention: Attention::new(s.auto_focus, s.auto_focus_params),
+            attention: Attention::new(s.auto_focus, s.auto_focus_params, s.full_look),
             paused: s.paused,
             standby: s.standby,
             s,
@@ -190,13 +193,14 @@ impl Bridge {
             }
         }
         if !self.paused && !self.standby && !self.pipeline.has_prepared() {
-            let (region, source) = self.attention.region();
+            let now = Instant::now();
+            let (region, source) = self.attention.region(now);
             let has_320 = self.link.next_sizes().contains(&320);
             match self
                 .pipeline
                 .prepare(region, source, self.s.threshold_320, has_320)
             {
-                Prepared::Job(source) => self.attention.used(source),
+                Prepared::Job(source) => self.attention.used(region, source, now),
                 Prepared::Torn => self.counters.torn += 1,
                 Prepared::Nothing => {}
             }
@@ -234,8 +238,11 @@ impl Bridge {
                 };
                 self.link.healthy();
                 let detections = results::map_boxes(&job, &boxes, &scores, &classes);
-                self.attention
-                    .observe(&results::normalized(&job, &detections));
+                self.attention.observe(
+                    job.region,
+                    job.roi_source,
+                    &results::normalized(&job, &detections),
+                );
                 let inference = Inference {
                     imgsz,
                     model_size: model_size.parse().unwrap_or(self.link.model().size),

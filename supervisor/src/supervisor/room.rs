@@ -4,11 +4,11 @@
 //! orion-control, which publishes it retained; the status shows the current one.
 
 use orion_protocol::message::Message;
-use orion_protocol::{DetectionMessage, ProcessName};
+use orion_protocol::{DetectionMessage, NormRect, ProcessName};
 
 use super::Supervisor;
 use crate::child::Report;
-use orion_room::occupancy::{Occupancy, Settings, Tracker};
+use orion_room::occupancy::{Coverage, Frame, Occupancy, Settings, Tracker};
 use orion_room::sight::{self, Observers};
 
 /// The tracker's settings from `[occupancy]`.
@@ -33,11 +33,21 @@ impl Supervisor {
             .iter()
             .map(|d| f64::from(d.confidence))
             .collect();
+        let metadata = &detection.data.metadata;
+        // A crop is judged as a crop, whatever its source; ROIs that cover the frame are
+        // the frame.
+        let coverage = if metadata.region == NormRect::FULL {
+            Coverage::Full
+        } else {
+            Coverage::Region
+        };
         let before = self.occupancy.current().occupied;
-        if self
-            .occupancy
-            .frame(detection.frame_seq, captured_unix_ns, &confidences)
-        {
+        if self.occupancy.frame(Frame {
+            seq: detection.frame_seq,
+            captured_ns: captured_unix_ns,
+            coverage,
+            confidences: &confidences,
+        }) {
             self.send_occupancy();
             let now = self.occupancy.current().occupied;
             if now.is_some() && now != before {
