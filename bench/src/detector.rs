@@ -10,6 +10,13 @@
 //!   the two real models (n = YOLOv3-tiny → m = fall detector, and back), ÷ the median
 //!   steady gap, at a frame rate that keeps the worker about half busy with the slower model.
 //!
+//! - `detector.partial_view` and `detector.partial_view.before`: with auto-focus on, the
+//!   share of judged frames whose person count (confidence ≥ 0.5, occupancy's default)
+//!   falls below what the whole frame holds, and the longest such stretch in seconds of
+//!   footage — with the full looks of issue 25 (the default) and without them
+//!   (`--no-full-look`). The whole frame's count comes from a third pass without
+//!   auto-focus over the same frames (5 per second of the street footage, fed at 5 Hz).
+//!
 //! The detector process is this binary re-executed (`detector-child`), running exactly the
 //! code of `orion-detector`.
 
@@ -38,6 +45,9 @@ pub struct Options {
     /// ONNX Runtime intra-op threads (worker and baseline alike).
     #[arg(long, default_value_t = 2)]
     threads: u32,
+    /// Run only these parts, comma-separated: overhead, swap, partial.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn models_dir() -> Result<PathBuf> {
@@ -50,10 +60,18 @@ fn models_dir() -> Result<PathBuf> {
 
 pub fn run(opts: &Options) -> Result<()> {
     let models = models_dir()?;
-    for (imgsz, (w, h)) in [(320u32, (320u32, 240u32)), (640, (640, 480))] {
-        overhead(&models, imgsz, w, h, opts)?;
+    let wanted = |part: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == part);
+    if wanted("overhead") {
+        for (imgsz, (w, h)) in [(320u32, (320u32, 240u32)), (640, (640, 480))] {
+            overhead(&models, imgsz, w, h, opts)?;
+        }
     }
-    swap_gap(&models, opts)?;
+    if wanted("swap") {
+        swap_gap(&models, opts)?;
+    }
+    if wanted("partial") {
+        partial_view(opts)?;
+    }
     Ok(())
 }
 
@@ -321,4 +339,164 @@ fn swap_gap(models: &Path, opts: &Options) -> Result<()> {
         }),
     );
     Ok(())
+}
+
+/// Frames per second of footage in the partial-view passes, and the rate they are fed at.
+const PARTIAL_HZ: f64 = 5.0;
+
+/// One judged frame of a partial-view pass: its index in the footage, the persons found
+/// (confidence ≥ 0.5) and whether the whole frame was looked at.
+struct Judged {
+    index: usize,
+    persons: usize,
+    whole: bool,
+}
+
+fn partial_view(opts: &Options) -> Result<()> {
+    let (w, h) = (640, 360);
+    let frames = orion_tests::fixtures::footage(w, h, "5/1")?;
+    let reference = partial_pass(&frames, w, h, "pvref", &[], opts)?;
+    let whole: std::collections::HashMap<usize, usize> =
+        reference.iter().map(|j| (j.index, j.persons)).collect();
+    for (line, extra) in [
+        (
+            "detector.partial_view.before",
+            &["--auto-focus", "--no-full-look"][..],
+        ),
+        ("detector.partial_view", &["--auto-focus"][..]),
+    ] {
+        let judged = partial_pass(&frames, w, h, "pv", extra, opts)?;
+        let compared: Vec<(&Judged, bool)> = judged
+            .iter()
+            .filter_map(|j| whole.get(&j.index).map(|&all| (j, j.persons < all)))
+            .collect();
+        if compared.len() < frames.len() / 2 {
+            bail!(
+                "{line}: only {} of {} frames judged in both passes",
+                compared.len(),
+                frames.len()
+            );
+        }
+        let below = compared.iter().filter(|(_, b)| *b).count();
+        // The longest run of consecutive judged frames below the whole frame's count, in
+        // seconds of footage (first to last frame of the run, plus one frame).
+        let (mut longest, mut run_from) = (0usize, None);
+        for (j, b) in &compared {
+            match (b, run_from) {
+                (true, None) => run_from = Some(j.index),
+                (false, Some(_)) => run_from = None,
+                _ => {}
+            }
+            if let Some(from) = run_from {
+                longest = longest.max(j.index - from + 1);
+            }
+        }
+        let whole_looks = judged.iter().filter(|j| j.whole).count();
+        // Whole frames below the reference would mean the passes saw different frames.
+        let below_whole = compared.iter().filter(|(j, b)| *b && j.whole).count();
+        let missed: usize = compared
+            .iter()
+            .filter(|(_, b)| *b)
+            .map(|(j, _)| whole[&j.index] - j.persons)
+            .sum();
+        report::line(
+            line,
+            below as f64 / compared.len() as f64,
+            "share_below_full",
+            json!({
+                "frames_compared": compared.len(),
+                "frames_below": below,
+                "frames_below_whole": below_whole,
+                "persons_missed": missed,
+                "persons_in_view": compared.iter().map(|(j, _)| whole[&j.index]).sum::<usize>(),
+                "longest_below_s": report::round(longest as f64 / PARTIAL_HZ),
+                "whole_frame_share": report::round(whole_looks as f64 / judged.len().max(1) as f64),
+                "footage": format!("sample.mp4, {PARTIAL_HZ} frames/s of video, {w}x{h}"),
+                "args": extra,
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// Feeds `frames` once, in order, at `PARTIAL_HZ` to a fresh detector started with `extra`
+/// and returns what it judged.
+fn partial_pass(
+    frames: &[Vec<u8>],
+    w: u32,
+    h: u32,
+    tag: &str,
+    extra: &[&str],
+    opts: &Options,
+) -> Result<Vec<Judged>> {
+    let ring = ring(tag, w, h)?;
+    let mut writer = RingWriter::attach(ring.source().clone())?;
+    let geometry = FrameGeometry::new(w, h, w * 3, PixelFormat::Rgb8)?;
+    let blank = vec![0u8; (w * h * 3) as usize];
+    writer.write(geometry, CaptureTime::now(), &blank)?;
+    let mut det = start_detector(&ring, "n", tag, opts.threads, extra)?;
+    collect(&mut det, Duration::from_millis(500), |_, _| {})?;
+    let first_seq = writer.next_seq();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, owned) = (stop.clone(), frames.to_vec());
+    let feed = std::thread::spawn(move || {
+        let period = Duration::from_secs_f64(1.0 / PARTIAL_HZ);
+        let mut next = Instant::now();
+        for frame in &owned {
+            if flag.load(Ordering::Relaxed)
+                || writer.write(geometry, CaptureTime::now(), frame).is_err()
+            {
+                return;
+            }
+            next += period;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    let span = Duration::from_secs_f64(frames.len() as f64 / PARTIAL_HZ + 2.0);
+    let judged = judged_within(&mut det, span, first_seq, frames.len());
+    stop.store(true, Ordering::Relaxed);
+    let _ = feed.join();
+    judged
+}
+
+/// The detections of frames `first_seq..first_seq + n` arriving within `span`.
+fn judged_within(
+    child: &mut ChildGuard,
+    span: Duration,
+    first_seq: u64,
+    n: usize,
+) -> Result<Vec<Judged>> {
+    let mut judged = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < span {
+        let Some(line) = child.next_line_within(Duration::from_millis(50))? else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["type"] != "detection" {
+            continue;
+        }
+        let d = &v["detection"];
+        let Some(index) = d["frame_seq"]
+            .as_u64()
+            .and_then(|s| s.checked_sub(first_seq))
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|i| *i < n)
+        else {
+            continue;
+        };
+        let persons = d["data"]["detections"].as_array().map_or(0, |ds| {
+            ds.iter()
+                .filter(|b| b["confidence"].as_f64() >= Some(0.5))
+                .count()
+        });
+        judged.push(Judged {
+            index,
+            persons,
+            whole: d["data"]["metadata"]["roi_source"] == "full",
+        });
+    }
+    Ok(judged)
 }

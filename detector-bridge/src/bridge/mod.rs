@@ -242,6 +242,7 @@ impl Bridge {
                     job.region,
                     job.roi_source,
                     &results::normalized(&job, &detections),
+                    Instant::now(),
                 );
                 let inference = Inference {
                     imgsz,
