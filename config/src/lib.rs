@@ -53,6 +53,10 @@ pub struct Config {
     pub supervisor: Supervisor,
     #[serde(default)]
     pub ring: Ring,
+    /// Named places in the room (`[[zones]]`: `name`, `polygon` of 3..=32 `[x, y]` points
+    /// normalized to the frame), each with its own occupancy; `set_zones` replaces them.
+    #[serde(default)]
+    pub zones: orion_protocol::Zones,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

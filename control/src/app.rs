@@ -59,6 +59,9 @@ pub struct App {
     stopped_by: Option<StoppedBy>,
     /// oriond's latest room occupancy (published retained on change and on connect).
     occupancy: Option<Occupancy>,
+    /// Each zone's latest occupancy; `None`: the zone is gone and its retained message is
+    /// still to be cleared (kept until connected).
+    zones: std::collections::BTreeMap<String, Option<orion_protocol::occupancy::ZoneOccupancy>>,
 }
 
 pub async fn run(config: Config, link: Link) -> Result<()> {
@@ -78,6 +81,7 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
         status_published: None,
         stopped_by: None,
         occupancy: None,
+        zones: Default::default(),
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -149,6 +153,7 @@ impl App {
                 );
                 self.publish_status(true);
                 self.publish_occupancy();
+                self.publish_zones();
                 self.announce_to_home_assistant();
             }
             Event::Disconnected { error, retry_in } => {
@@ -412,6 +417,10 @@ impl App {
                 Message::Occupancy { occupancy } => {
                     self.occupancy = Some(occupancy);
                     self.publish_occupancy();
+                }
+                Message::ZoneOccupancy { zone, occupancy } => {
+                    self.zones.insert(zone.to_string(), occupancy);
+                    self.publish_zone(zone.as_str());
                 }
                 Message::Snapshot { image_base64, .. } => self.snapshot(&image_base64),
                 Message::Ack(ack) => {

@@ -254,6 +254,7 @@ fn the_topics_and_their_default_qos_are_the_ones_orion_uses() {
     let text = "instance_id = \"node_001\"\n[camera]\nsource = \"test://ball\"\n";
     let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}"));
     let t = Topics::new(&config);
+    let zone = t.zone_occupancy("{zone}");
     let ours: BTreeSet<&str> = [
         &t.control,
         &t.health,
@@ -261,6 +262,7 @@ fn the_topics_and_their_default_qos_are_the_ones_orion_uses() {
         &t.availability,
         &t.detections,
         &t.occupancy,
+        &zone,
         &t.snapshot,
     ]
     .into_iter()

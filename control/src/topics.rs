@@ -29,6 +29,11 @@ impl Topics {
             snapshot: format!("{p}/snapshot/{id}"),
         }
     }
+
+    /// A zone's retained occupancy.
+    pub fn zone_occupancy(&self, zone: &str) -> String {
+        format!("{}/{zone}", self.occupancy)
+    }
 }
 
 /// Longest MQTT 5 response topic Orion publishes to.

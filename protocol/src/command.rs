@@ -18,6 +18,7 @@ use crate::focus::ParamsUpdate;
 use crate::limits::JpegQuality;
 use crate::snapshot::{ImageFormat, SnapshotRequest};
 use crate::units::{ModelSize, RateHz, RoiSet};
+use crate::zone::Zones;
 
 /// Longest command accepted anywhere (MQTT payload, socket message body).
 pub const MAX_COMMAND: usize = 64 * 1024;
@@ -37,7 +38,7 @@ pub const MQTT_ID_PREFIX: &str = "mqtt:";
 
 /// Every command MQTT can carry; the supervisor verbs (`Action::is_local_only`) are for
 /// orionctl on oriond's socket only.
-pub const MQTT_COMMANDS: [&str; 17] = [
+pub const MQTT_COMMANDS: [&str; 19] = [
     "get_status",
     "get_snapshot",
     "pause_inference",
@@ -53,6 +54,8 @@ pub const MQTT_COMMANDS: [&str; 17] = [
     "disable_auto_focus",
     "clear_auto_focus_history",
     "get_auto_focus_stats",
+    "set_zones",
+    "get_zones",
     "restart_process",
     "shutdown",
 ];
@@ -132,6 +135,9 @@ pub enum Action {
     DisableAutoFocus,
     ClearAutoFocusHistory,
     GetAutoFocusStats,
+    /// Replace the room's zones (an empty list removes them all).
+    SetZones(Zones),
+    GetZones,
     RestartProcess(ProcessName),
     Shutdown,
     // Supervisor verbs: orionctl on the socket only, never MQTT.
@@ -184,6 +190,7 @@ impl Action {
                 | Action::GetRois
                 | Action::GetAutoFocus
                 | Action::GetAutoFocusStats
+                | Action::GetZones
                 | Action::ProcessStatus(_)
                 | Action::TailProcess { .. }
         )
@@ -207,6 +214,8 @@ impl Action {
             Action::DisableAutoFocus => "disable_auto_focus",
             Action::ClearAutoFocusHistory => "clear_auto_focus_history",
             Action::GetAutoFocusStats => "get_auto_focus_stats",
+            Action::SetZones(_) => "set_zones",
+            Action::GetZones => "get_zones",
             Action::RestartProcess(_) => "restart_process",
             Action::Shutdown => "shutdown",
             Action::ProcessStatus(_) => "process_status",
@@ -226,6 +235,7 @@ impl Action {
                 json!({"format": r.format.as_str(), "quality": r.quality.map(|q| q.get())})
             }
             Action::SetRois(rois) => json!({"rois": rois}),
+            Action::SetZones(zones) => json!({"zones": zones}),
             Action::SetAutoFocus(update) => serde_json::to_value(update).unwrap_or(Value::Null),
             Action::RestartProcess(name)
             | Action::StartProcess(name)
@@ -458,6 +468,15 @@ fn catalog(name: &str, params: &Value) -> Option<Result<Action, AckError>> {
         "disable_auto_focus" => no_params(Action::DisableAutoFocus),
         "clear_auto_focus_history" => no_params(Action::ClearAutoFocusHistory),
         "get_auto_focus_stats" => no_params(Action::GetAutoFocusStats),
+        "set_zones" => match field("zones") {
+            Some(zones) => serde_json::from_value::<Zones>(zones.clone())
+                .map(Action::SetZones)
+                .map_err(|e| format!("params.zones: {e}")),
+            None => Err(
+                "params.zones must be a list of 0..=16 {name, polygon: [[x, y], ...]} zones".into(),
+            ),
+        },
+        "get_zones" => no_params(Action::GetZones),
         "shutdown" => no_params(Action::Shutdown),
         _ => return None,
     };

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::Action;
 use crate::focus::Params;
 use crate::units::{ModelSize, RateHz, RoiSet};
+use crate::zone::Zones;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +18,9 @@ pub struct Desired {
     pub paused: bool,
     pub auto_focus: bool,
     pub auto_focus_params: Params,
+    /// The room's zones (`[[zones]]`, then `set_zones`).
+    #[serde(default)]
+    pub zones: Zones,
 }
 
 impl Desired {
@@ -33,6 +37,9 @@ impl Desired {
         }
         if old.auto_focus_params != new.auto_focus_params {
             self.auto_focus_params = new.auto_focus_params;
+        }
+        if old.zones != new.zones {
+            self.zones = new.zones.clone();
         }
     }
 
@@ -53,6 +60,7 @@ impl Desired {
             }
             Action::EnableAutoFocus => self.auto_focus = true,
             Action::DisableAutoFocus => self.auto_focus = false,
+            Action::SetZones(zones) => self.zones = zones.clone(),
             _ => {}
         }
         *self != before

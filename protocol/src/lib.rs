@@ -14,6 +14,7 @@
 //! - [`status`]: the status document oriond reports ([`Status`]), typed end to end.
 //! - [`desired`]: the runtime state an operator set ([`Desired`]).
 //! - [`occupancy`]: room occupancy as published ([`Occupancy`]).
+//! - [`zone`]: named places in the room ([`Zones`]) with their own occupancy.
 //! - [`wire`]: message framing on oriond's socket.
 
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod status;
 pub mod timeouts;
 pub mod units;
 pub mod wire;
+pub mod zone;
 
 pub use capture::{CaptureStatus, StreamState};
 pub use command::{Ack, AckError, AckStatus, Action, Command, ErrorKind, ProcessName};
@@ -48,3 +50,4 @@ pub use message::{Frame, Message};
 pub use occupancy::Occupancy;
 pub use status::{ProcessState, Status};
 pub use units::{FrameSize, ModelSize, NormRect, RateHz, RoiSet, UnitError};
+pub use zone::{Zone, ZoneName, Zones};

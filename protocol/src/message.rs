@@ -41,6 +41,12 @@ pub enum Message {
     Occupancy {
         occupancy: crate::occupancy::Occupancy,
     },
+    /// A zone's occupancy for orion-control to publish (retained), on every change;
+    /// `None`: the zone is gone (its retained message is cleared).
+    ZoneOccupancy {
+        zone: crate::zone::ZoneName,
+        occupancy: Option<crate::occupancy::ZoneOccupancy>,
+    },
     /// oriond to a requester after a `get_snapshot`'s ack (and to orion-control, unasked,
     /// when occupancy changes with `[snapshot] on_occupancy_change`): the encoded image,
     /// base64.

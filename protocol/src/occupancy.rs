@@ -35,3 +35,14 @@ pub enum Coverage {
     /// A crop of it (attention ROIs, auto-focus): people outside it were not looked for.
     Region,
 }
+
+/// A zone's occupancy (retained `{prefix}/occupancy/{id}/{zone}`): the room's fields, for
+/// the persons whose box's bottom centre is inside the zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneOccupancy {
+    pub zone: crate::zone::ZoneName,
+    #[serde(flatten)]
+    pub occupancy: Occupancy,
+    /// How long the last visit lasted (occupied until it turned empty), seconds.
+    pub last_dwell_s: Option<f64>,
+}

@@ -287,6 +287,9 @@ pub struct Status {
     pub stream: Option<CaptureStatus>,
     pub capture_handover: Option<Handover>,
     pub occupancy: Occupancy,
+    /// Each zone's occupancy, in the order of `desired.zones`.
+    #[serde(default)]
+    pub zones: Vec<crate::occupancy::ZoneOccupancy>,
     pub snapshots: SnapshotCounters,
     /// The detector's last report.
     pub detector: Option<DetectorStatus>,
@@ -383,7 +386,8 @@ mod tests {
                                  "takeovers": 0, "last_dropped": null},
             "desired": {"rate_hz": 5.0, "model_size": "n", "rois": null, "paused": false,
                         "auto_focus": false,
-                        "auto_focus_params": crate::focus::Params::default()},
+                        "auto_focus_params": crate::focus::Params::default(), "zones": []},
+            "zones": [],
             "measured": {"inference_ms": {"n": {"640": 51.0}}, "capture_switch_gap_ms": null,
                          "steady_interval_ms": null},
             "versions": {"orion": "0.1.0"}

@@ -6,9 +6,11 @@
 //!
 //! - [`occupancy`]: is someone in the room, how many, since when (debounced);
 //! - [`sight`]: whether frames are being judged at all, and if not, why (paused, a process
-//!   down, the camera away): then occupancy is unknown, never a stale answer.
+//!   down, the camera away): then occupancy is unknown, never a stale answer;
+//! - [`zones`]: the same per named zone, for the persons standing (or lying) in it.
 
 #![forbid(unsafe_code)]
 
 pub mod occupancy;
 pub mod sight;
+pub mod zones;

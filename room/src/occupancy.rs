@@ -47,6 +47,8 @@ pub struct Tracker {
     candidate: (u32, u32),
     /// Capture time of the first whole frame of the current run without a person.
     empty_from: Option<u64>,
+    /// `since`, in ns since the Unix epoch.
+    since_ns: Option<u64>,
 }
 
 fn rfc3339(unix_ns: u64) -> String {
@@ -72,7 +74,13 @@ impl Tracker {
             present_from: 0,
             candidate: (0, 0),
             empty_from: None,
+            since_ns: None,
         }
+    }
+
+    /// When the current answer began, ns since the Unix epoch.
+    pub fn since_ns(&self) -> Option<u64> {
+        self.since_ns
     }
 
     pub fn current(&self) -> &Occupancy {
@@ -123,6 +131,7 @@ impl Tracker {
         if self.now.occupied != Some(true) {
             self.now.occupied = Some(true);
             self.now.since = Some(rfc3339(self.present_from));
+            self.since_ns = Some(self.present_from);
             self.set_count(count, f);
         } else if self.candidate.1 >= self.s.enter_frames
             && self.now.count != count
@@ -140,6 +149,7 @@ impl Tracker {
         if self.now.occupied != Some(false) && empty_for >= self.s.leave_after {
             self.now.occupied = Some(false);
             self.now.since = Some(rfc3339(from));
+            self.since_ns = Some(from);
             self.set_count(0, f);
         }
     }
@@ -162,6 +172,7 @@ impl Tracker {
         self.now.occupied = None;
         self.now.count = 0;
         self.now.since = None;
+        self.since_ns = None;
         self.now.frame_seq = None;
         self.now.coverage = None;
         self.now.reason = Some(reason.to_string());

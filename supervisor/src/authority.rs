@@ -73,6 +73,7 @@ pub fn may_send(role: Role, message: &Message) -> Result<(), String> {
         // oriond's own messages to its children: nobody sends them to oriond.
         Message::Status { .. }
         | Message::Occupancy { .. }
+        | Message::ZoneOccupancy { .. }
         | Message::Snapshot { .. }
         | Message::TakeOver => false,
     };
@@ -104,7 +105,7 @@ fn message_kind(message: &Message) -> &'static str {
         Message::DetectorStatus(_) => "detector status",
         Message::Detection { .. } => "detections",
         Message::Status { .. } => "status",
-        Message::Occupancy { .. } => "occupancy",
+        Message::Occupancy { .. } | Message::ZoneOccupancy { .. } => "occupancy",
         Message::Snapshot { .. } => "snapshots",
         Message::TakeOver => "take_over",
     }

@@ -12,7 +12,7 @@ pub use orion_protocol::desired::Desired;
 use serde::{Deserialize, Serialize};
 
 /// Largest state file read back.
-const MAX_FILE: u64 = 64 * 1024;
+const MAX_FILE: u64 = 256 * 1024;
 
 /// What the config file asks for.
 pub fn baseline(config: &Config) -> Desired {
@@ -23,6 +23,7 @@ pub fn baseline(config: &Config) -> Desired {
         paused: false,
         auto_focus: config.auto_focus.enabled,
         auto_focus_params: config.auto_focus.params().unwrap_or_default(),
+        zones: config.zones.clone(),
     }
 }
 

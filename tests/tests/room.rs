@@ -4,6 +4,7 @@
 //!
 //! - occupancy: `occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected`,
 //!   `a_corner_roi_never_makes_an_occupied_room_read_empty`
+//! - zones: `zones_follow_the_people_standing_in_them_and_are_set_over_mqtt`
 //! - snapshots: `a_snapshot_shows_the_frame_with_its_boxes_over_orionctl_and_mqtt`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -168,6 +169,90 @@ fn a_corner_roi_never_makes_an_occupied_room_read_empty() {
         ["full", "region"].contains(&o["coverage"].as_str().unwrap_or("")),
         "{o}"
     );
+}
+
+/// Zones from the config: "street" (the lower two thirds, where the footage's people
+/// walk) turns occupied with a count; "sky" (the top tenth, where no one's feet are) turns
+/// empty. Both retained on `care/occupancy/{id}/{zone}` and in the status. `set_zones` over
+/// MQTT removes "sky" (its retained message is cleared) and keeps "street" as it was;
+/// `get_zones` and the desired state say so.
+#[test]
+fn zones_follow_the_people_standing_in_them_and_are_set_over_mqtt() {
+    let street = "[[0, 0.33], [1, 0.33], [1, 1], [0, 1]]";
+    let sky = "[[0, 0], [1, 0], [1, 0.1], [0, 0.1]]";
+    let sys = System::start(Spec {
+        extra: format!(
+            "[occupancy]\nenter_frames = 2\nleave_after_s = 2\nmin_confidence = 0.3\n\
+             [[zones]]\nname = \"street\"\npolygon = {street}\n\
+             [[zones]]\nname = \"sky\"\npolygon = {sky}\n"
+        ),
+        ..Spec::default()
+    })
+    .unwrap();
+    let mut op = sys.operator().unwrap();
+    let room = op.topic("occupancy");
+    let (street_topic, sky_topic) = (format!("{room}/street"), format!("{room}/sky"));
+    let i = op
+        .wait_from("the street occupied", 0, Duration::from_secs(60), |a| {
+            a.topic == street_topic && a.json().is_some_and(|v| v["occupied"] == true)
+        })
+        .unwrap();
+    let o = op.seen[i].json().unwrap();
+    assert_eq!(o["zone"], "street", "{o}");
+    assert!(o["count"].as_u64() >= Some(1), "{o}");
+    op.wait_from("the sky empty", 0, Duration::from_secs(60), |a| {
+        a.topic == sky_topic && a.json().is_some_and(|v| v["occupied"] == false)
+    })
+    .unwrap();
+    let sky_true = op
+        .seen
+        .iter()
+        .any(|a| a.topic == sky_topic && a.json().is_some_and(|v| v["occupied"] == true));
+    assert!(!sky_true, "nobody stands in the sky");
+    let status = sys.o.status().unwrap();
+    let zones: Vec<&str> = status["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|z| z["zone"].as_str())
+        .collect();
+    assert_eq!(zones, ["street", "sky"], "{}", status["zones"]);
+
+    // Over MQTT: only the street, as it was.
+    let mark = op.seen.len();
+    let street_zone: Value =
+        serde_json::from_str(&format!(r#"{{"name": "street", "polygon": {street}}}"#)).unwrap();
+    let (ack, _) = ok(&mut op, "set_zones", json!({"zones": [street_zone]}));
+    assert_eq!(ack["data"]["changed"], true, "{ack}");
+    op.wait_from("the sky cleared", mark, Duration::from_secs(10), |a| {
+        a.topic == sky_topic && a.payload.is_empty() && a.raw.is_none()
+    })
+    .unwrap();
+    let (ack, _) = ok(&mut op, "get_zones", json!({}));
+    assert_eq!(
+        ack["data"]["zones"].as_array().map(Vec::len),
+        Some(1),
+        "{ack}"
+    );
+    let status = sys.o.status().unwrap();
+    assert_eq!(status["desired"]["zones"][0]["name"], "street");
+    assert_eq!(
+        status["zones"][0]["occupied"], true,
+        "kept: {}",
+        status["zones"]
+    );
+    // A bad zone is refused and changes nothing.
+    let (rid, _) = op
+        .send(
+            "set_zones",
+            json!({"zones": [{"name": "Bad Name", "polygon": [[0, 0], [1, 0], [1, 1]]}]}),
+        )
+        .unwrap();
+    let (ack, _) = op.ack(&rid, ACK).unwrap();
+    assert_eq!(ack["error_kind"], "bad_request", "{ack}");
+    assert!(ack["error"].as_str().unwrap().contains("a-z"), "{ack}");
+    let (ack, _) = ok(&mut op, "get_zones", json!({}));
+    assert_eq!(ack["data"]["zones"][0]["name"], "street", "{ack}");
 }
 
 /// The pixels of a PNG or JPEG.

@@ -117,6 +117,37 @@ impl App {
             .try_publish(&self.topics.occupancy, qos, true, body, None);
     }
 
+    /// Each zone's retained occupancy (`{prefix}/occupancy/{id}/{zone}`), at the status's
+    /// QoS; a removed zone's is cleared (an empty retained message) once connected.
+    pub(super) fn publish_zones(&mut self) {
+        let zones: Vec<String> = self.zones.keys().cloned().collect();
+        for zone in zones {
+            self.publish_zone(&zone);
+        }
+    }
+
+    pub(super) fn publish_zone(&mut self, zone: &str) {
+        if !self.counters.connected {
+            return;
+        }
+        let Some(occupancy) = self.zones.get(zone) else {
+            return;
+        };
+        let body = match occupancy {
+            Some(o) => serde_json::to_vec(o).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let qos = self.config.mqtt.qos.status;
+        let topic = self.topics.zone_occupancy(zone);
+        let sent = self
+            .client
+            .try_publish(&topic, qos, true, body, None)
+            .is_ok();
+        if sent && occupancy.is_none() {
+            self.zones.remove(zone);
+        }
+    }
+
     /// The retained status: at once when something an operator cares about changed (a
     /// process state, the stream or detector state, the desired state), else every
     /// `status_interval_s`.

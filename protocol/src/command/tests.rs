@@ -131,6 +131,11 @@ fn the_mqtt_catalog_is_every_command_but_the_supervisor_verbs() {
         Action::DisableAutoFocus,
         Action::ClearAutoFocusHistory,
         Action::GetAutoFocusStats,
+        Action::SetZones(
+            serde_json::from_value(json!([{"name": "bed", "polygon": [[0,0],[1,0],[1,1]]}]))
+                .unwrap(),
+        ),
+        Action::GetZones,
         Action::RestartProcess(ProcessName::Capture),
         Action::Shutdown,
         Action::ProcessStatus(None),

@@ -81,6 +81,7 @@ pub struct Supervisor {
     /// Inference times and the last capture switch's gap, as this box measured them.
     measured: crate::measured::Measured,
     occupancy: orion_room::occupancy::Tracker,
+    zones: orion_room::zones::ZoneTrackers,
     snapshots: snapshots::Snapshots,
     /// What connections sent beyond their role (`crate::authority`).
     refusals: Refusals,
@@ -114,6 +115,7 @@ impl Supervisor {
         requests.seen.restore(records, crate::dedupe::now_ms());
         Self {
             occupancy: room::tracker(&config),
+            zones: room::zone_trackers(&config, &desired.zones),
             socket_path: config.socket_path(),
             config,
             config_path,
@@ -295,6 +297,7 @@ impl Supervisor {
                 // orion-control publishes the occupancy retained from the start.
                 if name == ProcessName::Control {
                     self.send_occupancy();
+                    self.send_all_zones();
                 }
                 self.child_ready(name);
             }

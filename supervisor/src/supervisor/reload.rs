@@ -115,8 +115,26 @@ impl Supervisor {
             &self.desired,
             children,
         )?;
+        let zones_before = self.desired.zones.clone();
         if plan.occupancy_changed {
             self.occupancy = super::room::tracker(&plan.config);
+            // Every zone starts over with the new settings; a zone no longer there is
+            // cleared.
+            let gone: Vec<_> = zones_before
+                .iter()
+                .filter(|z| !plan.desired.zones.iter().any(|n| n.name() == z.name()))
+                .map(|z| (z.name().clone(), None))
+                .collect();
+            self.zones = super::room::zone_trackers(&plan.config, &plan.desired.zones);
+            let now = self.zones.current().into_iter();
+            self.send_zones(
+                gone.into_iter()
+                    .chain(now.map(|o| (o.zone.clone(), Some(o))))
+                    .collect(),
+            );
+        } else if plan.desired.zones != zones_before {
+            let changes = self.zones.set(&plan.desired.zones);
+            self.send_zones(changes);
         }
         self.config = plan.config;
         self.desired = plan.desired;

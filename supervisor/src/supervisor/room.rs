@@ -3,22 +3,53 @@
 //! streaming make occupancy unknown, with the reason — and hands each change to
 //! orion-control, which publishes it retained; the status shows the current one.
 
+use orion_protocol::command::AckError;
 use orion_protocol::message::Message;
-use orion_protocol::{DetectionMessage, NormRect, ProcessName};
+use orion_protocol::{Action, DetectionMessage, NormRect, ProcessName, Zones};
+use serde_json::{Value, json};
 
 use super::Supervisor;
 use crate::child::Report;
 use orion_room::occupancy::{Coverage, Frame, Occupancy, Settings, Tracker};
 use orion_room::sight::{self, Observers};
+use orion_room::zones::{Person, ZoneTrackers};
 
-/// The tracker's settings from `[occupancy]`.
-pub(super) fn tracker(config: &orion_config::Config) -> Tracker {
+/// The trackers' settings from `[occupancy]`.
+fn settings(config: &orion_config::Config) -> Settings {
     let o = &config.occupancy;
-    Tracker::new(Settings {
+    Settings {
         enter_frames: o.enter_frames,
         leave_after: std::time::Duration::from_secs_f64(o.leave_after_s),
         min_confidence: o.min_confidence,
-    })
+    }
+}
+
+pub(super) fn tracker(config: &orion_config::Config) -> Tracker {
+    Tracker::new(settings(config))
+}
+
+pub(super) fn zone_trackers(config: &orion_config::Config, zones: &Zones) -> ZoneTrackers {
+    ZoneTrackers::new(settings(config), zones)
+}
+
+/// The persons of a detection as the zones see them: the bottom centre of each box,
+/// normalized to the frame.
+fn persons(detection: &DetectionMessage) -> Vec<Person> {
+    let m = &detection.data.metadata;
+    let (w, h) = (
+        f64::from(m.frame_width.max(1)),
+        f64::from(m.frame_height.max(1)),
+    );
+    detection
+        .data
+        .detections
+        .iter()
+        .map(|d| Person {
+            x: (f64::from(d.bbox.x) + f64::from(d.bbox.width) / 2.0) / w,
+            y: (f64::from(d.bbox.y) + f64::from(d.bbox.height)) / h,
+            confidence: f64::from(d.confidence),
+        })
+        .collect()
 }
 
 impl Supervisor {
@@ -41,6 +72,13 @@ impl Supervisor {
         } else {
             Coverage::Region
         };
+        let zones = self.zones.frame(
+            detection.frame_seq,
+            captured_unix_ns,
+            coverage,
+            &persons(detection),
+        );
+        self.send_zones(zones);
         let before = self.occupancy.current().occupied;
         if self.occupancy.frame(Frame {
             seq: detection.frame_seq,
@@ -58,11 +96,54 @@ impl Supervisor {
 
     /// After any change of state: nothing detected (paused, down) makes it unknown.
     pub(super) fn gate_occupancy(&mut self) {
-        if let Some(why) = self.why_unknown()
-            && self.occupancy.unknown(&why)
-        {
-            self.send_occupancy();
+        if let Some(why) = self.why_unknown() {
+            let zones = self.zones.unknown(&why);
+            self.send_zones(zones);
+            if self.occupancy.unknown(&why) {
+                self.send_occupancy();
+            }
         }
+    }
+
+    /// `set_zones`: kept in the desired state (persisted) and handed to the zone trackers;
+    /// removed zones have their retained occupancy cleared.
+    pub(super) fn room_setting(&mut self, action: &Action) -> Result<Value, AckError> {
+        let Action::SetZones(zones) = action else {
+            return Err(AckError::bad_request(format!(
+                "{} is not a room setting",
+                action.name()
+            )));
+        };
+        let changed = self.desired.apply(action);
+        if changed {
+            self.persist();
+            let changes = self.zones.set(zones);
+            self.send_zones(changes);
+            self.gate_occupancy();
+            self.push_status();
+        }
+        Ok(json!({"zones": zones, "changed": changed}))
+    }
+
+    pub(super) fn send_zones(&mut self, changes: Vec<orion_room::zones::Change>) {
+        let Some(control) = self.control_conn() else {
+            return;
+        };
+        for (zone, occupancy) in changes {
+            self.registry
+                .send(control, &Message::ZoneOccupancy { zone, occupancy });
+        }
+    }
+
+    /// Every zone's answer, for an orion-control that just came up.
+    pub(super) fn send_all_zones(&mut self) {
+        let all = self
+            .zones
+            .current()
+            .into_iter()
+            .map(|o| (o.zone.clone(), Some(o)))
+            .collect();
+        self.send_zones(all);
     }
 
     /// Why no frame is being judged now, if none is (`orion_room::sight`).

@@ -52,6 +52,7 @@ impl Supervisor {
                 .cloned(),
             capture_handover: self.last_handover.clone(),
             occupancy: self.occupancy_now().clone(),
+            zones: self.zones.current(),
             snapshots: self.snapshot_status(),
             detector: last(ProcessName::Detector)
                 .and_then(Report::detector)

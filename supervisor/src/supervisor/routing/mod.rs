@@ -212,6 +212,10 @@ impl Supervisor {
         match route {
             Route::Refuse(why) => self.answer(&reply, Err(why)),
             Route::Query => self.query(reply, action),
+            Route::Room => {
+                let result = self.room_setting(&action);
+                self.answer(&reply, result);
+            }
             Route::RateUnchanged => {
                 let data = json!({"rate_hz": self.desired.rate_hz.hz(), "unchanged": true});
                 self.answer(&reply, Ok(data));
@@ -269,6 +273,9 @@ impl Supervisor {
             Action::GetAutoFocus => {
                 let data = json!({"enabled": self.desired.auto_focus, "params": self.desired.auto_focus_params});
                 self.answer(&reply, Ok(data));
+            }
+            Action::GetZones => {
+                self.answer(&reply, Ok(json!({"zones": self.desired.zones})));
             }
             _ => {
                 let mut status = self.status();

@@ -31,6 +31,8 @@ pub(in crate::supervisor) enum Route {
     Refuse(AckError),
     /// Answered from oriond's own state.
     Query,
+    /// A setting of the room logic, which oriond hosts (zones).
+    Room,
     /// The rate asked for is the rate, and the capture runs.
     RateUnchanged,
     /// A new rate: the capture is replaced, the ack waits for it to run.
@@ -82,7 +84,9 @@ pub(in crate::supervisor) fn route(s: &Situation, action: &Action) -> Route {
         | Action::ProcessStatus(None)
         | Action::GetRois
         | Action::GetSnapshot(_)
-        | Action::GetAutoFocus => Route::Query,
+        | Action::GetAutoFocus
+        | Action::GetZones => Route::Query,
+        Action::SetZones(_) => Route::Room,
         Action::SetRate(rate) if *rate == s.rate && s.capture == Some(State::Running) => {
             Route::RateUnchanged
         }
