@@ -57,6 +57,32 @@ pub struct Config {
     /// normalized to the frame), each with its own occupancy; `set_zones` replaces them.
     #[serde(default)]
     pub zones: orion_protocol::Zones,
+    #[serde(default)]
+    pub events: Events,
+}
+
+/// Care events (`{prefix}/events/{id}`): the room and each zone always; these classes too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Events {
+    /// At most 8 classes (each among `[detector] classes`) that make events of their own.
+    pub classes: Vec<ClassEvent>,
+}
+
+/// A class that makes events (`Fall`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassEvent {
+    pub class: String,
+    /// Boxes of the class below this confidence do not count, 0..=1 (default 0.5).
+    #[serde(default = "defaults::class_confidence")]
+    pub min_confidence: f64,
+    /// Frames in a row with the class before the event starts, 1..=100 (default 3).
+    #[serde(default = "defaults::class_frames")]
+    pub min_frames: u32,
+    /// Seconds without it before the event ends, 0.5..=3600 (default 10).
+    #[serde(default = "defaults::class_end_after")]
+    pub end_after_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +228,9 @@ pub struct Snapshot {
     /// Publish a JPEG on `{prefix}/snapshot/{id}` whenever occupancy changes (a picture of
     /// the room leaves the device on every change: off unless asked for).
     pub on_occupancy_change: bool,
+    /// Publish a JPEG on `{prefix}/snapshot/{id}` when a care event starts (off unless
+    /// asked for, as above).
+    pub on_event_start: bool,
     /// TrueType font of the caption and labels (Debian's fonts-dejavu-core); a snapshot
     /// without it has the drawing but no text.
     pub font: PathBuf,
@@ -212,6 +241,7 @@ impl Default for Snapshot {
         Self {
             jpeg_quality: 80,
             on_occupancy_change: false,
+            on_event_start: false,
             font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
         }
     }
@@ -367,6 +397,8 @@ pub struct Qos {
     pub acks: u8,
     pub availability: u8,
     pub commands: u8,
+    /// Care events: happenings a backend must not miss.
+    pub events: u8,
 }
 
 /// Acks and status default to QoS 0: a QoS 1 publish makes the broker send a PUBACK, and a
@@ -380,6 +412,7 @@ impl Default for Qos {
             acks: 0,
             availability: 1,
             commands: 1,
+            events: 1,
         }
     }
 }
@@ -445,6 +478,15 @@ mod defaults {
     }
     pub fn rate() -> RateHz {
         RateHz::new(5.0).unwrap_or_else(|_| unreachable!("5 Hz is in range"))
+    }
+    pub fn class_confidence() -> f64 {
+        0.5
+    }
+    pub fn class_frames() -> u32 {
+        3
+    }
+    pub fn class_end_after() -> f64 {
+        10.0
     }
 }
 

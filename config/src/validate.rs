@@ -111,6 +111,7 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     float("occupancy.leave_after_s", o.leave_after_s, 0.5, 3600.0)?;
     float("occupancy.min_confidence", o.min_confidence, 0.0, 1.0)?;
     ranged("occupancy.full_look_s", FullLook::new(o.full_look_s))?;
+    events(c)?;
     int(
         "snapshot.jpeg_quality",
         c.snapshot.jpeg_quality.into(),
@@ -283,6 +284,7 @@ fn mqtt(c: &Config) -> Result<(), ConfigError> {
         ("mqtt.qos.acks", m.qos.acks),
         ("mqtt.qos.availability", m.qos.availability),
         ("mqtt.qos.commands", m.qos.commands),
+        ("mqtt.qos.events", m.qos.events),
     ] {
         int(key, q.into(), 0, 2)?;
     }
@@ -322,6 +324,47 @@ pub(crate) fn check_paths(c: &Config) -> Result<(), ConfigError> {
                 c.supervisor.socket_dir.display()
             ),
         ));
+    }
+    Ok(())
+}
+
+fn events(c: &Config) -> Result<(), ConfigError> {
+    let classes = &c.events.classes;
+    if classes.len() > 8 {
+        return Err(bad(
+            "events.classes",
+            format!("at most 8 classes, got {}", classes.len()),
+        ));
+    }
+    for (i, e) in classes.iter().enumerate() {
+        if !c.detector.classes.contains(&e.class) {
+            return Err(bad(
+                &format!("events.classes[{i}].class"),
+                format!(
+                    "{:?} is not among [detector] classes ({}): the detector would never report it",
+                    e.class.chars().take(64).collect::<String>(),
+                    c.detector.classes.join(", ")
+                ),
+            ));
+        }
+        float(
+            &format!("events.classes[{i}].min_confidence"),
+            e.min_confidence,
+            0.0,
+            1.0,
+        )?;
+        int(
+            &format!("events.classes[{i}].min_frames"),
+            e.min_frames.into(),
+            1,
+            100,
+        )?;
+        float(
+            &format!("events.classes[{i}].end_after_s"),
+            e.end_after_s,
+            0.5,
+            3600.0,
+        )?;
     }
     Ok(())
 }

@@ -418,6 +418,7 @@ impl App {
                     self.occupancy = Some(occupancy);
                     self.publish_occupancy();
                 }
+                Message::Event { event } => self.publish_event(&event),
                 Message::ZoneOccupancy { zone, occupancy } => {
                     self.zones.insert(zone.to_string(), occupancy);
                     self.publish_zone(zone.as_str());

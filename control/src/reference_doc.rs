@@ -264,6 +264,7 @@ fn the_topics_and_their_default_qos_are_the_ones_orion_uses() {
         &t.occupancy,
         &zone,
         &t.snapshot,
+        &t.events,
     ]
     .into_iter()
     .map(String::as_str)

@@ -12,6 +12,7 @@ pub struct Topics {
     pub detections: String,
     pub occupancy: String,
     pub snapshot: String,
+    pub events: String,
 }
 
 impl Topics {
@@ -27,6 +28,7 @@ impl Topics {
             detections: format!("{p}/inferences/{id}/person_detection"),
             occupancy: format!("{p}/occupancy/{id}"),
             snapshot: format!("{p}/snapshot/{id}"),
+            events: format!("{p}/events/{id}"),
         }
     }
 
@@ -40,7 +42,7 @@ impl Topics {
 pub const MAX_RESPONSE_TOPIC: usize = 256;
 
 /// The kinds of topic Orion publishes or reads under its prefix (`{prefix}/{kind}/{id}`).
-const OWN_KINDS: [&str; 8] = [
+const OWN_KINDS: [&str; 9] = [
     "control",
     "health",
     "status",
@@ -48,6 +50,7 @@ const OWN_KINDS: [&str; 8] = [
     "inferences",
     "occupancy",
     "snapshot",
+    "events",
     "config",
 ];
 

@@ -71,6 +71,11 @@ impl InstanceId {
         dir.join(format!("answered-{}.json", self.0))
     }
 
+    /// The care events open when oriond stopped, in `dir`: `events-{id}.json`.
+    pub fn events_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("events-{}.json", self.0))
+    }
+
     /// The embedded broker's config in `dir`: `mosquitto-{id}.conf`.
     pub fn broker_conf_path(&self, dir: &Path) -> PathBuf {
         dir.join(format!("mosquitto-{}.conf", self.0))

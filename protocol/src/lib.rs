@@ -14,6 +14,7 @@
 //! - [`status`]: the status document oriond reports ([`Status`]), typed end to end.
 //! - [`desired`]: the runtime state an operator set ([`Desired`]).
 //! - [`occupancy`]: room occupancy as published ([`Occupancy`]).
+//! - [`event`]: care events with ids, a start and an end.
 //! - [`zone`]: named places in the room ([`Zones`]) with their own occupancy.
 //! - [`wire`]: message framing on oriond's socket.
 
@@ -25,6 +26,7 @@ pub mod command;
 pub mod desired;
 pub mod detection;
 pub mod detector;
+pub mod event;
 pub mod focus;
 pub mod instance;
 pub mod limits;

@@ -41,6 +41,8 @@ pub enum Message {
     Occupancy {
         occupancy: crate::occupancy::Occupancy,
     },
+    /// A care event for orion-control to publish (QoS 1, not retained).
+    Event { event: crate::event::CareEvent },
     /// A zone's occupancy for orion-control to publish (retained), on every change;
     /// `None`: the zone is gone (its retained message is cleared).
     ZoneOccupancy {

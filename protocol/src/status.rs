@@ -263,6 +263,11 @@ pub struct MqttCounters {
     pub snapshots_published: u64,
     /// Not queued for the broker (disconnected, or the queue was full).
     pub snapshots_dropped: u64,
+    /// Care events published (QoS 1) and not queued for the broker.
+    #[serde(default)]
+    pub events_published: u64,
+    #[serde(default)]
+    pub events_dropped: u64,
     pub last_error: Option<String>,
 }
 

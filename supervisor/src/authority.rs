@@ -74,6 +74,7 @@ pub fn may_send(role: Role, message: &Message) -> Result<(), String> {
         Message::Status { .. }
         | Message::Occupancy { .. }
         | Message::ZoneOccupancy { .. }
+        | Message::Event { .. }
         | Message::Snapshot { .. }
         | Message::TakeOver => false,
     };
@@ -106,6 +107,7 @@ fn message_kind(message: &Message) -> &'static str {
         Message::Detection { .. } => "detections",
         Message::Status { .. } => "status",
         Message::Occupancy { .. } | Message::ZoneOccupancy { .. } => "occupancy",
+        Message::Event { .. } => "events",
         Message::Snapshot { .. } => "snapshots",
         Message::TakeOver => "take_over",
     }

@@ -26,6 +26,7 @@ mod lifecycle;
 mod lineage;
 mod logbuf;
 mod measured;
+mod open_events;
 mod orphans;
 mod outbox;
 mod persist;

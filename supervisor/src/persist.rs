@@ -13,6 +13,8 @@ use orion_config::Config;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use orion_protocol::event::CareEvent;
+
 use crate::dedupe::Record;
 use crate::desired::Desired;
 
@@ -24,6 +26,7 @@ const COALESCE: Duration = Duration::from_secs(1);
 struct Snapshot {
     desired: (PathBuf, Desired, Config),
     answered: (PathBuf, Vec<Record>),
+    events: (PathBuf, Vec<CareEvent>),
 }
 
 pub struct Persister {
@@ -38,14 +41,20 @@ impl Persister {
         Self { tx, task }
     }
 
-    /// Schedules `desired` and `answered` to be saved; returns at once.
-    pub fn save(&self, desired: &Desired, answered: Vec<Record>, config: &Config) {
-        let answered_path = config
-            .instance_id
-            .answered_path(&config.supervisor.state_dir);
+    /// Schedules `desired`, `answered` and the open care events to be saved; returns at
+    /// once.
+    pub fn save(
+        &self,
+        desired: &Desired,
+        answered: Vec<Record>,
+        open_events: Vec<CareEvent>,
+        config: &Config,
+    ) {
+        let dir = &config.supervisor.state_dir;
         let _ = self.tx.send(Some(Snapshot {
             desired: (config.state_path(), desired.clone(), config.clone()),
-            answered: (answered_path, answered),
+            answered: (config.instance_id.answered_path(dir), answered),
+            events: (config.instance_id.events_path(dir), open_events),
         }));
     }
 
@@ -66,7 +75,9 @@ async fn run(mut rx: watch::Receiver<Option<Snapshot>>) {
                 crate::desired::save(desired, path, config)
                     .context("cannot save the desired state")?;
                 let (path, records) = &s.answered;
-                crate::dedupe::save(path, records).context("cannot save the answered commands")
+                crate::dedupe::save(path, records).context("cannot save the answered commands")?;
+                let (path, open) = &s.events;
+                crate::open_events::save(path, open).context("cannot save the open events")
             })
             .await;
             match written {

@@ -5,6 +5,7 @@
 //! - occupancy: `occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected`,
 //!   `a_corner_roi_never_makes_an_occupied_room_read_empty`
 //! - zones: `zones_follow_the_people_standing_in_them_and_are_set_over_mqtt`
+//! - care events: `care_events_start_and_end_with_ids_across_a_control_restart`
 //! - snapshots: `a_snapshot_shows_the_frame_with_its_boxes_over_orionctl_and_mqtt`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -253,6 +254,112 @@ fn zones_follow_the_people_standing_in_them_and_are_set_over_mqtt() {
     assert!(ack["error"].as_str().unwrap().contains("a-z"), "{ack}");
     let (ack, _) = ok(&mut op, "get_zones", json!({}));
     assert_eq!(ack["data"]["zones"][0]["name"], "street", "{ack}");
+}
+
+/// Care events as a backend reads them on `care/events/{id}` (QoS 1), with the fall model
+/// (classes `Normal`/`Fall`): the room, the "street" zone and the configured class
+/// `Normal` (the fall model's standing people, present all through the footage) each start
+/// one event; orion-control restarted meanwhile changes nothing (no second start, nothing
+/// lost); an empty scene ends each, after its start, with the same id. Ids never repeat.
+#[test]
+fn care_events_start_and_end_with_ids_across_a_control_restart() {
+    let mut sys = System::start(Spec {
+        size: 'm',
+        rate_hz: 2.0,
+        extra: "[occupancy]\nenter_frames = 2\nleave_after_s = 2\nmin_confidence = 0.3\n\
+                [[zones]]\nname = \"street\"\npolygon = [[0, 0.33], [1, 0.33], [1, 1], [0, 1]]\n\
+                [[events.classes]]\nclass = \"Normal\"\nmin_confidence = 0.3\nmin_frames = 2\n\
+                end_after_s = 2\n"
+            .into(),
+        ..Spec::default()
+    })
+    .unwrap();
+    let mut op = sys.operator().unwrap();
+    let topic = op.topic("events");
+    let events = |op: &Operator, from: usize| -> Vec<Value> {
+        op.seen[from..]
+            .iter()
+            .filter(|a| a.topic == topic)
+            .filter_map(|a| a.json())
+            .collect()
+    };
+    let started = |e: &[Value], kind: &str| {
+        e.iter()
+            .filter(|v| v["type"] == kind && v["state"] == "start")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while ["room", "zone", "Normal"]
+        .iter()
+        .any(|k| started(&events(&op, 0), k) == 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every event started: {:?}",
+            events(&op, 0)
+        );
+        op.pull(Duration::from_millis(500));
+    }
+    let zone = events(&op, 0)
+        .into_iter()
+        .find(|v| v["type"] == "zone")
+        .unwrap();
+    assert_eq!(zone["zone"], "street", "{zone}");
+    assert!(
+        zone["instance_id"].is_string() && zone["best_frame_seq"].is_u64(),
+        "{zone}"
+    );
+
+    // orion-control restarts: the open events are neither started again nor lost.
+    let (code, out, err) = sys.o.ctl(&["restart", "control"]).unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    op.pull(Duration::from_secs(3));
+
+    // The scene empties: each ends.
+    let mark = op.seen.len();
+    sys.camera.kill().unwrap();
+    sys.camera.resume_empty_scene().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ended = |e: &[Value], kind: &str| {
+        e.iter()
+            .filter(|v| v["type"] == kind && v["state"] == "end")
+            .count()
+    };
+    while ["room", "zone", "Normal"]
+        .iter()
+        .any(|k| ended(&events(&op, mark), k) == 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every event ended: {:?}",
+            events(&op, mark)
+        );
+        op.pull(Duration::from_millis(500));
+    }
+    let after = events(&op, mark);
+    for kind in ["room", "zone", "Normal"] {
+        assert_eq!(started(&after, kind), 0, "{kind} started again: {after:?}");
+    }
+    // Every end closes an event started before the restart, with the same id, after it.
+    let starts: Vec<Value> = events(&op, 0)
+        .into_iter()
+        .filter(|v| v["state"] == "start")
+        .collect();
+    for end in after.iter().filter(|v| v["state"] == "end") {
+        let id = end["event_id"].as_str().unwrap();
+        let start = starts
+            .iter()
+            .find(|v| v["event_id"] == id)
+            .unwrap_or_else(|| panic!("{id} ended but never started: {end}"));
+        assert_eq!(start["type"], end["type"], "{start} {end}");
+        assert!(end["end"].as_str() >= end["start"].as_str(), "{end}");
+    }
+    let ids: Vec<&str> = starts
+        .iter()
+        .filter_map(|v| v["event_id"].as_str())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "ids repeat: {ids:?}");
 }
 
 /// The pixels of a PNG or JPEG.

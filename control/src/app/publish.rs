@@ -117,6 +117,25 @@ impl App {
             .try_publish(&self.topics.occupancy, qos, true, body, None);
     }
 
+    /// A care event on `{prefix}/events/{id}`, `mqtt.qos.events` (1), not retained (a happening, not a
+    /// state): queued for the broker also while reconnecting.
+    pub(super) fn publish_event(&mut self, event: &orion_protocol::event::CareEvent) {
+        let Ok(body) = serde_json::to_vec(event) else {
+            return;
+        };
+        let qos = self.config.mqtt.qos.events;
+        match self
+            .client
+            .try_publish(&self.topics.events, qos, false, body, None)
+        {
+            Ok(()) => self.counters.events_published += 1,
+            Err(e) => {
+                self.counters.events_dropped += 1;
+                tracing::warn!(event_id = %event.event_id, error = e, "care event could not be queued");
+            }
+        }
+    }
+
     /// Each zone's retained occupancy (`{prefix}/occupancy/{id}/{zone}`), at the status's
     /// QoS; a removed zone's is cleared (an empty retained message) once connected.
     pub(super) fn publish_zones(&mut self) {

@@ -82,6 +82,10 @@ pub struct Supervisor {
     measured: crate::measured::Measured,
     occupancy: orion_room::occupancy::Tracker,
     zones: orion_room::zones::ZoneTrackers,
+    /// Care events (room, zones, classes); the open ones are persisted.
+    care_events: orion_room::events::Events,
+    /// Care events for orion-control while it is not connected (bounded).
+    unsent_events: VecDeque<orion_protocol::event::CareEvent>,
     snapshots: snapshots::Snapshots,
     /// What connections sent beyond their role (`crate::authority`).
     refusals: Refusals,
@@ -113,7 +117,10 @@ impl Supervisor {
             tracing::warn!("{w}");
         }
         requests.seen.restore(records, crate::dedupe::now_ms());
+        let care_events = room::care_events(&config);
         Self {
+            care_events,
+            unsent_events: VecDeque::new(),
             occupancy: room::tracker(&config),
             zones: room::zone_trackers(&config, &desired.zones),
             socket_path: config.socket_path(),
@@ -298,6 +305,7 @@ impl Supervisor {
                 if name == ProcessName::Control {
                     self.send_occupancy();
                     self.send_all_zones();
+                    self.send_unsent_events();
                 }
                 self.child_ready(name);
             }
@@ -358,7 +366,12 @@ impl Supervisor {
     /// (coalesced; see `crate::persist`).
     fn persist(&self) {
         if let Some(p) = &self.persister {
-            p.save(&self.desired, self.requests.seen.records(), &self.config);
+            p.save(
+                &self.desired,
+                self.requests.seen.records(),
+                self.care_events.open(),
+                &self.config,
+            );
         }
     }
 

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use super::Supervisor;
 use crate::child::Report;
+use orion_protocol::event::{CareEvent, EventState};
+use orion_room::events::{ClassRule, Events, Subject};
 use orion_room::occupancy::{Coverage, Frame, Occupancy, Settings, Tracker};
 use orion_room::sight::{self, Observers};
 use orion_room::zones::{Person, ZoneTrackers};
@@ -27,6 +29,39 @@ fn settings(config: &orion_config::Config) -> Settings {
 pub(super) fn tracker(config: &orion_config::Config) -> Tracker {
     Tracker::new(settings(config))
 }
+
+/// Care events with the `[events]` classes, carrying on the events the last oriond left
+/// open (`events-{id}.json` in the state dir).
+pub(super) fn care_events(config: &orion_config::Config) -> Events {
+    let rules = config
+        .events
+        .classes
+        .iter()
+        .map(|c| ClassRule {
+            class: c.class.clone(),
+            min_confidence: c.min_confidence,
+            min_frames: c.min_frames,
+            end_after: std::time::Duration::from_secs_f64(c.end_after_s),
+        })
+        .collect();
+    let boot_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut events = Events::new(config.instance_id.as_str(), boot_ms, rules);
+    let path = config.instance_id.events_path(&config.supervisor.state_dir);
+    let (open, warning) = crate::open_events::load(&path);
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    if !open.is_empty() {
+        tracing::info!(open = open.len(), "carrying on the care events left open");
+    }
+    events.restore(open);
+    events
+}
+
+/// Care events queued for an orion-control that is not connected, at most.
+const UNSENT_MAX: usize = 256;
 
 pub(super) fn zone_trackers(config: &orion_config::Config, zones: &Zones) -> ZoneTrackers {
     ZoneTrackers::new(settings(config), zones)
@@ -72,13 +107,19 @@ impl Supervisor {
         } else {
             Coverage::Region
         };
-        let zones = self.zones.frame(
-            detection.frame_seq,
-            captured_unix_ns,
-            coverage,
-            &persons(detection),
-        );
+        let seq = detection.frame_seq;
+        let zones = self
+            .zones
+            .frame(seq, captured_unix_ns, coverage, &persons(detection));
+        let mut events = self.zone_events(&zones, seq);
         self.send_zones(zones);
+        let boxes: Vec<(&str, f64)> = detection
+            .data
+            .detections
+            .iter()
+            .map(|d| (d.class.as_str(), f64::from(d.confidence)))
+            .collect();
+        events.extend(self.care_events.classes(seq, captured_unix_ns, &boxes));
         let before = self.occupancy.current().occupied;
         if self.occupancy.frame(Frame {
             seq: detection.frame_seq,
@@ -87,10 +128,81 @@ impl Supervisor {
             confidences: &confidences,
         }) {
             self.send_occupancy();
-            let now = self.occupancy.current().occupied;
+            let o = self.occupancy.current();
+            let (now, count, since) = (o.occupied, o.count, o.since.clone().unwrap_or_default());
+            events.extend(
+                self.care_events
+                    .occupancy(Subject::Room, now, count, seq, &since),
+            );
             if now.is_some() && now != before {
                 self.snapshot_on_change();
             }
+        }
+        self.send_events(events);
+    }
+
+    /// The zone events that `changes` make (a removed zone ends its own).
+    fn zone_events(&mut self, changes: &[orion_room::zones::Change], seq: u64) -> Vec<CareEvent> {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        changes
+            .iter()
+            .filter_map(|(zone, occupancy)| match occupancy {
+                Some(z) => {
+                    let o = &z.occupancy;
+                    let since = o.since.clone().unwrap_or_default();
+                    self.care_events.occupancy(
+                        Subject::Zone(zone.to_string()),
+                        o.occupied,
+                        o.count,
+                        seq,
+                        &since,
+                    )
+                }
+                None => self.care_events.zone_removed(zone.as_str(), &now),
+            })
+            .collect()
+    }
+
+    /// Hands care events to orion-control (queued while it is away); a start or an end
+    /// changes the open events, which are persisted.
+    fn send_events(&mut self, events: Vec<CareEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let opened_or_closed = events.iter().any(|e| e.state != EventState::Update);
+        let started = events.iter().any(|e| e.state == EventState::Start);
+        for event in events {
+            tracing::info!(
+                event_id = %event.event_id,
+                kind = %event.kind,
+                zone = event.zone.as_deref().unwrap_or(""),
+                state = ?event.state,
+                "care event"
+            );
+            if self.unsent_events.len() >= UNSENT_MAX {
+                self.unsent_events.pop_front();
+                tracing::warn!(
+                    "care events queued for orion-control overflowed; the oldest was dropped"
+                );
+            }
+            self.unsent_events.push_back(event);
+        }
+        self.send_unsent_events();
+        if opened_or_closed {
+            self.persist();
+        }
+        if started {
+            self.snapshot_on_event_start();
+        }
+    }
+
+    /// Everything queued, if orion-control is connected.
+    pub(super) fn send_unsent_events(&mut self) {
+        let Some(control) = self.control_conn() else {
+            return;
+        };
+        while let Some(event) = self.unsent_events.pop_front() {
+            self.registry.send(control, &Message::Event { event });
         }
     }
 
@@ -118,7 +230,9 @@ impl Supervisor {
         if changed {
             self.persist();
             let changes = self.zones.set(zones);
+            let events = self.zone_events(&changes, 0);
             self.send_zones(changes);
+            self.send_events(events);
             self.gate_occupancy();
             self.push_status();
         }

@@ -61,7 +61,21 @@ impl Supervisor {
 
     /// Occupied changed: a JPEG for MQTT, if the config asks for one.
     pub(super) fn snapshot_on_change(&mut self) {
-        if !self.config.snapshot.on_occupancy_change || self.control_conn().is_none() {
+        if !self.config.snapshot.on_occupancy_change {
+            return;
+        }
+        self.snapshot_to_mqtt();
+    }
+
+    /// `[snapshot] on_event_start`: a picture of a care event's start.
+    pub(super) fn snapshot_on_event_start(&mut self) {
+        if self.config.snapshot.on_event_start {
+            self.snapshot_to_mqtt();
+        }
+    }
+
+    fn snapshot_to_mqtt(&mut self) {
+        if self.control_conn().is_none() {
             return;
         }
         let quality = self.config.snapshot.jpeg_quality;
