@@ -87,6 +87,9 @@ pub struct Overlay {
     pub attention_rois: Vec<NormRect>,
     /// The auto-focus region, when auto-focus is on.
     pub focus_region: Option<NormRect>,
+    /// The room's zones, outlined with their names.
+    #[serde(default)]
+    pub zones: Vec<crate::zone::Zone>,
     pub model: Option<ModelSize>,
     pub roi_source: Option<RoiSource>,
     /// Detection is paused: the caption says the frame has no boxes because of it.

@@ -1,10 +1,13 @@
 //! The overlay drawn over a frame: detection boxes with their confidence, the attention
-//! ROIs and the auto-focus region each in their own colour, and a caption band on top
+//! ROIs, the auto-focus region and the zones (with their names) each in their own colour,
+//! and a caption band on top
 //! (time, frame, model, region; paused says so).
 
 use ab_glyph::{FontArc, PxScale};
 use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::drawing::{
+    draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_segment_mut, draw_text_mut, text_size,
+};
 use imageproc::rect::Rect;
 use orion_protocol::NormRect;
 use orion_protocol::snapshot::{Overlay, STALE_BOXES_NS, Taken};
@@ -19,6 +22,8 @@ impl Palette {
     pub const ROI: Rgb<u8> = Rgb([0, 128, 255]);
     /// The auto-focus region.
     pub const FOCUS: Rgb<u8> = Rgb([255, 160, 0]);
+    /// A zone.
+    pub const ZONE: Rgb<u8> = Rgb([255, 0, 255]);
     const CAPTION_BG: Rgb<u8> = Rgb([0, 0, 0]);
     const CAPTION: Rgb<u8> = Rgb([255, 255, 255]);
     const LABEL: Rgb<u8> = Rgb([0, 0, 0]);
@@ -39,6 +44,21 @@ pub fn draw(img: &mut RgbImage, overlay: &Overlay, taken: &Taken, font: Option<&
         outline(img, to_pixels(focus, w, h), Palette::FOCUS);
     }
     let scale = PxScale::from((h as f32 / 24.0).clamp(11.0, 40.0));
+    for zone in &overlay.zones {
+        polygon(img, zone.polygon(), w, h);
+        if let (Some(font), Some([x, y])) = (font, zone.polygon().first()) {
+            let (px, py) = ((x * f64::from(w)) as i32, (y * f64::from(h)) as i32);
+            draw_text_mut(
+                img,
+                Palette::ZONE,
+                px + 3,
+                py + 2,
+                scale,
+                font,
+                zone.name().as_str(),
+            );
+        }
+    }
     let fresh = boxes_fresh(overlay, taken);
     for d in overlay.detections.iter().filter(|_| fresh) {
         let b = &d.bbox;
@@ -97,6 +117,24 @@ pub fn caption_lines(overlay: &Overlay, taken: &Taken) -> Vec<String> {
         }
     };
     vec![first, second]
+}
+
+/// A zone's outline (normalized points), `THICK` pixels wide.
+fn polygon(img: &mut RgbImage, points: &[[f64; 2]], w: u32, h: u32) {
+    let px = |[x, y]: [f64; 2]| {
+        (
+            (x * f64::from(w)).clamp(0.0, f64::from(w.saturating_sub(1))) as f32,
+            (y * f64::from(h)).clamp(0.0, f64::from(h.saturating_sub(1))) as f32,
+        )
+    };
+    for (i, a) in points.iter().enumerate() {
+        let (a, b) = (px(*a), px(points[(i + 1) % points.len()]));
+        for t in 0..THICK {
+            let d = t as f32;
+            draw_line_segment_mut(img, (a.0 + d, a.1), (b.0 + d, b.1), Palette::ZONE);
+            draw_line_segment_mut(img, (a.0, a.1 + d), (b.0, b.1 + d), Palette::ZONE);
+        }
+    }
 }
 
 /// A normalized region in the frame's pixels.

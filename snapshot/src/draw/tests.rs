@@ -34,6 +34,7 @@ fn overlay() -> Overlay {
         detections_captured_unix_ns: Some(1_795_000_000_000_000_000 - 100_000_000),
         attention_rois: vec![NormRect::new(0.5, 0.5, 0.25, 0.25).unwrap()],
         focus_region: Some(NormRect::new(0.05, 0.3, 0.9, 0.65).unwrap()),
+        zones: Vec::new(),
         model: Some(ModelSize::N),
         roi_source: Some(RoiSource::AutoFocus),
         paused: false,
@@ -75,6 +76,31 @@ fn boxes_regions_and_focus_are_drawn_in_their_colours() {
     assert_eq!(*img.get_pixel(639, 2), Rgb([0, 0, 0]));
     // The label tab sits above the box, in the box's colour.
     assert_eq!(*img.get_pixel(101, 145), Palette::BOX);
+}
+
+#[test]
+fn zones_are_outlined_in_their_colour() {
+    let mut o = overlay();
+    // A triangle: (64, 36), (320, 36), (64, 324) in pixels.
+    o.zones = vec![
+        orion_protocol::Zone::new(
+            orion_protocol::ZoneName::new("bed").unwrap(),
+            vec![[0.1, 0.1], [0.5, 0.1], [0.1, 0.9]],
+        )
+        .unwrap(),
+    ];
+    let mut img = grey();
+    draw(&mut img, &o, &taken(), None);
+    assert_eq!(*img.get_pixel(200, 36), Palette::ZONE, "top edge");
+    assert_eq!(*img.get_pixel(64, 250), Palette::ZONE, "left edge");
+    // The hypotenuse at mid-height: x = 64 + (320 - 64) / 2 = 192, y = 180.
+    let near: Vec<_> = (188..=196).map(|x| *img.get_pixel(x, 180)).collect();
+    assert!(near.contains(&Palette::ZONE), "diagonal edge: {near:?}");
+    assert_eq!(
+        *img.get_pixel(90, 60),
+        Rgb([90, 90, 90]),
+        "inside untouched"
+    );
 }
 
 #[test]

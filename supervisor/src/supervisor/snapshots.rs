@@ -137,6 +137,7 @@ impl Supervisor {
                 .map(|r| r.rois().to_vec())
                 .unwrap_or_default(),
             focus_region: last.and_then(|d| d.suggested_roi),
+            zones: self.desired.zones.iter().cloned().collect(),
             model: Some(last.map_or(self.desired.model_size, |d| d.data.metadata.model_size)),
             roi_source: last.map(|d| d.data.metadata.roi_source),
             paused,
