@@ -420,8 +420,13 @@ impl App {
                 }
                 Message::Event { event } => self.publish_event(&event),
                 Message::ZoneOccupancy { zone, occupancy } => {
+                    let new = occupancy.is_some() && !self.zones.contains_key(zone.as_str());
                     self.zones.insert(zone.to_string(), occupancy);
                     self.publish_zone(zone.as_str());
+                    if new && self.config.homeassistant.discovery && self.counters.connected {
+                        // A zone set at runtime gets its entity.
+                        self.publish_discovery();
+                    }
                 }
                 Message::Snapshot { image_base64, .. } => self.snapshot(&image_base64),
                 Message::Ack(ack) => {

@@ -1,7 +1,8 @@
 //! Home Assistant MQTT discovery (`[homeassistant] discovery = true`): one device per
 //! instance with Orion's availability topic, and its entities — occupancy, person count,
 //! inference rate and latency, detection on/off, model size, inference rate, the snapshot
-//! as a camera, and a button taking one where MQTT may (`get_snapshot` is guarded). Their command
+//! as a camera, a button taking one where MQTT may (`get_snapshot` is guarded), an
+//! occupancy sensor per zone and the care events as an event entity. Their command
 //! payloads are Orion's own JSON commands on its command topic, so there is no second
 //! command path: they are checked, limited and acknowledged like any other command.
 //!
@@ -20,8 +21,9 @@ pub struct Entity {
     pub config: Value,
 }
 
-/// The entities of this instance, each with its discovery topic.
-pub fn entities(config: &Config, topics: &Topics) -> Vec<Entity> {
+/// The entities of this instance, each with its discovery topic; `zones`: the zones known
+/// now (the config's and any set since), each an occupancy binary sensor.
+pub fn entities(config: &Config, topics: &Topics, zones: &[String]) -> Vec<Entity> {
     let id = config.instance_id.to_string();
     let node = node(config);
     let name = if config.room_id.is_empty() {
@@ -56,7 +58,7 @@ pub fn entities(config: &Config, topics: &Topics) -> Vec<Entity> {
         }
         base
     };
-    let mut list = vec![
+    let mut list: Vec<(String, String, Value)> = [
         (
             "binary_sensor",
             "occupancy",
@@ -172,11 +174,40 @@ pub fn entities(config: &Config, topics: &Topics) -> Vec<Entity> {
                 json!({ "topic": topics.snapshot }),
             ),
         ),
-    ];
+    ]
+    .into_iter()
+    .map(|(c, o, v)| (c.to_string(), o.to_string(), v))
+    .collect();
+    for zone in zones {
+        list.push(zone_entity(zone, topics, &common, &with));
+    }
+    let mut event_types: Vec<String> = Vec::new();
+    let kinds = ["room".to_string(), "zone".to_string()]
+        .into_iter()
+        .chain(config.events.classes.iter().map(|c| c.class.clone()));
+    for kind in kinds {
+        for state in ["start", "update", "end"] {
+            event_types.push(format!("{kind}_{state}"));
+        }
+    }
+    list.push((
+        "event".into(),
+        "care_events".into(),
+        with(
+            common("care_events", "Care events"),
+            json!({
+                "state_topic": topics.events,
+                "event_types": event_types,
+                // The event's type and state name it; its id, zone and times ride along.
+                "value_template": "{\"event_type\": \"{{ value_json.type }}_{{ value_json.state }}\", \"event_id\": \"{{ value_json.event_id }}\", \"zone\": \"{{ value_json.zone or '' }}\", \"start\": \"{{ value_json.start }}\", \"end\": \"{{ value_json.end or '' }}\", \"max_count\": {{ value_json.max_count }}}",
+                "icon": "mdi:bell-ring",
+            }),
+        ),
+    ));
     if config.mqtt.allows("get_snapshot") {
         list.push((
-            "button",
-            "take_snapshot",
+            "button".into(),
+            "take_snapshot".into(),
             with(
                 common("take_snapshot", "Take snapshot"),
                 json!({
@@ -194,6 +225,40 @@ pub fn entities(config: &Config, topics: &Topics) -> Vec<Entity> {
             config,
         })
         .collect()
+}
+
+/// A zone's occupancy as a binary sensor (`zone_{name}`).
+fn zone_entity(
+    zone: &str,
+    topics: &Topics,
+    common: &dyn Fn(&str, &str) -> Value,
+    with: &dyn Fn(Value, Value) -> Value,
+) -> (String, String, Value) {
+    let object = format!("zone_{}", zone.replace('-', "_"));
+    let state = topics.zone_occupancy(zone);
+    (
+        "binary_sensor".into(),
+        object.clone(),
+        with(
+            common(&object, &format!("Occupancy {zone}")),
+            json!({
+                "device_class": "occupancy",
+                "state_topic": state,
+                "value_template": "{% if value_json.occupied is none %}None{% elif value_json.occupied %}ON{% else %}OFF{% endif %}",
+                "json_attributes_topic": state,
+            }),
+        ),
+    )
+}
+
+/// A removed zone's discovery topic (an empty retained config there removes the entity).
+pub fn zone_entity_topic(config: &Config, zone: &str) -> String {
+    format!(
+        "{}/binary_sensor/{}/zone_{}/config",
+        config.homeassistant.prefix,
+        node(config),
+        zone.replace('-', "_")
+    )
 }
 
 /// The node id of this instance in discovery topics.
@@ -226,8 +291,8 @@ mod tests {
         )
         .unwrap();
         let topics = Topics::new(&config);
-        let all = entities(&config, &topics);
-        assert_eq!(all.len(), 8);
+        let all = entities(&config, &topics, &["bed".to_string()]);
+        assert_eq!(all.len(), 10);
         for e in &all {
             let c = &e.config;
             let component = e.topic.split('/').nth(1).unwrap();
@@ -246,6 +311,7 @@ mod tests {
                 "switch" | "number" => &["command_topic"],
                 "select" => &["command_topic", "options"],
                 "camera" => &["topic"],
+                "event" => &["state_topic", "event_types"],
                 other => panic!("unexpected component {other}"),
             };
             for key in required {

@@ -23,6 +23,7 @@ fn required(component: &str) -> &'static [&'static str] {
         "select" => &["command_topic", "options"],
         "camera" => &["topic"],
         "button" => &["command_topic"],
+        "event" => &["state_topic", "event_types"],
         other => panic!("Orion announces no {other}"),
     }
 }
@@ -34,13 +35,15 @@ fn render(template: &str, value: &str) -> String {
 
 #[test]
 fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off() {
-    // get_snapshot allowed: the button that takes one is announced too.
+    // get_snapshot allowed: the button that takes one is announced too; the zone "bed"
+    // gets its own occupancy sensor.
     let mut r = Rig::start_with(&format!(
-        "{}\n[homeassistant]\ndiscovery = true",
+        "{}\n[homeassistant]\ndiscovery = true\n\
+         [[zones]]\nname = \"bed\"\npolygon = [[0.1, 0.5], [0.5, 0.5], [0.5, 0.9]]",
         allow_all()
     ));
     let mut ha = Watch::start(r.broker.port, "homeassistant/#").unwrap();
-    ha.wait_count("nine configs", Duration::from_secs(10), 0, 9, |s| {
+    ha.wait_count("eleven configs", Duration::from_secs(10), 0, 11, |s| {
         s.topic.ends_with("/config")
     })
     .unwrap();
@@ -76,8 +79,10 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
         components,
         [
             "binary_sensor",
+            "binary_sensor",
             "button",
             "camera",
+            "event",
             "number",
             "select",
             "sensor",
@@ -93,6 +98,30 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
             .unwrap()
             .1["device_class"],
         "occupancy"
+    );
+
+    let zone = &configs
+        .iter()
+        .find(|(t, _)| t.contains("/zone_bed/"))
+        .expect("the zone's sensor")
+        .1;
+    assert_eq!(
+        zone["state_topic"],
+        format!("{}/bed", r.topic("occupancy")).as_str()
+    );
+    let events = &configs
+        .iter()
+        .find(|(t, _)| t.contains("/event/"))
+        .unwrap()
+        .1;
+    assert_eq!(events["state_topic"], r.topic("events").as_str());
+    assert!(
+        events["event_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "zone_start"),
+        "{events}"
     );
 
     // Their command payloads are Orion's commands: each is applied and acknowledged.

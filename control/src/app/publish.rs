@@ -72,7 +72,21 @@ impl App {
     }
 
     pub(super) fn publish_discovery(&mut self) {
-        for e in discovery::entities(&self.config, &self.topics) {
+        let zones: Vec<String> = self
+            .config
+            .zones
+            .iter()
+            .map(|z| z.name().to_string())
+            .chain(
+                self.zones
+                    .iter()
+                    .filter(|(_, o)| o.is_some())
+                    .map(|(n, _)| n.clone()),
+            )
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for e in discovery::entities(&self.config, &self.topics, &zones) {
             let body = e.config.to_string().into_bytes();
             if self
                 .client
@@ -158,12 +172,17 @@ impl App {
         };
         let qos = self.config.mqtt.qos.status;
         let topic = self.topics.zone_occupancy(zone);
+        let gone = occupancy.is_none();
         let sent = self
             .client
             .try_publish(&topic, qos, true, body, None)
             .is_ok();
-        if sent && occupancy.is_none() {
+        if sent && gone {
             self.zones.remove(zone);
+            if self.config.homeassistant.discovery {
+                let entity = discovery::zone_entity_topic(&self.config, zone);
+                let _ = self.client.try_publish(&entity, 1, true, Vec::new(), None);
+            }
         }
     }
 
