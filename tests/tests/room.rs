@@ -5,7 +5,7 @@
 //! - occupancy: `occupancy_follows_the_room_and_is_unknown_while_nothing_is_detected`,
 //!   `a_corner_roi_never_makes_an_occupied_room_read_empty`
 //! - zones: `zones_follow_the_people_standing_in_them_and_are_set_over_mqtt`
-//! - care events: `care_events_start_and_end_with_ids_across_a_control_restart`
+//! - care events: `care_events_start_and_end_with_ids_across_restarts`
 //! - snapshots: `a_snapshot_shows_the_frame_with_its_boxes_over_orionctl_and_mqtt`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -259,10 +259,12 @@ fn zones_follow_the_people_standing_in_them_and_are_set_over_mqtt() {
 /// Care events as a backend reads them on `care/events/{id}` (QoS 1), with the fall model
 /// (classes `Normal`/`Fall`): the room, the "street" zone and the configured class
 /// `Normal` (the fall model's standing people, present all through the footage) each start
-/// one event; orion-control restarted meanwhile changes nothing (no second start, nothing
-/// lost); an empty scene ends each, after its start, with the same id. Ids never repeat.
+/// one event; orion-control restarted, then oriond (SIGTERM and started again on the same
+/// state dir) change nothing (no second start, nothing lost); an empty scene ends each,
+/// after its start, with the same id. Ids never repeat. (With the open events not restored
+/// after oriond's restart this test fails: they never end.)
 #[test]
-fn care_events_start_and_end_with_ids_across_a_control_restart() {
+fn care_events_start_and_end_with_ids_across_restarts() {
     let mut sys = System::start(Spec {
         size: 'm',
         rate_hz: 2.0,
@@ -310,13 +312,25 @@ fn care_events_start_and_end_with_ids_across_a_control_restart() {
         "{zone}"
     );
 
-    // orion-control restarts: the open events are neither started again nor lost.
+    // From here on, no event may start again.
+    let mark = op.seen.len();
+    // orion-control restarts, then oriond itself (SIGTERM, started again on the same
+    // state dir): the open events are neither started again nor lost.
     let (code, out, err) = sys.o.ctl(&["restart", "control"]).unwrap();
     assert_eq!(code, 0, "{out}{err}");
     op.pull(Duration::from_secs(3));
+    let stopped = sys.o.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(stopped.success(), "oriond stopped cleanly: {stopped:?}");
+    sys.o.spawn().unwrap();
+    sys.o.wait_all_running(Duration::from_secs(90)).unwrap();
+    // People are still in view: the room is occupied again, under the same event.
+    let (mark_up, room) = (op.seen.len(), op.topic("occupancy"));
+    op.wait_from("occupied again", mark_up, Duration::from_secs(60), |a| {
+        a.topic == room && a.json().is_some_and(|v| v["occupied"] == true)
+    })
+    .unwrap();
 
     // The scene empties: each ends.
-    let mark = op.seen.len();
     sys.camera.kill().unwrap();
     sys.camera.resume_empty_scene().unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
