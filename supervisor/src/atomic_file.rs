@@ -33,3 +33,23 @@ pub fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
+
+/// Reads the JSON state file at `path`: `None` when there is none; an error when it is
+/// larger than `max` bytes or does not parse.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, max: u64) -> Result<Option<T>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    anyhow::ensure!(meta.len() <= max, "larger than {max} bytes");
+    Ok(Some(serde_json::from_slice(&std::fs::read(path)?)?))
+}
+
+/// Moves a state file that cannot be used aside (`*.json.bad`, kept for the operator);
+/// where it went.
+pub fn set_aside(path: &Path) -> std::path::PathBuf {
+    let aside = path.with_extension("json.bad");
+    let _ = std::fs::rename(path, &aside);
+    aside
+}

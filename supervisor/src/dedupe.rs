@@ -150,20 +150,10 @@ pub fn save(path: &Path, records: &[Record]) -> Result<()> {
 /// The records saved at `path`; none when there is no file. A file that cannot be used is
 /// reported and left for the operator (renamed `*.bad`).
 pub fn load(path: &Path) -> (Vec<Record>, Option<String>) {
-    let read = || -> Result<Vec<Record>> {
-        let meta = match std::fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        anyhow::ensure!(meta.len() <= MAX_FILE, "larger than {MAX_FILE} bytes");
-        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
-    };
-    match read() {
-        Ok(records) => (records, None),
+    match crate::atomic_file::read_json(path, MAX_FILE) {
+        Ok(records) => (records.unwrap_or_default(), None),
         Err(e) => {
-            let aside = path.with_extension("json.bad");
-            let _ = std::fs::rename(path, &aside);
+            let aside = crate::atomic_file::set_aside(path);
             let why = format!(
                 "ignoring the answered commands saved in {} ({e:#}); moved to {}: a command the broker redelivers now may be applied again",
                 path.display(),

@@ -31,17 +31,7 @@ pub fn baseline(config: &Config) -> Desired {
 /// cannot be used is renamed to `*.bad` (kept for the operator) and reported.
 pub fn load(path: &Path, config: &Config) -> (Desired, Option<String>) {
     let baseline = baseline(config);
-    let read = || -> Result<Option<Saved>> {
-        let meta = match std::fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        anyhow::ensure!(meta.len() <= MAX_FILE, "larger than {MAX_FILE} bytes");
-        let text = std::fs::read_to_string(path)?;
-        Ok(Some(serde_json::from_str(&text)?))
-    };
-    match read() {
+    match crate::atomic_file::read_json::<Saved>(path, MAX_FILE) {
         Ok(None) => (baseline, None),
         Ok(Some(saved)) => {
             let mut desired = saved.desired;
@@ -50,8 +40,7 @@ pub fn load(path: &Path, config: &Config) -> (Desired, Option<String>) {
             (desired, None)
         }
         Err(e) => {
-            let aside = path.with_extension("json.bad");
-            let _ = std::fs::rename(path, &aside);
+            let aside = crate::atomic_file::set_aside(path);
             let why = format!(
                 "ignoring the saved state {} ({e:#}); moved to {}",
                 path.display(),

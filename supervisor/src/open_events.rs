@@ -13,20 +13,10 @@ const MAX_FILE: u64 = 64 * 1024;
 /// The events saved at `path`, if any; a file that cannot be used is moved aside and
 /// reported.
 pub fn load(path: &Path) -> (Vec<CareEvent>, Option<String>) {
-    let read = || -> Result<Vec<CareEvent>> {
-        let meta = match std::fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        anyhow::ensure!(meta.len() <= MAX_FILE, "larger than {MAX_FILE} bytes");
-        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
-    };
-    match read() {
-        Ok(open) => (open, None),
+    match crate::atomic_file::read_json(path, MAX_FILE) {
+        Ok(open) => (open.unwrap_or_default(), None),
         Err(e) => {
-            let aside = path.with_extension("json.bad");
-            let _ = std::fs::rename(path, &aside);
+            let aside = crate::atomic_file::set_aside(path);
             let why = format!(
                 "ignoring the open events saved in {} ({e:#}); moved to {}: they will not be ended",
                 path.display(),
