@@ -10,6 +10,7 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0 python3-gi
   mosquitto mosquitto-clients
+  rabbitmq-server   # a real clustered broker: the fleet tests and bench run two nodes of it
   openssl   # certificates for the MQTT and the rtsps:// camera TLS tests
   glib-networking   # GIO's TLS backend: rtsps:// cameras (a dependency of the package too)
   fonts-dejavu-core   # the snapshot's caption (a dependency of the package too)
@@ -32,8 +33,9 @@ else
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# A system mosquitto (the Debian package enables one on port 1883) is left as it is: the
-# tests and the demo start their own brokers on their own ports, and stop only those.
+# A system mosquitto or RabbitMQ (the Debian packages enable one) is left as it is: the
+# tests and the demo start their own brokers on their own ports (RabbitMQ with its own
+# epmd and node names), and stop only those.
 
 # Cargo tools, pinned, kept where the machine keeps its caches (scripts put this on PATH).
 TOOLS="${ORION_CACHE:-/var/cache/orion}/cargo-tools"

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod models;
+mod mqtt;
 mod secrets;
 pub mod trust;
 mod validate;
@@ -19,6 +20,7 @@ use orion_protocol::focus::{Params, ParamsUpdate, Strategy};
 use orion_protocol::{FrameSize, InstanceId, ModelSize, RateHz};
 use serde::{Deserialize, Serialize};
 
+pub use mqtt::{BrokerAddr, Mqtt, Qos, Tls, default_allowed_commands};
 pub use validate::ConfigError;
 
 /// Largest config file read.
@@ -279,141 +281,6 @@ impl AutoFocus {
     /// The parameters (validated by [`Config::load`]).
     pub fn params(&self) -> Result<Params, String> {
         Params::default().with(&self.update())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Mqtt {
-    /// Without MQTT the box is driven by `orionctl` only (no control process).
-    pub enabled: bool,
-    /// Run a local broker on `host:port` (localhost only) as a supervised child of oriond:
-    /// the zero-setup demo (ADR 0006).
-    pub embedded: bool,
-    /// The broker program `embedded` runs (mosquitto).
-    pub broker_program: PathBuf,
-    pub host: String,
-    pub port: u16,
-    /// `5` or `3.1.1`.
-    pub version: String,
-    /// Default `orion-{instance_id}`.
-    pub client_id: Option<String>,
-    pub username: Option<String>,
-    /// File holding the password (never the password itself in this file).
-    pub password_file: Option<PathBuf>,
-    pub tls: Option<Tls>,
-    pub prefix: String,
-    pub keepalive_s: u64,
-    pub status_interval_s: u64,
-    /// Commands waiting for their ack at once; more are rejected with an error ack.
-    pub max_inflight_commands: u32,
-    /// A command older than this is refused (`expired`) instead of applied: its
-    /// `timestamp`, if it has one, must be newer; and the broker keeps orion-control's
-    /// persistent session (MQTT 5) at most this long.
-    pub command_max_age_s: u32,
-    pub qos: Qos,
-    /// The commands MQTT may give (by name). By default all but `shutdown` and
-    /// `restart_process`: whoever may publish to the command topic must not be able to
-    /// take the room dark. The supervisor verbs are never allowed over MQTT.
-    pub allowed_commands: Vec<String>,
-    /// Send `username`/password to a broker that is not on this host without TLS (a lab
-    /// only; warned about at start).
-    pub allow_insecure: bool,
-}
-
-impl Mqtt {
-    /// Whether MQTT may give `command` (see `allowed_commands`).
-    pub fn allows(&self, command: &str) -> bool {
-        self.allowed_commands.iter().any(|c| c == command)
-    }
-
-    /// Why MQTT may not give `command`, naming the rule; `None` if it may.
-    pub fn refuses(&self, command: &str) -> Option<String> {
-        (!self.allows(command)).then(|| {
-            format!(
-                "{command} is not in [mqtt] allowed_commands on this device \
-                 (by default MQTT may not shutdown, restart_process or get_snapshot)"
-            )
-        })
-    }
-
-    /// Whether the broker is on this host (credentials never leave it).
-    pub fn broker_is_local(&self) -> bool {
-        matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-/// What `[mqtt] allowed_commands` holds unless configured.
-pub fn default_allowed_commands() -> Vec<String> {
-    orion_protocol::command::MQTT_COMMANDS
-        .iter()
-        .filter(|c| !orion_protocol::command::MQTT_GUARDED.contains(c))
-        .map(|c| c.to_string())
-        .collect()
-}
-
-impl Default for Mqtt {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            embedded: false,
-            broker_program: "/usr/sbin/mosquitto".into(),
-            host: "localhost".into(),
-            port: 1883,
-            version: "5".into(),
-            client_id: None,
-            username: None,
-            password_file: None,
-            tls: None,
-            prefix: "care".into(),
-            keepalive_s: 30,
-            status_interval_s: 30,
-            max_inflight_commands: 32,
-            command_max_age_s: 60,
-            qos: Qos::default(),
-            allowed_commands: default_allowed_commands(),
-            allow_insecure: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tls {
-    pub ca: PathBuf,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Qos {
-    pub detections: u8,
-    pub status: u8,
-    pub acks: u8,
-    pub availability: u8,
-    pub commands: u8,
-    /// Care events: happenings a backend must not miss.
-    pub events: u8,
-}
-
-/// Acks and status default to QoS 0: a QoS 1 publish makes the broker send a PUBACK, and a
-/// broker with Nagle on (mosquitto's default) then holds the next command back until our
-/// delayed ACK (~40 ms; ADR 0004). Availability (and its last will) and commands keep QoS 1.
-impl Default for Qos {
-    fn default() -> Self {
-        Self {
-            detections: 0,
-            status: 0,
-            acks: 0,
-            availability: 1,
-            commands: 1,
-            events: 1,
-        }
     }
 }
 

@@ -108,6 +108,89 @@ fn mqtt_may_not_take_the_room_dark_unless_allowed() {
 }
 
 #[test]
+fn groups_take_fewer_commands_than_the_room_itself() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}[mqtt]\ngroups = [\"floor-2\", \"wing_a\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.mqtt.groups.len(), 2);
+    assert_eq!(c.mqtt.refuses_for_group("pause_inference"), None);
+    let why = c.mqtt.refuses_for_group("set_zones").unwrap();
+    assert!(why.contains("group_allowed_commands"), "{why}");
+    assert!(c.mqtt.refuses("set_zones").is_none());
+    // A group command must be allowed for the room too.
+    let c = Config::parse(&format!(
+        "{MINIMAL}[mqtt]\nallowed_commands = [\"get_status\"]\ngroup_allowed_commands = [\"get_status\", \"shutdown\"]\n"
+    ))
+    .unwrap();
+    assert!(
+        c.mqtt
+            .refuses_for_group("shutdown")
+            .unwrap()
+            .contains("allowed_commands")
+    );
+    assert_eq!(c.mqtt.refuses_for_group("get_status"), None);
+    for (line, key, expect) in [
+        ("groups = [\"floor/2\"]", "mqtt.groups", "A-Z, a-z, 0-9"),
+        ("groups = [\"+\"]", "mqtt.groups", "A-Z, a-z, 0-9"),
+        ("groups = [\"a\", \"a\"]", "mqtt.groups", "lists a twice"),
+        (
+            "group_allowed_commands = [\"dance\"]",
+            "mqtt.group_allowed_commands",
+            "not an MQTT command",
+        ),
+    ] {
+        let e = err(&format!("{MINIMAL}[mqtt]\n{line}\n"));
+        assert!(e.starts_with(key) && e.contains(expect), "{line}: {e}");
+    }
+}
+
+#[test]
+fn broker_nodes_are_host_port_pairs_tried_in_order() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(
+        c.mqtt.brokers(),
+        vec![BrokerAddr {
+            host: "localhost".into(),
+            port: 1883
+        }]
+    );
+    let c = Config::parse(&format!(
+        "{MINIMAL}[mqtt]\nhosts = [\"node-a:1883\", \"10.0.0.2:1884\", \"[fd00::1]:1883\"]\n"
+    ))
+    .unwrap();
+    let shown: Vec<String> = c.mqtt.brokers().iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["node-a:1883", "10.0.0.2:1884", "[fd00::1]:1883"]);
+    assert!(!c.mqtt.broker_is_local());
+    let local = Config::parse(&format!(
+        "{MINIMAL}[mqtt]\nusername = \"u\"\nhosts = [\"127.0.0.1:1883\", \"localhost:1884\"]\n"
+    ));
+    assert!(local.is_ok(), "{local:?}");
+    for (list, expect) in [
+        ("[\"node-a\"]", "not host:port"),
+        ("[\"node-a:0\"]", "not host:port"),
+        ("[\"node-a:99999\"]", "not host:port"),
+        ("[\"fd00::1:1883\"]", "not host:port"),
+        ("[\":1883\"]", "not host:port"),
+        ("[\"a:1\", \"a:1\"]", "lists a:1 twice"),
+    ] {
+        let e = err(&format!("{MINIMAL}[mqtt]\nhosts = {list}\n"));
+        assert!(
+            e.starts_with("mqtt.hosts") && e.contains(expect),
+            "{list}: {e}"
+        );
+    }
+    let e = err(&format!(
+        "{MINIMAL}[mqtt]\nhosts = [\"node-a:1883\", \"127.0.0.1:1883\"]\nusername = \"u\"\n"
+    ));
+    assert!(e.contains("clear text") && e.contains("node-a:1883"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}[mqtt]\nembedded = true\nhost = \"127.0.0.1\"\nhosts = [\"127.0.0.1:1\"]\n"
+    ));
+    assert!(e.starts_with("mqtt.hosts"), "{e}");
+}
+
+#[test]
 fn credentials_cross_the_network_only_under_tls() {
     let remote = format!("{MINIMAL}[mqtt]\nhost = \"broker.example\"\nusername = \"orion\"\n");
     let e = err(&remote);
@@ -287,6 +370,8 @@ mod fuzz {
             "discovery",
             "embedded",
             "host",
+            "hosts",
+            "groups",
             "port",
             "version",
             "prefix",

@@ -235,26 +235,42 @@ fn mqtt(c: &Config) -> Result<(), ConfigError> {
             format!(
                 "credentials for {} would cross the network in clear text; add [mqtt.tls] \
                  (or mqtt.allow_insecure = true for a lab)",
-                m.host
+                m.brokers()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
-    if m.allowed_commands.len() > orion_protocol::command::MQTT_COMMANDS.len() {
-        return Err(bad("mqtt.allowed_commands", "lists a command twice"));
+    commands("mqtt.allowed_commands", &m.allowed_commands)?;
+    commands("mqtt.group_allowed_commands", &m.group_allowed_commands)?;
+    if m.embedded && !m.hosts.is_empty() {
+        return Err(bad(
+            "mqtt.hosts",
+            "the embedded broker is one node on mqtt.host:mqtt.port; hosts is for a clustered broker",
+        ));
     }
-    for (i, c) in m.allowed_commands.iter().enumerate() {
-        if !orion_protocol::command::MQTT_COMMANDS.contains(&c.as_str()) {
-            let shown: String = c.chars().take(64).collect();
-            return Err(bad(
-                "mqtt.allowed_commands",
-                format!(
-                    "{shown:?} is not an MQTT command (one of {})",
-                    orion_protocol::command::MQTT_COMMANDS.join(", ")
-                ),
-            ));
+    if m.hosts.len() > MAX_BROKERS {
+        return Err(bad(
+            "mqtt.hosts",
+            format!("at most {MAX_BROKERS} broker nodes, got {}", m.hosts.len()),
+        ));
+    }
+    for (i, h) in m.hosts.iter().enumerate() {
+        if m.hosts[..i].contains(h) {
+            return Err(bad("mqtt.hosts", format!("lists {h} twice")));
         }
-        if m.allowed_commands[..i].contains(c) {
-            return Err(bad("mqtt.allowed_commands", format!("lists {c} twice")));
+    }
+    if m.groups.len() > MAX_GROUPS {
+        return Err(bad(
+            "mqtt.groups",
+            format!("at most {MAX_GROUPS} groups, got {}", m.groups.len()),
+        ));
+    }
+    for (i, g) in m.groups.iter().enumerate() {
+        if m.groups[..i].contains(g) {
+            return Err(bad("mqtt.groups", format!("lists {g} twice")));
         }
     }
     name_like("mqtt.prefix", &m.prefix, 64, b"_/")?;
@@ -287,6 +303,34 @@ fn mqtt(c: &Config) -> Result<(), ConfigError> {
         ("mqtt.qos.events", m.qos.events),
     ] {
         int(key, q.into(), 0, 2)?;
+    }
+    Ok(())
+}
+
+/// Broker nodes and groups a room may name: a bound on subscriptions and connect attempts.
+const MAX_BROKERS: usize = 16;
+const MAX_GROUPS: usize = 16;
+
+/// A list of MQTT command names: each one of the catalog, none twice.
+fn commands(key: &str, list: &[String]) -> Result<(), ConfigError> {
+    use orion_protocol::command::MQTT_COMMANDS;
+    if list.len() > MQTT_COMMANDS.len() {
+        return Err(bad(key, "lists a command twice"));
+    }
+    for (i, c) in list.iter().enumerate() {
+        if !MQTT_COMMANDS.contains(&c.as_str()) {
+            let shown: String = c.chars().take(64).collect();
+            return Err(bad(
+                key,
+                format!(
+                    "{shown:?} is not an MQTT command (one of {})",
+                    MQTT_COMMANDS.join(", ")
+                ),
+            ));
+        }
+        if list[..i].contains(c) {
+            return Err(bad(key, format!("lists {c} twice")));
+        }
     }
     Ok(())
 }

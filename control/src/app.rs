@@ -35,6 +35,8 @@ struct Origin {
     redelivered: bool,
     /// When it came in (for [`INFLIGHT_TIMEOUT`]).
     received: Instant,
+    /// The group topic it came on; `None` for this room's own.
+    group: Option<String>,
 }
 
 /// How long a command forwarded to oriond may wait for its answer. oriond answers every
@@ -59,6 +61,8 @@ pub struct App {
     stopped_by: Option<StoppedBy>,
     /// oriond's latest room occupancy (published retained on change and on connect).
     occupancy: Option<Occupancy>,
+    /// The broker node of the last connection (a connection to another is a failover).
+    last_broker: Option<String>,
     /// Each zone's latest occupancy; `None`: the zone is gone and its retained message is
     /// still to be cleared (kept until connected).
     zones: std::collections::BTreeMap<String, Option<orion_protocol::occupancy::ZoneOccupancy>>,
@@ -68,6 +72,7 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
     let topics = Topics::new(&config);
     let (client, mut events) = mqtt::start(&config, &topics)?;
     let Link { outbox, mut inbox } = link;
+    let groups = config.mqtt.groups.iter().map(ToString::to_string).collect();
     let mut app = App {
         config,
         topics,
@@ -75,12 +80,16 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
         link_out: outbox,
         inflight: HashMap::new(),
         next_id: 1,
-        counters: MqttCounters::default(),
+        counters: MqttCounters {
+            groups,
+            ..MqttCounters::default()
+        },
         status: None,
         status_key: None,
         status_published: None,
         stopped_by: None,
         occupancy: None,
+        last_broker: None,
         zones: Default::default(),
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -128,21 +137,28 @@ fn now_rfc3339() -> String {
 impl App {
     fn mqtt_event(&mut self, event: Event) {
         match event {
-            Event::Connected => {
+            Event::Connected { broker } => {
                 self.counters.connected = true;
                 self.counters.connects += 1;
+                if self.last_broker.as_ref().is_some_and(|b| *b != broker) {
+                    self.counters.failovers += 1;
+                    tracing::warn!(
+                        broker,
+                        from = self.last_broker,
+                        "MQTT moved to another broker node"
+                    );
+                }
+                self.last_broker = Some(broker.clone());
+                self.counters.broker = Some(broker.clone());
                 self.counters.last_error = None;
-                tracing::info!(
-                    host = self.config.mqtt.host,
-                    port = self.config.mqtt.port,
-                    "MQTT connected"
-                );
+                tracing::info!(broker, "MQTT connected");
                 let m = &self.config.mqtt;
-                if let Err(e) = self
-                    .client
-                    .try_subscribe(&self.topics.control, m.qos.commands)
-                {
-                    tracing::error!(error = e, "cannot subscribe to the command topic");
+                let command_topics = std::iter::once(&self.topics.control)
+                    .chain(self.topics.groups.iter().map(|(t, _)| t));
+                for topic in command_topics {
+                    if let Err(e) = self.client.try_subscribe(topic, m.qos.commands) {
+                        tracing::error!(error = e, topic, "cannot subscribe to a command topic");
+                    }
                 }
                 let _ = self.client.try_publish(
                     &self.topics.availability,
@@ -156,15 +172,21 @@ impl App {
                 self.publish_zones();
                 self.announce_to_home_assistant();
             }
-            Event::Disconnected { error, retry_in } => {
+            Event::Disconnected {
+                error,
+                retry_in,
+                next,
+            } => {
                 if self.counters.connected || self.counters.last_error.as_deref() != Some(&error) {
                     tracing::warn!(
                         error,
                         retry_in_ms = retry_in.as_millis() as u64,
+                        next,
                         "MQTT connection lost; reconnecting"
                     );
                 }
                 self.counters.connected = false;
+                self.counters.broker = Some(next);
                 self.counters.last_error = Some(error);
             }
             Event::Unreadable { bytes } => {
@@ -181,7 +203,11 @@ impl App {
             }
             Event::Message(msg) => {
                 if msg.topic == self.topics.control {
-                    self.command(msg);
+                    self.command(msg, None);
+                } else if let Some(group) = self.topics.group_of(&msg.topic) {
+                    let group = group.to_string();
+                    self.counters.group_commands += 1;
+                    self.command(msg, Some(group));
                 } else {
                     self.home_assistant_message(&msg);
                     if let Err(e) = self.client.acknowledge(&msg.receipt) {
@@ -197,7 +223,7 @@ impl App {
     /// acknowledged to the broker, so a command in flight here when this process dies is
     /// redelivered to the next one (oriond answers a repeated request id again without
     /// applying it twice).
-    fn command(&mut self, msg: Received) {
+    fn command(&mut self, msg: Received, group: Option<String>) {
         self.counters.commands += 1;
         if msg.redelivered {
             self.counters.commands_redelivered += 1;
@@ -210,6 +236,7 @@ impl App {
             receipt: msg.receipt,
             redelivered: msg.redelivered,
             received: Instant::now(),
+            group,
         };
         if msg.retained {
             // A retained command would be applied again after every reconnect.
@@ -218,7 +245,7 @@ impl App {
                 "a retained command is not applied (the broker sends it again on every \
                  reconnect): publish commands without the retain flag, and clear this one \
                  with an empty retained message on {}",
-                self.topics.control
+                msg.topic
             );
             let cmd = std::str::from_utf8(&msg.payload)
                 .ok()
@@ -263,7 +290,11 @@ impl App {
             );
             return self.reject(origin, AckError::new(ErrorKind::Refused, why));
         }
-        if let Some(why) = self.config.mqtt.refuses(action.name()) {
+        let refused = match &origin.group {
+            Some(_) => self.config.mqtt.refuses_for_group(action.name()),
+            None => self.config.mqtt.refuses(action.name()),
+        };
+        if let Some(why) = refused {
             self.counters.commands_refused += 1;
             return self.reject(origin, AckError::new(ErrorKind::Refused, why));
         }
@@ -391,6 +422,7 @@ impl App {
             now_rfc3339(),
         );
         ack.redelivered = origin.redelivered;
+        ack.group = origin.group.clone();
         match serde_json::to_vec(&ack) {
             Ok(body) => self.publish_ack(origin, body),
             Err(e) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use orion_config::Config;
+use orion_config::{BrokerAddr, Config};
 use orion_process::backoff::Backoff;
 use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
 use tokio::sync::mpsc;
@@ -52,13 +52,17 @@ pub enum Receipt {
 }
 
 pub enum Event {
-    /// (Re)connected: subscribe and republish retained state now.
-    Connected,
+    /// (Re)connected to `broker` (`host:port`): subscribe and republish retained state now.
+    Connected {
+        broker: String,
+    },
     Message(Received),
-    /// The connection is gone; the event loop retries after `retry_in`.
+    /// The connection is gone; the event loop tries `next` (`host:port`) after
+    /// `retry_in`.
     Disconnected {
         error: String,
         retry_in: Duration,
+        next: String,
     },
     /// MQTT 3.1.1: the broker delivered a packet of `bytes`, over [`MAX_INCOMING`]. It
     /// cannot be read, so it cannot be acknowledged, and the broker would deliver it again
@@ -137,73 +141,150 @@ impl Client {
 /// Builds the client and starts its event loop; events arrive on the returned channel.
 pub fn start(config: &Config, topics: &Topics) -> Result<(Client, mpsc::Receiver<Event>)> {
     let m = &config.mqtt;
-    let id = config.mqtt_client_id();
-    let keepalive = Duration::from_secs(m.keepalive_s);
     let password = config.mqtt_password()?;
     let transport = tls(config)?;
     if m.username.is_some() && transport.is_none() && !m.broker_is_local() {
         // Only reachable with mqtt.allow_insecure (the config check refuses it otherwise).
         tracing::warn!(
-            host = m.host,
+            brokers = ?m.brokers().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "MQTT credentials go to a remote broker without TLS (mqtt.allow_insecure); a lab only"
         );
     }
     let (tx, rx) = mpsc::channel(1024);
-    let v5 = m.version == "5";
-    let client = if v5 {
-        let mut o = rumqttc::v5::MqttOptions::new(id, m.host.clone(), m.port);
+    let settings = Settings {
+        id: config.mqtt_client_id(),
+        keepalive: Duration::from_secs(m.keepalive_s),
+        username: m.username.clone(),
+        password,
+        transport,
+        will_topic: topics.availability.clone(),
+        will_qos: m.qos.availability,
+        session_expiry_s: m.command_max_age_s,
+    };
+    let brokers = m.brokers();
+    let client = if m.version == "5" {
+        let options: Vec<_> = brokers.iter().map(|b| settings.v5(b)).collect();
+        let (client, eventloop) = rumqttc::v5::AsyncClient::new(options[0].clone(), 1024);
+        tokio::spawn(run_v5(eventloop, Nodes::new(brokers, options), tx));
+        Client::V5(client)
+    } else {
+        let options: Vec<_> = brokers.iter().map(|b| settings.v4(b)).collect();
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options[0].clone(), 1024);
+        eventloop.set_network_options(no_delay());
+        tokio::spawn(run_v4(eventloop, Nodes::new(brokers, options), tx));
+        Client::V4(client)
+    };
+    Ok((client, rx))
+}
+
+/// What every broker node is connected with.
+struct Settings {
+    id: String,
+    keepalive: Duration,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<rumqttc::Transport>,
+    will_topic: String,
+    will_qos: u8,
+    session_expiry_s: u32,
+}
+
+impl Settings {
+    fn v5(&self, node: &BrokerAddr) -> rumqttc::v5::MqttOptions {
+        let mut o = rumqttc::v5::MqttOptions::new(self.id.clone(), node.host.clone(), node.port);
         // A persistent session that outlives an orion-control restart by at most the age a
         // command may reach: the broker queues QoS 1 commands while we are away.
-        o.set_keep_alive(keepalive)
+        o.set_keep_alive(self.keepalive)
             .set_clean_start(false)
-            .set_session_expiry_interval(Some(m.command_max_age_s))
+            .set_session_expiry_interval(Some(self.session_expiry_s))
             .set_manual_acks(true)
             .set_max_packet_size(Some(MAX_INCOMING as u32))
             .set_last_will(LastWill5::new(
-                topics.availability.clone(),
+                self.will_topic.clone(),
                 "offline",
-                qos5(m.qos.availability),
+                qos5(self.will_qos),
                 true,
                 None,
             ));
-        if let (Some(user), Some(pass)) = (&m.username, &password) {
-            o.set_credentials(user.clone(), pass.clone());
-        } else if let Some(user) = &m.username {
-            o.set_credentials(user.clone(), "");
+        if let Some(user) = &self.username {
+            o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
         }
-        if let Some(t) = transport {
-            o.set_transport(t);
+        if let Some(t) = &self.transport {
+            o.set_transport(t.clone());
         }
         o.set_network_options(no_delay());
-        let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, 1024);
-        tokio::spawn(run_v5(eventloop, tx));
-        Client::V5(client)
-    } else {
-        let mut o = rumqttc::MqttOptions::new(id, m.host.clone(), m.port);
+        o
+    }
+
+    fn v4(&self, node: &BrokerAddr) -> rumqttc::MqttOptions {
+        let mut o = rumqttc::MqttOptions::new(self.id.clone(), node.host.clone(), node.port);
         // MQTT 3.1.1 has no session expiry: the broker keeps the session until its own
         // limit; commands carrying a timestamp older than command_max_age_s are refused.
-        o.set_keep_alive(keepalive)
+        o.set_keep_alive(self.keepalive)
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_max_packet_size(MAX_INCOMING, MAX_INCOMING)
             .set_last_will(rumqttc::LastWill::new(
-                topics.availability.clone(),
+                self.will_topic.clone(),
                 "offline",
-                qos4(m.qos.availability),
+                qos4(self.will_qos),
                 true,
             ));
-        if let Some(user) = &m.username {
-            o.set_credentials(user.clone(), password.clone().unwrap_or_default());
+        if let Some(user) = &self.username {
+            o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
         }
-        if let Some(t) = transport {
-            o.set_transport(t);
+        if let Some(t) = &self.transport {
+            o.set_transport(t.clone());
         }
-        let (client, mut eventloop) = rumqttc::AsyncClient::new(o, 1024);
-        eventloop.set_network_options(no_delay());
-        tokio::spawn(run_v4(eventloop, tx));
-        Client::V4(client)
-    };
-    Ok((client, rx))
+        o
+    }
+}
+
+/// The broker nodes and which one is in use. A lost node is left for the next at once;
+/// the backoff applies only when every node failed since the last connection.
+struct Nodes<O> {
+    addrs: Vec<BrokerAddr>,
+    options: Vec<O>,
+    current: usize,
+    /// Nodes tried without a connection since the last one.
+    failed: usize,
+    backoff: Backoff,
+}
+
+impl<O: Clone> Nodes<O> {
+    fn new(addrs: Vec<BrokerAddr>, options: Vec<O>) -> Self {
+        Self {
+            addrs,
+            options,
+            current: 0,
+            failed: 0,
+            backoff: backoff(),
+        }
+    }
+
+    fn connected(&mut self) -> String {
+        self.failed = 0;
+        self.backoff.reset();
+        self.addrs[self.current].to_string()
+    }
+
+    /// The connection to the current node failed: the next node's options, and how long to
+    /// wait before trying it.
+    fn failed(&mut self) -> (O, Duration) {
+        self.failed += 1;
+        let wait = if self.failed >= self.addrs.len() {
+            self.failed = 0;
+            self.backoff.after_run(Duration::ZERO)
+        } else {
+            Duration::ZERO
+        };
+        self.current = (self.current + 1) % self.addrs.len();
+        (self.options[self.current].clone(), wait)
+    }
+
+    fn current(&self) -> String {
+        self.addrs[self.current].to_string()
+    }
 }
 
 /// Acks are small and answer a request: Nagle's algorithm would hold one back until the
@@ -240,23 +321,32 @@ fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {
     )))
 }
 
-/// Reports a lost connection, then waits out the backoff. False when the app is gone.
-async fn disconnected(tx: &mpsc::Sender<Event>, backoff: &mut Backoff, error: String) -> bool {
-    let retry_in = backoff.after_run(Duration::ZERO);
-    if tx
-        .send(Event::Disconnected { error, retry_in })
-        .await
-        .is_err()
-    {
+/// Reports a lost connection, then waits before the next attempt. False when the app is
+/// gone.
+async fn disconnected(
+    tx: &mpsc::Sender<Event>,
+    error: String,
+    retry_in: Duration,
+    next: String,
+) -> bool {
+    let event = Event::Disconnected {
+        error,
+        retry_in,
+        next,
+    };
+    if tx.send(event).await.is_err() {
         return false;
     }
     tokio::time::sleep(retry_in).await;
     true
 }
 
-async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
+async fn run_v4(
+    mut eventloop: rumqttc::EventLoop,
+    mut nodes: Nodes<rumqttc::MqttOptions>,
+    tx: mpsc::Sender<Event>,
+) {
     use rumqttc::{Event as E, Packet};
-    let mut backoff = backoff();
     let mut discarding = false;
     loop {
         let event = match eventloop.poll().await {
@@ -268,10 +358,9 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
                 eventloop.network = None;
                 continue;
             }
-            Ok(E::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                Event::Connected
-            }
+            Ok(E::Incoming(Packet::ConnAck(_))) => Event::Connected {
+                broker: nodes.connected(),
+            },
             Ok(E::Incoming(Packet::Publish(p))) => Event::Message(Received {
                 topic: p.topic.clone(),
                 payload: p.payload.clone(),
@@ -283,14 +372,20 @@ async fn run_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Event>) {
             }),
             Ok(_) => continue,
             Err(e) => {
-                if let Some(bytes) = unreadable_v4(&e) {
+                let (wait, next) = if let Some(bytes) = unreadable_v4(&e) {
+                    // Not the node's fault: the same node again, with a clean session.
                     discarding = true;
                     eventloop.mqtt_options.set_clean_session(true);
                     if tx.send(Event::Unreadable { bytes }).await.is_err() {
                         return;
                     }
-                }
-                if !disconnected(&tx, &mut backoff, e.to_string()).await {
+                    (Duration::ZERO, nodes.current())
+                } else {
+                    let (options, wait) = nodes.failed();
+                    eventloop.mqtt_options = options;
+                    (wait, nodes.current())
+                };
+                if !disconnected(&tx, e.to_string(), wait, next).await {
                     return;
                 }
                 continue;
@@ -312,16 +407,18 @@ fn unreadable_v4(e: &rumqttc::ConnectionError) -> Option<usize> {
     }
 }
 
-async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) {
+async fn run_v5(
+    mut eventloop: rumqttc::v5::EventLoop,
+    mut nodes: Nodes<rumqttc::v5::MqttOptions>,
+    tx: mpsc::Sender<Event>,
+) {
     use rumqttc::v5::Event as E;
     use rumqttc::v5::mqttbytes::v5::Packet;
-    let mut backoff = backoff();
     loop {
         let event = match eventloop.poll().await {
-            Ok(E::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                Event::Connected
-            }
+            Ok(E::Incoming(Packet::ConnAck(_))) => Event::Connected {
+                broker: nodes.connected(),
+            },
             Ok(E::Incoming(Packet::Publish(p))) => {
                 let (response_topic, correlation) = p
                     .properties
@@ -340,7 +437,9 @@ async fn run_v5(mut eventloop: rumqttc::v5::EventLoop, tx: mpsc::Sender<Event>) 
             }
             Ok(_) => continue,
             Err(e) => {
-                if !disconnected(&tx, &mut backoff, e.to_string()).await {
+                let (options, wait) = nodes.failed();
+                eventloop.options = options;
+                if !disconnected(&tx, e.to_string(), wait, nodes.current()).await {
                     return;
                 }
                 continue;

@@ -13,6 +13,8 @@ pub struct Topics {
     pub occupancy: String,
     pub snapshot: String,
     pub events: String,
+    /// The group command topics (`{prefix}/control/group/{group}`) with their group.
+    pub groups: Vec<(String, String)>,
 }
 
 impl Topics {
@@ -29,7 +31,21 @@ impl Topics {
             occupancy: format!("{p}/occupancy/{id}"),
             snapshot: format!("{p}/snapshot/{id}"),
             events: format!("{p}/events/{id}"),
+            groups: config
+                .mqtt
+                .groups
+                .iter()
+                .map(|g| (format!("{p}/control/group/{g}"), g.to_string()))
+                .collect(),
         }
+    }
+
+    /// The group a command topic addresses, if it is one of this room's group topics.
+    pub fn group_of(&self, topic: &str) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, g)| g.as_str())
     }
 
     /// A zone's retained occupancy.

@@ -65,6 +65,18 @@ pub const MQTT_COMMANDS: [&str; 19] = [
 /// them.
 pub const MQTT_GUARDED: [&str; 3] = ["restart_process", "shutdown", "get_snapshot"];
 
+/// What a group command (`{prefix}/control/group/{group}`) may be unless `[mqtt]
+/// group_allowed_commands` says otherwise: reading and the reversible room-wide settings.
+/// Geometry (regions, zones) belongs to one camera, and a floor-wide snapshot, restart or
+/// shutdown is one published message too easy to send.
+pub const MQTT_GROUP_DEFAULT: [&str; 5] = [
+    "get_status",
+    "pause_inference",
+    "resume_inference",
+    "set_inference_rate",
+    "set_model_size",
+];
+
 /// A process oriond supervises. (Declaration order is start order.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -24,16 +24,20 @@ pub struct InstanceIdError {
     got: String,
 }
 
+/// Whether `name` is 1..=[`InstanceId::MAX_LEN`] of `A-Z`, `a-z`, `0-9`, `_`, `-`.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= InstanceId::MAX_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 impl InstanceId {
     pub const MAX_LEN: usize = 64;
 
     pub fn new(id: &str) -> Result<Self, InstanceIdError> {
-        let ok = !id.is_empty()
-            && id.len() <= Self::MAX_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
+        if is_name(id) {
             Ok(Self(id.to_owned()))
         } else {
             Err(InstanceIdError {
@@ -97,6 +101,47 @@ impl TryFrom<String> for InstanceId {
 impl From<InstanceId> for String {
     fn from(id: InstanceId) -> String {
         id.0
+    }
+}
+
+/// A group of rooms (a floor, a wing: `[mqtt] groups`), addressed together on
+/// `{prefix}/control/group/{group}`. Spelled like an instance id: one MQTT topic level.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn new(name: &str) -> Result<Self, InstanceIdError> {
+        if is_name(name) {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(InstanceIdError {
+                got: name.chars().take(80).collect(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for GroupName {
+    type Error = InstanceIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(&s)
+    }
+}
+
+impl From<GroupName> for String {
+    fn from(g: GroupName) -> String {
+        g.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -47,7 +47,7 @@ pub use detection::{
     BBox, Detection, DetectionData, DetectionMessage, DetectionMetadata, RoiSource, Timing,
 };
 pub use detector::{DetectorState, DetectorStatus};
-pub use instance::InstanceId;
+pub use instance::{GroupName, InstanceId};
 pub use message::{Frame, Message};
 pub use occupancy::Occupancy;
 pub use status::{ProcessState, Status};

@@ -21,6 +21,10 @@ pub struct MqttAck {
     pub timestamp: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redelivered: bool,
+    /// The group the command was sent to (`{prefix}/control/group/{group}`); absent for a
+    /// command to this room alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl MqttAck {
@@ -44,6 +48,7 @@ impl MqttAck {
             error_kind: ack.error_kind,
             timestamp,
             redelivered: false,
+            group: None,
         }
     }
 }

@@ -241,7 +241,19 @@ pub struct Versions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MqttCounters {
     pub connected: bool,
+    /// The broker node in use (`host:port`), or the one being tried.
+    #[serde(default)]
+    pub broker: Option<String>,
     pub connects: u64,
+    /// Connections made to another node than the one before (`[mqtt] hosts`).
+    #[serde(default)]
+    pub failovers: u64,
+    /// The groups this room takes commands for (`[mqtt] groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Commands taken from a group topic (`{prefix}/control/group/{group}`).
+    #[serde(default)]
+    pub group_commands: u64,
     pub commands: u64,
     pub commands_rejected: u64,
     pub commands_expired: u64,

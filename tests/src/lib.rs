@@ -24,6 +24,7 @@ pub mod mqtt;
 pub mod operator;
 pub mod oriond;
 pub mod pattern;
+pub mod rabbitmq;
 pub mod ring_probe;
 pub mod rtsp_server;
 pub mod system;

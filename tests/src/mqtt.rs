@@ -15,6 +15,8 @@ pub struct Mosquitto {
     pub port: u16,
     /// Broker-side TCP_NODELAY (mosquitto's `set_tcp_nodelay`, off by default).
     pub nodelay: bool,
+    /// Config lines after the listener (`allow_anonymous true` unless given).
+    extra: String,
     guard: Option<ChildGuard>,
 }
 
@@ -33,10 +35,31 @@ impl Mosquitto {
         let mut m = Self {
             port: free_port()?,
             nodelay,
+            extra: "allow_anonymous true\n".into(),
             guard: None,
         };
         m.restart()?;
         Ok(m)
+    }
+
+    /// With `conf` after the listener line (password file, ACL, logging), Nagle off.
+    pub fn start_conf(conf: &str) -> Result<Self> {
+        let mut m = Self {
+            port: free_port()?,
+            nodelay: true,
+            extra: conf.to_string(),
+            guard: None,
+        };
+        m.restart()?;
+        Ok(m)
+    }
+
+    /// What the broker logged so far (with `log_dest stderr`).
+    pub fn log(&self) -> String {
+        self.guard
+            .as_ref()
+            .map(ChildGuard::stderr_text)
+            .unwrap_or_default()
     }
 
     /// Starts (again) on the same port.
@@ -45,8 +68,8 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay {}\n",
-                self.port, self.nodelay
+                "listener {} 127.0.0.1\nset_tcp_nodelay {}\n{}",
+                self.port, self.nodelay, self.extra
             ),
         )?;
         let mut cmd = Command::new("mosquitto");
@@ -105,11 +128,27 @@ impl Watch {
 
     /// `v5: false` subscribes with MQTT 3.1.1 (the embedded broker speaks only that).
     pub fn start_with(port: u16, filter: &str, v5: bool) -> Result<Self> {
-        let mut cmd = Command::new("mosquitto_sub");
-        let version = if v5 { "mqttv5" } else { "mqttv311" };
         // A private probe topic besides the filter: once a probe comes back, the
         // subscription is in place (mosquitto_sub itself says nothing).
         let probe = format!("orion-probe/{}-{}", std::process::id(), crate::unique());
+        Self::start_as(port, filter, v5, None, &probe)
+    }
+
+    /// As a broker user (`auth`: user name and password), proving the subscription with
+    /// messages on `probe` (a topic that user may publish and read).
+    pub fn start_as(
+        port: u16,
+        filter: &str,
+        v5: bool,
+        auth: Option<(&str, &str)>,
+        probe: &str,
+    ) -> Result<Self> {
+        let probe = probe.to_string();
+        let mut cmd = Command::new("mosquitto_sub");
+        let version = if v5 { "mqttv5" } else { "mqttv311" };
+        if let Some((user, password)) = auth {
+            cmd.args(["-u", user, "-P", password]);
+        }
         cmd.args([
             "-h",
             "127.0.0.1",
@@ -128,7 +167,7 @@ impl Watch {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            publish(port, &probe, "probe", &[])?;
+            publish_as(port, auth, &probe, "probe")?;
             if watch
                 .wait_for("the subscription probe", Duration::from_millis(300), |s| {
                     s.topic == probe
@@ -217,6 +256,21 @@ impl Watch {
     pub fn clear(&mut self) {
         self.seen.clear();
     }
+}
+
+/// `mosquitto_pub` of `payload` to `topic` as a broker user (MQTT 3.1.1). A publish the
+/// broker refuses still succeeds here: MQTT 3.1.1 has no way to say so.
+pub fn publish_as(port: u16, auth: Option<(&str, &str)>, topic: &str, payload: &str) -> Result<()> {
+    let mut cmd = Command::new("mosquitto_pub");
+    if let Some((user, password)) = auth {
+        cmd.args(["-u", user, "-P", password]);
+    }
+    let status = cmd
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-m", payload])
+        .status()?;
+    anyhow::ensure!(status.success(), "mosquitto_pub failed");
+    Ok(())
 }
 
 /// `mosquitto_pub` of `payload` to `topic` (MQTT 3.1.1 unless `v5_props` are given).

@@ -122,7 +122,7 @@ impl App {
         if !self.counters.connected {
             return;
         }
-        let Ok(body) = serde_json::to_vec(occupancy) else {
+        let Ok(body) = serde_json::to_vec(&Stamped::new(&self.config, occupancy)) else {
             return;
         };
         let qos = self.config.mqtt.qos.status;
@@ -167,7 +167,7 @@ impl App {
             return;
         };
         let body = match occupancy {
-            Some(o) => serde_json::to_vec(o).unwrap_or_default(),
+            Some(o) => serde_json::to_vec(&Stamped::new(&self.config, o)).unwrap_or_default(),
             None => Vec::new(),
         };
         let qos = self.config.mqtt.qos.status;
@@ -220,6 +220,24 @@ impl App {
         {
             self.status_key = Some(key);
             self.status_published = Some(Instant::now());
+        }
+    }
+}
+
+/// A payload with the instance it is about, so a backend subscribed to a wildcard
+/// (`care/occupancy/+`) need not parse the topic.
+#[derive(serde::Serialize)]
+struct Stamped<'a, T: serde::Serialize> {
+    instance_id: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+impl<'a, T: serde::Serialize> Stamped<'a, T> {
+    fn new(config: &'a orion_config::Config, body: &'a T) -> Self {
+        Self {
+            instance_id: config.instance_id.as_str(),
+            body,
         }
     }
 }
