@@ -184,6 +184,11 @@ code=0; orionctl -i "$INSTANCE" status || code=$?
 [ $code -eq 0 ] || [ $code -eq 5 ] || fail "orionctl status exited $code"
 orionctl -i "$INSTANCE" rois set 0.1,0.1,0.8,0.8 >/dev/null
 orionctl -i "$INSTANCE" rois clear >/dev/null
+# The packaged fleet view sees this room through the broker, and commands it.
+fleet=$(orion-fleet --host 127.0.0.1 --port "$PORT" rooms) || fail "orion-fleet rooms: $fleet"
+echo "$fleet" | grep -q "^$INSTANCE .*online" || fail "orion-fleet does not list $INSTANCE: $fleet"
+orion-fleet --host 127.0.0.1 --port "$PORT" send --room "$INSTANCE" get_status >/dev/null \
+  || fail "orion-fleet send get_status"
 # The packaged helper and font: a PNG with a caption (no "no caption" in the answer).
 shot=$(orionctl -i "$INSTANCE" snapshot -o "$WORK/snapshot.png") || fail "orionctl snapshot: $shot"
 say "$shot"

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod capture;
 mod control;
 mod detector;
+mod fleet;
 mod report;
 mod ring;
 mod stats;
@@ -33,6 +34,10 @@ enum Suite {
     Supervisor(supervisor::Options),
     /// Control: MQTT command → ack latency through a local mosquitto while detection runs.
     Control(control::Options),
+    /// A fleet of rooms on mosquitto and on a two-node RabbitMQ cluster: group command acks,
+    /// traffic per room, a broker node killed (real orion-control processes, replayed
+    /// detections).
+    Fleet(fleet::Options),
     /// The whole system as an operator sees it: acks on three brokers, rate change and model
     /// swap gaps, kill-to-recovery, crash detection, RSS, latency (real model, real footage).
     System(system::Options),
@@ -58,6 +63,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Suite::Supervisor(opts) => supervisor::run(&opts)?,
         Suite::Control(opts) => control::run(&opts)?,
         Suite::System(opts) => system::run(&opts)?,
+        Suite::Fleet(opts) => fleet::run(&opts)?,
         Suite::RingChild(args) => ring::child(&args)?,
         Suite::CaptureChild(args) => {
             orion_capture::cli::init_logging();

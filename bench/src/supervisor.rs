@@ -137,13 +137,22 @@ pub fn build_binaries(with_control: bool) -> Result<()> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(orion_tests::fixtures::repo())
         .args(["build", "--release", "--quiet"]);
-    for package in ["orion-supervisor", "orion-capture", "orion-detector-bridge"] {
+    // Every program oriond starts must be there, built from this tree (a stale one from an
+    // older build would be measured otherwise).
+    for package in [
+        "orion-supervisor",
+        "orion-capture",
+        "orion-detector-bridge",
+        "orion-control",
+        "orion-snapshot",
+    ] {
         cmd.args(["-p", package]);
     }
     if with_control {
         // The system suite also runs the camera (the RTSP test server).
-        cmd.args(["-p", "orion-control", "-p", "orion-tests", "--bins"]);
+        cmd.args(["-p", "orion-tests"]);
     }
+    cmd.arg("--bins");
     let status = cmd.status().context("run cargo build")?;
     if !status.success() {
         bail!("building the release binaries failed");

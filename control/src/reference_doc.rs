@@ -213,14 +213,16 @@ fn the_summary_table_says_what_mqtt_may_send_by_default() {
         Config::parse("[camera]\nsource = \"test://ball\"\n").unwrap_or_else(|e| panic!("{e}"));
     let table: Vec<Vec<String>> = rows(chapter("Commands"))
         .into_iter()
-        .filter(|r| r.len() == 3)
+        .filter(|r| r.len() == 4)
         .collect();
     let names: Vec<&str> = table.iter().map(|r| unquote(&r[0])).collect();
     assert_eq!(names, MQTT_COMMANDS);
+    let yes = |b: bool| if b { "yes" } else { "no" };
     for row in &table {
         let name = unquote(&row[0]);
-        let allowed = config.mqtt.refuses(name).is_none();
-        assert_eq!(row[2], if allowed { "yes" } else { "no" }, "{name}");
+        assert_eq!(row[2], yes(config.mqtt.refuses(name).is_none()), "{name}");
+        let group = config.mqtt.refuses_for_group(name).is_none();
+        assert_eq!(row[3], yes(group), "{name} as a group command");
     }
     // The supervisor verbs are named as never taken over MQTT.
     for verb in [
@@ -251,12 +253,14 @@ fn the_error_kinds_are_all_there() {
 
 #[test]
 fn the_topics_and_their_default_qos_are_the_ones_orion_uses() {
-    let text = "instance_id = \"node_001\"\n[camera]\nsource = \"test://ball\"\n";
+    let text = "instance_id = \"node_001\"\n[camera]\nsource = \"test://ball\"\n\
+                [mqtt]\ngroups = [\"floor-2\"]\n";
     let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}"));
     let t = Topics::new(&config);
     let zone = t.zone_occupancy("{zone}");
     let ours: BTreeSet<&str> = [
         &t.control,
+        &t.groups[0].0,
         &t.health,
         &t.status,
         &t.availability,
@@ -272,7 +276,11 @@ fn the_topics_and_their_default_qos_are_the_ones_orion_uses() {
     let table = rows(chapter("Topics"));
     let documented: BTreeSet<String> = table
         .iter()
-        .map(|r| unquote(&r[0]).replace("{id}", "node_001"))
+        .map(|r| {
+            unquote(&r[0])
+                .replace("{id}", "node_001")
+                .replace("{group}", "floor-2")
+        })
         .collect();
     assert_eq!(
         documented,

@@ -54,6 +54,11 @@ impl Mosquitto {
         Ok(m)
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.guard.as_ref().map(ChildGuard::pid)
+    }
+
     /// What the broker logged so far (with `log_dest stderr`).
     pub fn log(&self) -> String {
         self.guard

@@ -191,7 +191,7 @@ impl RabbitCluster {
     }
 
     /// The Erlang VM's pid of node `i` (the script that started it only waits for it).
-    fn vm_pid(&self, i: usize) -> Result<Pid> {
+    pub fn vm_pid(&self, i: usize) -> Result<Pid> {
         let file = self.nodes[i].dir.join("pid");
         let text =
             std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
