@@ -42,13 +42,16 @@ TOOLS="${ORION_CACHE:-/var/cache/orion}/cargo-tools"
 export PATH="$TOOLS/bin:$PATH"
 tool() {
   local crate="$1" version="$2" bin="$3"
+  shift 3
   if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
-    echo "install-deps: cargo install $crate@$version"
+    echo "install-deps: cargo install $crate@$version $*"
     $SUDO mkdir -p "$TOOLS"
-    cargo install --quiet --locked --root "$TOOLS" "$crate@$version"
+    cargo install --quiet --locked --root "$TOOLS" "$@" "$crate@$version"
   fi
 }
 tool cargo-deb 3.8.0 cargo-deb
+tool cargo-deny 0.20.2 cargo-deny   # licences, duplicates, sources (scripts/test.sh, deny.toml)
+tool cargo-about 0.9.3 cargo-about --features cli  # the copyright file (packaging/build-deb.sh)
 if ! cargo nextest --version >/dev/null 2>&1; then
   tool cargo-nextest 0.9.143 cargo-nextest
 fi

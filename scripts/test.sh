@@ -10,6 +10,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The RustSec advisories come from GitHub, which CI cannot reach: deny.toml says where and
+# how they were checked; everything else cargo-deny checks here.
+echo "== cargo deny check licenses bans sources"
+cargo deny --log-level error check licenses bans sources
 echo "== pytest (python worker; fuzzing with ORION_FUZZ_CASES inputs, default 1000)"
 PY="${ORION_VENV:-$PWD/.venv}/bin/python"
 # Missing fixtures fail here instead of skipping.

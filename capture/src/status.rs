@@ -37,15 +37,27 @@ impl Reporter {
         let changed = self.status.state != before;
         if changed {
             let s = &self.status;
-            tracing::info!(
-                state = ?s.state,
-                from = ?before,
-                frames = s.frames,
-                reconnects = s.reconnects,
-                retry_in_ms = s.retry_in_ms,
-                error = s.last_error.as_deref(),
-                "stream state"
-            );
+            // A camera that stops delivering is a warning in the journal; the rest is news.
+            let trouble = matches!(s.state, StreamState::Stalled | StreamState::Reconnecting);
+            if trouble {
+                tracing::warn!(
+                    state = ?s.state,
+                    from = ?before,
+                    frames = s.frames,
+                    reconnects = s.reconnects,
+                    retry_in_ms = s.retry_in_ms,
+                    error = s.last_error.as_deref(),
+                    "stream state"
+                );
+            } else {
+                tracing::info!(
+                    state = ?s.state,
+                    from = ?before,
+                    frames = s.frames,
+                    reconnects = s.reconnects,
+                    "stream state"
+                );
+            }
         }
         if changed
             || self

@@ -52,6 +52,8 @@ pub struct Config {
     #[serde(default)]
     pub homeassistant: HomeAssistant,
     #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
     pub supervisor: Supervisor,
     #[serde(default)]
     pub ring: Ring,
@@ -170,6 +172,29 @@ impl Default for Detector {
             worker_timeout_s: 10.0,
             spare_worker: true,
             standby: true,
+        }
+    }
+}
+
+/// Metrics for Prometheus (`supervisor/src/metrics.rs`): `orionctl metrics` always; with a
+/// `textfile`, oriond also writes them there for node_exporter's textfile collector. No
+/// listening socket either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// An absolute path ending in `.prom` in node_exporter's textfile directory (Debian:
+    /// `/var/lib/prometheus/node-exporter/orion-{instance}.prom`), written atomically,
+    /// mode 0644. None: not written.
+    pub textfile: Option<PathBuf>,
+    /// How often it is written, s (1..=3600).
+    pub interval_s: u32,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            textfile: None,
+            interval_s: 15,
         }
     }
 }

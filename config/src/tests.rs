@@ -414,3 +414,22 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn a_metrics_textfile_is_an_absolute_prom_path() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(
+        (c.metrics.textfile.as_ref(), c.metrics.interval_s),
+        (None, 15)
+    );
+    let ok = format!(
+        "{MINIMAL}[metrics]\ntextfile = \"/var/lib/prometheus/node-exporter/orion.prom\"\n"
+    );
+    assert!(Config::parse(&ok).is_ok());
+    for bad in ["relative.prom", "/var/lib/x/orion.txt"] {
+        let e = err(&format!("{MINIMAL}[metrics]\ntextfile = \"{bad}\"\n"));
+        assert!(e.contains("metrics.textfile") && e.contains(".prom"), "{e}");
+    }
+    let e = err(&format!("{MINIMAL}[metrics]\ninterval_s = 0\n"));
+    assert!(e.contains("metrics.interval_s"), "{e}");
+}

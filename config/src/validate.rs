@@ -119,6 +119,7 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
         100,
     )?;
     name_like("homeassistant.prefix", &c.homeassistant.prefix, 64, b"_/")?;
+    metrics(c)?;
     mqtt(c)?;
     supervisor(c)?;
     int("ring.slots", c.ring.slots.into(), 2, 64)?;
@@ -368,6 +369,23 @@ pub(crate) fn check_paths(c: &Config) -> Result<(), ConfigError> {
                 c.supervisor.socket_dir.display()
             ),
         ));
+    }
+    Ok(())
+}
+
+fn metrics(c: &Config) -> Result<(), ConfigError> {
+    int("metrics.interval_s", c.metrics.interval_s.into(), 1, 3600)?;
+    if let Some(path) = &c.metrics.textfile {
+        let named = path.extension().is_some_and(|e| e == "prom");
+        if !path.is_absolute() || !named || path.as_os_str().len() > 4096 {
+            return Err(bad(
+                "metrics.textfile",
+                format!(
+                    "{} must be an absolute path ending in .prom (node_exporter reads only those)",
+                    path.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }

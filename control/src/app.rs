@@ -22,6 +22,7 @@ use crate::oriond::Link;
 use crate::topics::Topics;
 
 mod publish;
+mod takeover;
 
 /// Where an answer goes, and the broker receipt acknowledged once it went.
 struct Origin {
@@ -63,6 +64,7 @@ pub struct App {
     occupancy: Option<Occupancy>,
     /// The broker node of the last connection (a connection to another is a failover).
     last_broker: Option<String>,
+    takeovers: takeover::Takeovers,
     /// Each zone's latest occupancy; `None`: the zone is gone and its retained message is
     /// still to be cleared (kept until connected).
     zones: std::collections::BTreeMap<String, Option<orion_protocol::occupancy::ZoneOccupancy>>,
@@ -90,6 +92,7 @@ pub async fn run(config: Config, link: Link) -> Result<()> {
         stopped_by: None,
         occupancy: None,
         last_broker: None,
+        takeovers: Default::default(),
         zones: Default::default(),
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -174,9 +177,33 @@ impl App {
             }
             Event::Disconnected {
                 error,
+                taken_over,
+                closed_by_broker,
                 retry_in,
                 next,
             } => {
+                let was_up = self.counters.connected;
+                let error = match was_up
+                    .then(|| {
+                        self.takeovers
+                            .ended(taken_over, closed_by_broker, Instant::now())
+                    })
+                    .flatten()
+                {
+                    Some(why) => {
+                        self.counters.session_takeovers += 1;
+                        let id = self.config.mqtt_client_id();
+                        tracing::error!(
+                            client_id = id,
+                            why,
+                            "another client uses this room's MQTT client id: is another box \
+                             left at the same instance_id? Give each box its own (orion-setup \
+                             derives one from the machine)"
+                        );
+                        format!("session taken over: {why} (client id {id}); {error}")
+                    }
+                    None => error,
+                };
                 if self.counters.connected || self.counters.last_error.as_deref() != Some(&error) {
                     tracing::warn!(
                         error,

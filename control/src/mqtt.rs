@@ -61,6 +61,10 @@ pub enum Event {
     /// `retry_in`.
     Disconnected {
         error: String,
+        /// The broker said another client took this client id's session (MQTT 5); under
+        /// 3.1.1 the broker only closes the connection (`closed_by_broker`).
+        taken_over: bool,
+        closed_by_broker: bool,
         retry_in: Duration,
         next: String,
     },
@@ -325,12 +329,14 @@ fn tls(config: &Config) -> Result<Option<rumqttc::Transport>> {
 /// gone.
 async fn disconnected(
     tx: &mpsc::Sender<Event>,
-    error: String,
+    (error, taken_over, closed_by_broker): (String, bool, bool),
     retry_in: Duration,
     next: String,
 ) -> bool {
     let event = Event::Disconnected {
         error,
+        taken_over,
+        closed_by_broker,
         retry_in,
         next,
     };
@@ -385,7 +391,11 @@ async fn run_v4(
                     eventloop.mqtt_options = options;
                     (wait, nodes.current())
                 };
-                if !disconnected(&tx, e.to_string(), wait, next).await {
+                let closed = matches!(
+                    e,
+                    rumqttc::ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted)
+                );
+                if !disconnected(&tx, (e.to_string(), false, closed), wait, next).await {
                     return;
                 }
                 continue;
@@ -437,9 +447,20 @@ async fn run_v5(
             }
             Ok(_) => continue,
             Err(e) => {
+                use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+                use rumqttc::v5::{ConnectionError, StateError};
+                let (taken_over, closed) = match &e {
+                    ConnectionError::MqttState(StateError::ServerDisconnect {
+                        reason_code,
+                        ..
+                    }) => (*reason_code == DisconnectReasonCode::SessionTakenOver, true),
+                    ConnectionError::MqttState(StateError::ConnectionAborted) => (false, true),
+                    _ => (false, false),
+                };
                 let (options, wait) = nodes.failed();
                 eventloop.options = options;
-                if !disconnected(&tx, e.to_string(), wait, nodes.current()).await {
+                let why = (e.to_string(), taken_over, closed);
+                if !disconnected(&tx, why, wait, nodes.current()).await {
                     return;
                 }
                 continue;

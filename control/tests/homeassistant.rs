@@ -1,6 +1,7 @@
-//! Home Assistant MQTT discovery on a real mosquitto: the configs are retained and complete,
-//! their command payloads are Orion's own commands and work, Home Assistant's birth message
-//! brings them again, and turning discovery off removes them.
+//! Home Assistant MQTT discovery on a real mosquitto: the configs are retained and pass Home
+//! Assistant's schema rules, their templates render on the live status and occupancy, their
+//! command payloads are Orion's own commands and work, Home Assistant's birth message brings
+//! them again, and turning discovery off removes them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use orion_tests::homeassistant::{check, render_state};
 use orion_tests::mqtt::{Watch, publish};
 use orion_tests::oriond::START_TIMEOUT;
 use serde_json::Value;
@@ -15,17 +17,13 @@ use serde_json::Value;
 mod common;
 use common::{ACK_WAIT, Rig, allow_all};
 
-/// Keys Home Assistant requires for each MQTT component Orion uses.
-fn required(component: &str) -> &'static [&'static str] {
-    match component {
-        "binary_sensor" | "sensor" => &["state_topic"],
-        "switch" | "number" => &["command_topic"],
-        "select" => &["command_topic", "options"],
-        "camera" => &["topic"],
-        "button" => &["command_topic"],
-        "event" => &["state_topic", "event_types"],
-        other => panic!("Orion announces no {other}"),
-    }
+/// The config whose topic ends with `end`.
+fn by_end(configs: &[(String, Value)], end: &str) -> Value {
+    configs
+        .iter()
+        .find(|(t, _)| t.ends_with(end))
+        .map(|(_, c)| c.clone())
+        .unwrap_or_else(|| panic!("no config ending in {end}"))
 }
 
 /// Fills a Home Assistant command template's `{{ value }}`.
@@ -43,7 +41,7 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
         allow_all()
     ));
     let mut ha = Watch::start(r.broker.port, "homeassistant/#").unwrap();
-    ha.wait_count("eleven configs", Duration::from_secs(10), 0, 11, |s| {
+    ha.wait_count("thirteen configs", Duration::from_secs(10), 0, 13, |s| {
         s.topic.ends_with("/config")
     })
     .unwrap();
@@ -60,9 +58,8 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
     for (topic, c) in &configs {
         let component = topic.split('/').nth(1).unwrap();
         components.push(component.to_string());
-        for key in required(component) {
-            assert!(!c[key].is_null(), "{topic}: {key} missing in {c}");
-        }
+        let problems = check(topic, c);
+        assert!(problems.is_empty(), "{problems:#?}");
         assert_eq!(c["availability_topic"], availability.as_str(), "{topic}");
         assert!(
             c["device"]["identifiers"][0]
@@ -80,6 +77,7 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
         [
             "binary_sensor",
             "binary_sensor",
+            "binary_sensor",
             "button",
             "camera",
             "event",
@@ -88,17 +86,53 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
             "sensor",
             "sensor",
             "sensor",
+            "switch",
             "switch"
         ]
     );
     assert_eq!(
         configs
             .iter()
-            .find(|(t, _)| t.contains("/binary_sensor/"))
+            .find(|(t, _)| t.ends_with("/occupancy/config"))
             .unwrap()
             .1["device_class"],
         "occupancy"
     );
+
+    // Every state template renders on the live payloads of its topic to a state its
+    // component takes; the camera streams, so it is no problem.
+    let mut live = Watch::start(r.broker.port, "care/#").unwrap();
+    for (topic, c) in &configs {
+        let Some(state_topic) = c["state_topic"].as_str() else {
+            continue;
+        };
+        if state_topic == r.topic("events") {
+            continue; // no event has happened yet; its template is rendered in unit tests
+        }
+        let payload = live
+            .wait_for(&format!("a message on {state_topic}"), ACK_WAIT, |s| {
+                s.topic == state_topic && !s.payload.is_empty()
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        render_state(topic, c, &payload).unwrap();
+    }
+    let problem = by_end(&configs, "/camera_problem/config");
+    let streaming = live
+        .wait_for("a status with the stream running", START_TIMEOUT, |s| {
+            s.topic == r.topic("status")
+                && s.json().is_some_and(|v| v["stream"]["state"] == "running")
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    let state = render_state(
+        "homeassistant/binary_sensor/x/camera_problem/config",
+        &problem,
+        &streaming,
+    );
+    assert_eq!(state.unwrap(), "OFF");
 
     let zone = &configs
         .iter()
@@ -132,7 +166,8 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
             .map(|(_, c)| c.clone())
             .unwrap()
     };
-    let switch = by("/switch/");
+    let switch = by("/detection/");
+    let focus = by("/auto_focus/");
     let select = by("/select/");
     let number = by("/number/");
     let button = by("/button/");
@@ -145,6 +180,10 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
         (
             switch["payload_on"].as_str().unwrap().to_string(),
             "resume_inference",
+        ),
+        (
+            focus["payload_on"].as_str().unwrap().to_string(),
+            "enable_auto_focus",
         ),
         (
             render(select["command_template"].as_str().unwrap(), "s"),
@@ -177,11 +216,12 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
     assert_eq!(desired["model_size"], "s", "{desired}");
     assert_eq!(desired["rate_hz"], 2.5, "{desired}");
     assert_eq!(desired["paused"], false, "{desired}");
+    assert_eq!(desired["auto_focus"], true, "{desired}");
 
     // Home Assistant restarted: its birth message brings the configs again.
     ha.clear();
     publish(r.broker.port, "homeassistant/status", "online", &[]).unwrap();
-    ha.wait_count("configs again", Duration::from_secs(10), 0, 9, |s| {
+    ha.wait_count("configs again", Duration::from_secs(10), 0, 13, |s| {
         s.topic.ends_with("/config") && !s.payload.is_empty()
     })
     .unwrap();
@@ -208,9 +248,13 @@ fn discovery_configs_work_come_again_for_home_assistant_and_go_when_turned_off()
     })
     .unwrap();
     let from = ha.seen.len();
-    ha.wait_count("nine removals", Duration::from_secs(20), from, 9, |s| {
-        s.topic.ends_with("/config") && s.payload.is_empty()
-    })
+    ha.wait_count(
+        "thirteen removals",
+        Duration::from_secs(20),
+        from,
+        13,
+        |s| s.topic.ends_with("/config") && s.payload.is_empty(),
+    )
     .unwrap();
     // A newcomer finds no config retained (retained ones come with the subscription).
     let mut late = Watch::start(r.broker.port, "homeassistant/#").unwrap();

@@ -320,7 +320,7 @@ fn an_oversize_command_is_answered_once_and_never_redelivered() {
 fn model_swaps(r: &Rig) -> usize {
     r.o.stderr_text()
         .lines()
-        .filter(|l| l.starts_with("detector:") && l.contains("model swapped"))
+        .filter(|l| l.contains("orion_child=\"detector\"") && l.contains("model swapped"))
         .count()
 }
 

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod cli;
 pub mod rooms;
 
 pub use broker::{Broker, Fleet};

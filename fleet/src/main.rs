@@ -5,88 +5,14 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use orion_fleet::cli::{BrokerArgs, Cli, Command};
 use orion_fleet::{Broker, Fleet, Outcome, Room, Target};
 use serde_json::{Value, json};
-
-/// Many Orion rooms through their MQTT broker.
-#[derive(Parser, Debug)]
-#[command(name = "orion-fleet", version)]
-struct Cli {
-    #[command(flatten)]
-    broker: BrokerArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Args, Debug)]
-struct BrokerArgs {
-    /// The broker (any node of a cluster)
-    #[arg(
-        long,
-        env = "ORION_FLEET_HOST",
-        default_value = "localhost",
-        global = true
-    )]
-    host: String,
-    #[arg(long, env = "ORION_FLEET_PORT", default_value_t = 1883, global = true)]
-    port: u16,
-    /// A broker user allowed to read `{prefix}/#` and write `{prefix}/control/#`
-    #[arg(long, env = "ORION_FLEET_USER", global = true)]
-    user: Option<String>,
-    /// A file holding that user's password (never the password on the command line)
-    #[arg(long, env = "ORION_FLEET_PASSWORD_FILE", global = true)]
-    password_file: Option<PathBuf>,
-    /// Orion's topic prefix (`[mqtt] prefix`)
-    #[arg(long, default_value = "care", global = true)]
-    prefix: String,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// The rooms seen on the broker (their retained availability, status and occupancy)
-    Rooms {
-        /// How long to collect retained messages
-        #[arg(long, default_value_t = 2.0)]
-        wait_s: f64,
-        /// One JSON object per room instead of a table
-        #[arg(long)]
-        json: bool,
-    },
-    /// Sends one command to a room or a group and lists every ack and every room that did
-    /// not answer in time
-    Send {
-        /// The command (e.g. get_status, pause_inference, set_inference_rate)
-        command: String,
-        /// Its params, a JSON object (e.g. '{"rate_hz": 2}')
-        #[arg(long, default_value = "{}")]
-        params: String,
-        /// One room, by instance id
-        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
-        room: Option<String>,
-        /// A group (`[mqtt] groups`): its members are the rooms whose retained status
-        /// names it, plus every --expect
-        #[arg(long)]
-        group: Option<String>,
-        /// A room that must answer (repeatable)
-        #[arg(long)]
-        expect: Vec<String>,
-        /// How long the rooms may take to answer
-        #[arg(long, default_value_t = 10.0)]
-        timeout_s: f64,
-        /// How long to collect retained statuses to find a group's members
-        #[arg(long, default_value_t = 2.0)]
-        wait_s: f64,
-        /// One JSON object per ack instead of a table
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 fn seconds(s: f64, what: &str) -> Result<Duration> {
     anyhow::ensure!(

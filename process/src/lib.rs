@@ -1,6 +1,7 @@
 //! The process edge every Orion child process shares, so each `main` stays a few lines:
 //!
-//! - [`init_logging`]: structured logs on stderr, filtered by `RUST_LOG` (default `info`).
+//! - [`init_logging`]: structured logs, filtered by `RUST_LOG` (default `info`): relayed
+//!   through oriond for its children, the journal for oriond under systemd (`logging`).
 //! - [`run_main`]: validated arguments → run → exit code (2 bad arguments, 1 fatal error,
 //!   0 after an orderly stop).
 //! - [`child_setup`]: die with the parent (`PR_SET_PDEATHSIG`) and turn SIGTERM/SIGINT into
@@ -14,6 +15,7 @@
 
 pub mod backoff;
 pub mod channel;
+pub mod logging;
 pub mod rate;
 pub mod ring_arg;
 
@@ -23,16 +25,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 
-/// Structured logs on stderr; `RUST_LOG` filters (default `info`); colours only on a TTY.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-}
+pub use logging::init_logging;
 
 /// Runs `run` on the validated arguments and maps the outcome to the exit code: a
 /// validation error is printed as `<name>: <error>` and exits 2; a run error is logged and

@@ -60,6 +60,9 @@ pub struct DetectorStatus {
     /// Capture → result of the last frame, ms (the MQTT message's `latency_ms` is capture →
     /// publish, stamped by orion-control).
     pub last_result_latency_ms: f64,
+    /// Capture → result of every frame since the detector started.
+    #[serde(default)]
+    pub result_latency: crate::histogram::LatencyHistogram,
     /// Published frames never read because a newer one was taken (mailbox).
     pub frames_skipped: u64,
     /// Reads dropped because the writer overwrote the slot meanwhile.

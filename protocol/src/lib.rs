@@ -28,6 +28,7 @@ pub mod detection;
 pub mod detector;
 pub mod event;
 pub mod focus;
+pub mod histogram;
 pub mod instance;
 pub mod limits;
 pub mod message;

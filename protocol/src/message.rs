@@ -28,6 +28,9 @@ pub enum Message {
     CaptureStatus(CaptureStatus),
     /// The detector's report.
     DetectorStatus(DetectorStatus),
+    /// orion-control's MQTT counters, with every status it publishes: oriond keeps the
+    /// last in its status (`mqtt`), so `orionctl` and the metrics see them too.
+    ControlStatus(crate::status::MqttCounters),
     /// One processed frame, on its way to MQTT: orion-control stamps its publish time and
     /// latency when it publishes it, on the clock of `captured_unix_ns`.
     Detection {

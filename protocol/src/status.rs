@@ -248,6 +248,10 @@ pub struct MqttCounters {
     /// Connections made to another node than the one before (`[mqtt] hosts`).
     #[serde(default)]
     pub failovers: u64,
+    /// Times the broker gave this room's session to another client with the same client
+    /// id (MQTT 5 says so; under 3.1.1: the broker closed the connection 3 times in 2 min).
+    #[serde(default)]
+    pub session_takeovers: u64,
     /// The groups this room takes commands for (`[mqtt] groups`).
     #[serde(default)]
     pub groups: Vec<String>,

@@ -9,7 +9,14 @@ use anyhow::{Context, Result};
 /// Writes `body` to `path` atomically: a temp file beside it (created fresh, never through
 /// a link, 0600), fsync, rename over `path`, fsync of the directory.
 pub fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
-    let dir = path.parent().context("state path has no directory")?;
+    replace(path, body, 0o600, true)
+}
+
+/// Replaces `path` with `body` so that a reader sees the old or the new file, never a part
+/// (the temp file's name has no `.prom`, which node_exporter would read); `durable`: also
+/// survive a power cut (fsyncs), for state rather than a file rewritten every few seconds.
+pub fn replace(path: &Path, body: &[u8], mode: u32, durable: bool) -> Result<()> {
+    let dir = path.parent().context("the path has no directory")?;
     let tmp = path.with_extension("json.tmp");
     // A leftover from a crash goes first; then only a file this call creates is written
     // (O_EXCL), never one a link points elsewhere (O_NOFOLLOW).
@@ -23,14 +30,18 @@ pub fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
             .write(true)
             .create_new(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)
             .with_context(|| format!("create {}", tmp.display()))?;
         f.write_all(body)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -67,6 +67,7 @@ pub fn may_send(role: Role, message: &Message) -> Result<(), String> {
         Message::Hello { .. } => matches!(role, Role::Operator | Role::Descendant),
         Message::Ready => matches!(role, Role::Child(_)),
         Message::CaptureStatus(_) => role == Role::Child(ProcessName::Capture),
+        Message::ControlStatus(_) => role == Role::Child(ProcessName::Control),
         Message::DetectorStatus(_) | Message::Detection { .. } | Message::Ack(_) => {
             role == Role::Child(ProcessName::Detector)
         }
@@ -103,6 +104,7 @@ fn message_kind(message: &Message) -> &'static str {
         Message::Ack(_) => "acks",
         Message::Ready => "ready",
         Message::CaptureStatus(_) => "capture status",
+        Message::ControlStatus(_) => "control status",
         Message::DetectorStatus(_) => "detector status",
         Message::Detection { .. } => "detections",
         Message::Status { .. } => "status",
@@ -217,6 +219,13 @@ mod tests {
         }
         for role in [Role::Operator, Role::Descendant] {
             assert!(may_send(role, &Message::Ready).is_err());
+        }
+        // The MQTT counters come from orion-control only.
+        let counters = Message::ControlStatus(Default::default());
+        assert!(may_send(control, &counters).is_ok());
+        for role in [capture, detector, Role::Operator, Role::Descendant] {
+            let why = may_send(role, &counters).unwrap_err();
+            assert!(why.contains("control status"), "{why}");
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use orion_protocol::status::ProcessStatus;
+use orion_protocol::status::{MqttCounters, ProcessStatus};
 use orion_protocol::{CaptureStatus, DetectorStatus, ProcessName};
 
 use crate::lifecycle::{Lifecycle, State};
@@ -18,20 +18,29 @@ pub use orion_protocol::status::ExitInfo;
 pub enum Report {
     Capture(CaptureStatus),
     Detector(Box<DetectorStatus>),
+    /// orion-control's MQTT counters.
+    Control(Box<MqttCounters>),
 }
 
 impl Report {
     pub fn capture(&self) -> Option<&CaptureStatus> {
         match self {
             Report::Capture(s) => Some(s),
-            Report::Detector(_) => None,
+            _ => None,
         }
     }
 
     pub fn detector(&self) -> Option<&DetectorStatus> {
         match self {
             Report::Detector(s) => Some(s),
-            Report::Capture(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn control(&self) -> Option<&MqttCounters> {
+        match self {
+            Report::Control(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -40,6 +49,8 @@ impl Report {
         match self {
             Report::Capture(s) => s.state.as_str(),
             Report::Detector(s) => s.state.as_str(),
+            Report::Control(s) if s.connected => "connected",
+            Report::Control(_) => "disconnected",
         }
     }
 }

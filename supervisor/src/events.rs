@@ -84,6 +84,8 @@ pub enum Timer {
         generation: u64,
     },
     Watchdog,
+    /// Time to update systemd's status line and the metrics textfile.
+    Telemetry,
 }
 
 pub type Events = mpsc::UnboundedSender<Event>;

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use orion_config::Config;
 use orion_ring::{PixelFormat, RingGeometry, RingOwner};
 use tokio::signal::unix::{SignalKind, signal};
@@ -18,6 +17,7 @@ use tokio::sync::mpsc;
 mod atomic_file;
 mod authority;
 mod child;
+pub mod cli;
 mod dedupe;
 mod desired;
 mod events;
@@ -26,12 +26,14 @@ mod lifecycle;
 mod lineage;
 mod logbuf;
 mod measured;
+pub mod metrics;
 mod open_events;
 mod orphans;
 mod outbox;
 mod persist;
 mod preflight;
 mod registry;
+mod relay;
 mod snapshot_helper;
 mod spawn;
 mod spec;
@@ -43,17 +45,7 @@ use desired::Desired;
 use events::Event;
 use supervisor::Supervisor;
 
-/// Orion's supervisor.
-#[derive(Parser, Debug)]
-#[command(name = "oriond", version)]
-pub struct Args {
-    /// Configuration file
-    #[arg(long, default_value = orion_config::DEFAULT_PATH)]
-    pub config: PathBuf,
-    /// Validate the config and the environment (models, Python, binaries), then exit
-    #[arg(long)]
-    pub check_config: bool,
-}
+pub use cli::oriond::Args;
 
 /// Runs oriond with `args` until it is told to stop; its exit code (2: a config or an
 /// environment it refuses, 1: a failure while running).

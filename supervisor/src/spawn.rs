@@ -45,6 +45,8 @@ pub fn spawn(
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env(orion_process::channel::SOCKET_ENV, socket)
+        // Lines without timestamps: oriond stamps and relays them (`crate::relay`).
+        .env(orion_process::logging::RELAYED_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -478,7 +478,7 @@ fn bad_configs_are_refused_with_the_key_and_range() {
 }
 
 #[test]
-fn systemd_hears_ready_watchdog_and_stopping() {
+fn systemd_hears_ready_watchdog_status_reloading_and_stopping() {
     let (instance, dir) = Oriond::scratch().unwrap();
     let text = Oriond::config_text(&instance, &dir, None, "").unwrap();
     let notify = dir.join("notify.sock");
@@ -498,8 +498,36 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     let mut seen = String::new();
     let mut buf = [0u8; 512];
     let t = Instant::now();
-    while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
+    while !(seen.contains("READY=1")
+        && seen.contains("WATCHDOG=1")
+        && seen.contains("STATUS=camera"))
+    {
         assert!(t.elapsed() < START_TIMEOUT, "heard only {seen:?}");
+        let n = sock.recv(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    // `systemctl status` shows one line of what matters.
+    let status = seen.lines().find(|l| l.starts_with("STATUS=")).unwrap();
+    assert!(
+        status.contains("rate ") && status.contains("model n"),
+        "{status}"
+    );
+    // A reload: RELOADING=1 with the monotonic time, then READY=1 again.
+    let from = seen.len();
+    kill(Pid::from_raw(o.pid() as i32), Signal::SIGHUP).unwrap();
+    let t = Instant::now();
+    loop {
+        let after = &seen[from..];
+        let reloading = after.find("RELOADING=1");
+        if reloading.is_some_and(|r| after[r..].contains("READY=1")) {
+            assert!(after.contains("MONOTONIC_USEC="), "{after:?}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "heard only {after:?}"
+        );
         let n = sock.recv(&mut buf).unwrap();
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         seen.push('\n');

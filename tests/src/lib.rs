@@ -6,6 +6,8 @@
 //! - [`fixtures`]: the repository's fixtures, the venv's Python, decoded footage.
 //! - [`child`]: spawned helper processes that are killed and reaped when dropped, so a
 //!   failing test leaves nothing running.
+//! - [`journal`]: a real systemd-journald (the box's, or one started standalone) and
+//!   journalctl.
 //! - [`mqtt`]: a real mosquitto on a free port, and `mosquitto_sub`/`mosquitto_pub`.
 //! - [`oriond`]: a real oriond on its own config, socket and ring, and a client for it.
 //! - [`operator`]: an MQTT 5 client subscribed to `care/#` at QoS 1, as an operator's
@@ -20,6 +22,8 @@
 pub mod bins;
 pub mod child;
 pub mod fixtures;
+pub mod homeassistant;
+pub mod journal;
 pub mod mqtt;
 pub mod operator;
 pub mod oriond;

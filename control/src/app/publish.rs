@@ -190,6 +190,7 @@ impl App {
     /// process state, the stream or detector state, the desired state), else every
     /// `status_interval_s`.
     pub(super) fn publish_status(&mut self, force: bool) {
+        self.report_counters();
         let Some(status) = &self.status else {
             return;
         };
@@ -221,6 +222,18 @@ impl App {
             self.status_key = Some(key);
             self.status_published = Some(Instant::now());
         }
+    }
+
+    /// Our counters to oriond, which keeps the last in its own status (`orionctl status`,
+    /// the metrics), connected or not. A full outbox drops this one; the next comes with the
+    /// next status.
+    fn report_counters(&mut self) {
+        let mut mqtt = self.counters.clone();
+        mqtt.commands_in_flight = self.inflight.values().map(VecDeque::len).sum();
+        let message = orion_protocol::Message::ControlStatus(mqtt);
+        let _ = self
+            .link_out
+            .try_send(orion_protocol::message::encode(&message));
     }
 }
 

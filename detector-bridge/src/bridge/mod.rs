@@ -78,6 +78,7 @@ struct Counters {
     dropped_in_flight: u64,
     swaps_timed_out: u64,
     last_result_latency_ms: f64,
+    result_latency: orion_protocol::histogram::LatencyHistogram,
 }
 
 /// Longest a model load may take before it is given up (oriond's own limit for the
@@ -263,8 +264,9 @@ impl Bridge {
                 );
                 let now = monotonic_ns();
                 self.counters.results += 1;
-                self.counters.last_result_latency_ms =
-                    now.saturating_sub(job.meta.monotonic_ns) as f64 / 1e6;
+                let latency_ms = now.saturating_sub(job.meta.monotonic_ns) as f64 / 1e6;
+                self.counters.last_result_latency_ms = latency_ms;
+                self.counters.result_latency.observe(latency_ms);
                 self.fps.record(now);
                 io::detection(message, job.meta.realtime_ns);
             }
@@ -457,6 +459,7 @@ impl Bridge {
             results: c.results,
             inference_fps: self.fps.rate(monotonic_ns()),
             last_result_latency_ms: c.last_result_latency_ms,
+            result_latency: c.result_latency.clone(),
             frames_skipped: self.pipeline.frames_skipped(),
             frames_torn: c.torn,
             worker_errors: c.worker_errors,

@@ -26,6 +26,7 @@ mod routing;
 mod snapshots;
 mod standby;
 mod status;
+mod telemetry;
 mod understudy;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -89,6 +90,7 @@ pub struct Supervisor {
     snapshots: snapshots::Snapshots,
     /// What connections sent beyond their role (`crate::authority`).
     refusals: Refusals,
+    telemetry: telemetry::Telemetry,
 }
 
 impl Supervisor {
@@ -145,6 +147,7 @@ impl Supervisor {
             measured: Default::default(),
             snapshots: Default::default(),
             refusals: Refusals::default(),
+            telemetry: Default::default(),
         }
     }
 
@@ -158,6 +161,7 @@ impl Supervisor {
             crate::events::every(&self.events, interval / 2, || Timer::Watchdog);
         }
         crate::events::every(&self.events, standby::STANDBY_CHECK, || Timer::Standby);
+        crate::events::every(&self.events, telemetry::TICK, || Timer::Telemetry);
         while let Some(event) = events.recv().await {
             self.handle(event);
             if self.finished() {
@@ -310,7 +314,9 @@ impl Supervisor {
                 self.child_ready(name);
             }
             Message::Ack(ack) => self.child_ack(conn, name, ack),
-            Message::CaptureStatus(_) | Message::DetectorStatus(_) => self.child_status(name, m),
+            Message::CaptureStatus(_) | Message::DetectorStatus(_) | Message::ControlStatus(_) => {
+                self.child_status(name, m)
+            }
             Message::Detection {
                 detection,
                 captured_unix_ns,
@@ -394,6 +400,7 @@ impl Supervisor {
             Timer::Watchdog => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }
+            Timer::Telemetry => self.telemetry_tick(),
         }
     }
 }

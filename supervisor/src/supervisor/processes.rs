@@ -232,10 +232,11 @@ impl Supervisor {
         }
     }
 
-    /// A line of a child's output: into the journal (oriond's stderr) and the buffer
-    /// `orionctl tail` reads. The broker, which cannot say hello, says it listens.
+    /// A line of a child's output: into oriond's log with its level and the child's name
+    /// (`crate::relay`), and into the buffer `orionctl tail` reads. The broker, which
+    /// cannot say hello, says it listens.
     pub(super) fn output(&mut self, name: ProcessName, line: &str) {
-        eprintln!("{name}: {line}");
+        crate::relay::line(name, line);
         if let Some(c) = self.children.get_mut(&name) {
             c.log.push_line(line);
         }
@@ -244,11 +245,19 @@ impl Supervisor {
         }
     }
 
-    /// A capture or detector report: kept for the status (a change of its state is news).
+    /// A capture, detector or orion-control report: kept for the status (a change of the
+    /// capture's or detector's state is news; orion-control's counters ride along, as they
+    /// come with every status it publishes).
     pub(super) fn child_status(&mut self, name: ProcessName, m: Message) {
         let report = match m {
             Message::CaptureStatus(s) => Report::Capture(s),
             Message::DetectorStatus(s) => Report::Detector(Box::new(s)),
+            Message::ControlStatus(s) => {
+                if let Some(c) = self.children.get_mut(&name) {
+                    c.last_status = Some(Report::Control(Box::new(s)));
+                }
+                return;
+            }
             _ => return,
         };
         let changed = self

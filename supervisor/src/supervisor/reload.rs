@@ -94,11 +94,18 @@ pub(super) fn restart(name: ProcessName, state: Option<State>) -> Option<Act> {
 }
 
 impl Supervisor {
+    /// SIGHUP (`systemctl reload`): systemd hears RELOADING=1 before and READY=1 after,
+    /// whether the file was taken or refused.
     pub(super) fn reload(&mut self) {
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::MonotonicUsec(monotonic_usec()),
+        ]);
         match self.reload_inner() {
             Ok(restarted) => tracing::info!(?restarted, "config reloaded"),
             Err(e) => tracing::error!(error = e, "config not reloaded; keeping the running one"),
         }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     }
 
     /// Applies the file; the children restarted for it.
@@ -148,6 +155,13 @@ impl Supervisor {
         self.push_status();
         Ok(plan.restart)
     }
+}
+
+/// CLOCK_MONOTONIC in µs, which systemd wants with RELOADING=1.
+fn monotonic_usec() -> i128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1000)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

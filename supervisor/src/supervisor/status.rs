@@ -64,7 +64,9 @@ impl Supervisor {
                 orion: env!("CARGO_PKG_VERSION").into(),
             },
             models_on_disk: None,
-            mqtt: None,
+            mqtt: last(ProcessName::Control)
+                .and_then(Report::control)
+                .cloned(),
             timestamp: None,
             shutdown: None,
         }

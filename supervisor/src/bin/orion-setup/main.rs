@@ -1,5 +1,7 @@
 //! `orion-setup`: makes a box ready to run oriond, and says exactly what is missing.
 //!
+//! 0. its identity: a config without `instance_id` gets one derived from the machine
+//!    (`identity.rs`), so two boxes never share one by default;
 //! 1. the worker's Python environment: creates or repairs the venv that
 //!    `detector.python` names (e.g. /usr/lib/orion/venv/bin/python3) with the worker's
 //!    pinned requirements, from the package index or, on an offline device, from a
@@ -24,35 +26,15 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use orion_config::Config;
 use orion_protocol::ModelSize;
+use orion_supervisor::cli::setup::Args;
 
+mod identity;
 mod models_from;
-
-#[derive(Parser, Debug)]
-#[command(name = "orion-setup", version, about = "Prepare this box for oriond")]
-struct Args {
-    /// Orion's configuration
-    #[arg(long, default_value = orion_config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Install the Python packages from this directory of wheels (no network)
-    #[arg(long)]
-    wheels: Option<PathBuf>,
-    /// The worker's requirements (default: requirements.txt of the installed worker)
-    #[arg(long)]
-    requirements: Option<PathBuf>,
-    /// The interpreter that creates the venv
-    #[arg(long, default_value = "/usr/bin/python3")]
-    base_python: PathBuf,
-    /// Leave the venv alone (only check it)
-    #[arg(long)]
-    no_venv: bool,
-    /// Check the .onnx files in this directory and install them into detector.model_dir
-    /// (as yolo11{size}_{640,320}.onnx)
-    #[arg(long, value_name = "DIR")]
-    models_from: Option<PathBuf>,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // First, so that everything after reads the config with its own instance id.
+    let identity = identity::ensure(&args.config);
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -61,6 +43,13 @@ fn main() -> ExitCode {
         }
     };
     let mut missing = 0;
+    match identity {
+        Ok(report) => println!("identity: {report}"),
+        Err(e) => {
+            missing += 1;
+            println!("identity: MISSING: {e:#}");
+        }
+    }
     let install = |from: &Path| models_from::install(from, &config, &worker_dir(&config)?);
     let steps: [(&str, &dyn Fn() -> Result<String>); 4] = [
         ("python", &|| venv(&args, &config)),

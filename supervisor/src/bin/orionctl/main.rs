@@ -14,11 +14,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use orion_protocol::command::{self, Ack, ErrorKind, TailReport};
 use orion_protocol::focus::{Params, ParamsUpdate};
 use orion_protocol::message::{self, Frame, Message};
 use orion_protocol::{Action, NormRect, ProcessName, RateHz, RoiSet, Status, wire};
+use orion_supervisor::cli::orionctl::{Cli, Verb};
 use serde_json::Value;
 
 mod guided;
@@ -26,98 +27,6 @@ mod prompt;
 mod snapshot;
 mod status;
 use status::find;
-
-#[derive(Parser, Debug)]
-#[command(name = "orionctl", version, about = "Control a running oriond")]
-struct Cli {
-    /// oriond's configuration (to find its socket)
-    #[arg(long, default_value = orion_config::DEFAULT_PATH, global = true)]
-    config: PathBuf,
-    /// oriond's socket (instead of reading the config)
-    #[arg(long, global = true)]
-    socket: Option<PathBuf>,
-    /// The instance to talk to (several rooms per box): reads /etc/orion/NAME.toml, else
-    /// uses /run/orion/oriond-NAME.sock
-    #[arg(short = 'i', long, global = true)]
-    instance: Option<String>,
-    /// Print oriond's answers as JSON
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    verb: Option<Verb>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Verb {
-    /// Process states (exit 3 if any listed is not RUNNING, 4 for an unknown name, 5 if all
-    /// run but the camera or the detector does not work)
-    Status { names: Vec<String> },
-    /// Start processes (clears FATAL)
-    Start {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// Stop processes (reverse start order for `all`)
-    Stop {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// Stop, then start processes
-    Restart {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// oriond's pid, or a process's
-    Pid { name: Option<String> },
-    /// A process's recent output
-    Tail {
-        /// Keep printing new output
-        #[arg(short = 'f')]
-        follow: bool,
-        /// How many bytes of the end to show
-        #[arg(long, default_value_t = 1600)]
-        bytes: u64,
-        name: String,
-    },
-    /// Stop every process and oriond
-    Shutdown,
-    /// Re-read the config file and apply it
-    Reload,
-    /// Pause inference (capture keeps running)
-    Pause,
-    /// Resume inference
-    Resume,
-    /// Set the inference rate (restarts capture only); without HZ on a terminal, shows the
-    /// last measured interruption and asks
-    Rate { hz: Option<f64> },
-    /// Switch the model size (n, s, m, l, x) without a pause; without SIZE on a terminal,
-    /// lists the sizes on disk with their measured inference times and asks
-    Model { size: Option<String> },
-    /// Attention regions: `rois set X,Y,W,H [X,Y,W,H …]`, `rois clear`, `rois get`
-    Rois { action: String, rects: Vec<String> },
-    /// Auto-focus: `focus on|off|stats|clear|get`, `focus strategy NAME [--alpha …]`
-    Focus {
-        action: String,
-        strategy: Option<String>,
-        #[arg(long)]
-        alpha: Option<f64>,
-        #[arg(long)]
-        velocity_threshold: Option<f64>,
-        #[arg(long)]
-        velocity_factor: Option<f64>,
-        #[arg(long)]
-        max_expansion: Option<f64>,
-    },
-    /// Full status as JSON (processes, stream, detector, desired state)
-    GetStatus,
-    /// Save the newest frame with the last boxes, the attention ROIs, the auto-focus region
-    /// and a caption drawn (PNG; JPEG if FILE ends in .jpg or .jpeg)
-    Snapshot {
-        /// Where to save it (default: orion-snapshot-FRAME.png here)
-        #[arg(short = 'o', long)]
-        output: Option<PathBuf>,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -331,6 +240,11 @@ impl Client {
             Verb::GetStatus => {
                 let status = self.call(Action::GetStatus)?;
                 println!("{}", serde_json::to_string_pretty(&status)?);
+                Ok(0)
+            }
+            Verb::Metrics => {
+                let status = self.read_status(Action::ProcessStatus(None))?;
+                print!("{}", orion_supervisor::metrics::render(&status));
                 Ok(0)
             }
             Verb::Snapshot { output } => self.snapshot(output.as_deref()),
