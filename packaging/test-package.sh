@@ -4,7 +4,8 @@
 # conffile survives an upgrade → orion-setup (venv from a wheel directory, offline) →
 # oriond --check-config → the installed oriond runs as user orion (setpriv; no systemd
 # needed) on the sample footage with the real model and a local mosquitto → detections on
-# MQTT → ownership and modes → stop → remove → purge → nothing the package made is left.
+# MQTT → ownership and modes → an upgrade under systemd (in a container, test-upgrade.sh)
+# restarts the running rooms → stop → remove → purge → nothing the package made is left.
 #
 # Leaves the machine as it found it (the package purged), also on failure. Refuses to run
 # where an orion package it did not install is present (installed, or removed with its
@@ -247,6 +248,10 @@ if ls /dev/shm | grep -q "orion-$INSTANCE"; then fail "shared memory reachable b
 world=$(find /var/lib/orion /run/orion /etc/orion /usr/lib/orion -perm -o+w ! -type l 2>/dev/null)
 [ -z "$world" ] || fail "world-writable: $world"
 say "socket 0660, state 0600, ring and tensors memfds (no path), children as orion, capture sandboxed"
+
+# ---- an upgrade under systemd restarts the running rooms, and only those ---------------
+cargo deb --no-build --locked --strip -p orion-supervisor --deb-version 0.1.0-3 -o "$TARGET/debian/upgrade3.deb" >/dev/null
+"$REPO/packaging/test-upgrade.sh" "$TARGET/debian/upgrade3.deb" "$WORK"
 
 # ---- stop ------------------------------------------------------------------------------
 kill -TERM "$ORIOND_PID"

@@ -16,6 +16,7 @@ PACKAGES=(
   fonts-dejavu-core   # the snapshot's caption (a dependency of the package too)
   # The package test (packaging/test-package.sh): its dependencies, lintian, systemd-analyze.
   lintian python3-venv adduser systemd util-linux
+  systemd-container   # systemd-nspawn: the upgrade under a real systemd (packaging/test-upgrade.sh)
 )
 
 missing=()
