@@ -54,6 +54,8 @@ pub struct Config {
     #[serde(default)]
     pub metrics: Metrics,
     #[serde(default)]
+    pub memory: Memory,
+    #[serde(default)]
     pub supervisor: Supervisor,
     #[serde(default)]
     pub ring: Ring,
@@ -195,6 +197,33 @@ impl Default for Metrics {
         Self {
             textfile: None,
             interval_s: 15,
+        }
+    }
+}
+
+/// When the box can afford the stand-ins (`supervisor/src/memory.rs`): the spare worker and
+/// the standby detector run only while memory is not short, and are shed first when it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Memory {
+    /// Stand-ins are shed when less than this is available, MB (the kernel's MemAvailable,
+    /// or what this room's cgroup may still take under its MemoryHigh/MemoryMax if that is
+    /// less), 64..=65536.
+    pub stand_ins_min_available_mb: u32,
+    /// ... or when tasks of this room (or the box) stall this much waiting for memory:
+    /// PSI `some avg10`, percent, 1..=100.
+    pub stand_ins_max_pressure_pct: f64,
+    /// They come back once memory has been plentiful (a quarter above the minimum, the
+    /// pressure below half its limit) this long, s (1..=3600).
+    pub stand_ins_return_after_s: u32,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self {
+            stand_ins_min_available_mb: 400,
+            stand_ins_max_pressure_pct: 10.0,
+            stand_ins_return_after_s: 60,
         }
     }
 }

@@ -433,3 +433,25 @@ fn a_metrics_textfile_is_an_absolute_prom_path() {
     let e = err(&format!("{MINIMAL}[metrics]\ninterval_s = 0\n"));
     assert!(e.contains("metrics.interval_s"), "{e}");
 }
+
+#[test]
+fn memory_limits_are_checked() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.memory, Memory::default());
+    assert_eq!(c.memory.stand_ins_min_available_mb, 400);
+    let ok = format!(
+        "{MINIMAL}[memory]\nstand_ins_min_available_mb = 1024\nstand_ins_max_pressure_pct = 25.5\nstand_ins_return_after_s = 5\n"
+    );
+    assert!(Config::parse(&ok).is_ok());
+    for (key, bad) in [
+        ("stand_ins_min_available_mb", "10"),
+        ("stand_ins_max_pressure_pct", "0.5"),
+        ("stand_ins_max_pressure_pct", "nan"),
+        ("stand_ins_return_after_s", "0"),
+    ] {
+        let e = err(&format!("{MINIMAL}[memory]\n{key} = {bad}\n"));
+        assert!(e.contains(&format!("memory.{key}")), "{e}");
+    }
+    let e = err(&format!("{MINIMAL}[memory]\nspare = 1\n"));
+    assert!(e.contains("unknown field"), "{e}");
+}

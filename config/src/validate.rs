@@ -120,6 +120,7 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     )?;
     name_like("homeassistant.prefix", &c.homeassistant.prefix, 64, b"_/")?;
     metrics(c)?;
+    memory(c)?;
     mqtt(c)?;
     supervisor(c)?;
     int("ring.slots", c.ring.slots.into(), 2, 64)?;
@@ -371,6 +372,28 @@ pub(crate) fn check_paths(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+fn memory(c: &Config) -> Result<(), ConfigError> {
+    let m = &c.memory;
+    int(
+        "memory.stand_ins_min_available_mb",
+        m.stand_ins_min_available_mb.into(),
+        64,
+        65536,
+    )?;
+    float(
+        "memory.stand_ins_max_pressure_pct",
+        m.stand_ins_max_pressure_pct,
+        1.0,
+        100.0,
+    )?;
+    int(
+        "memory.stand_ins_return_after_s",
+        m.stand_ins_return_after_s.into(),
+        1,
+        3600,
+    )
 }
 
 fn metrics(c: &Config) -> Result<(), ConfigError> {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use orion_process::channel::{self, Incoming};
 use orion_protocol::command::{Ack, AckError, Command, parse};
-use orion_protocol::message::{Message, is_take_over};
+use orion_protocol::message::{Frame, Message, decode};
 use orion_protocol::{DetectionMessage, DetectorStatus};
 use serde_json::Value;
 
@@ -16,6 +16,10 @@ pub enum FromOriond {
     Command(Command),
     /// A standby detector takes the place of the one that died.
     TakeOver,
+    /// Whether the box can afford a spare worker now (oriond's memory gate).
+    StandIns {
+        allowed: bool,
+    },
 }
 
 /// Reads oriond's commands (and its `take_over`) on a thread and hands each to `on_message`.
@@ -25,8 +29,14 @@ pub fn read_commands(
 ) -> anyhow::Result<()> {
     channel::spawn_reader(shutdown, move |incoming| {
         on_message(match incoming {
-            Incoming::Message(text) if is_take_over(&text) => FromOriond::TakeOver,
-            Incoming::Message(text) => FromOriond::Command(parse(&text)),
+            Incoming::Message(text) => match decode(text.as_bytes()) {
+                Ok(Frame::Message(m)) => match *m {
+                    Message::TakeOver => FromOriond::TakeOver,
+                    Message::StandIns { allowed } => FromOriond::StandIns { allowed },
+                    _ => FromOriond::Command(parse(&text)),
+                },
+                _ => FromOriond::Command(parse(&text)),
+            },
             Incoming::Rejected(why) => FromOriond::Command(Command::rejected(why)),
         })
     })

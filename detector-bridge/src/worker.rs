@@ -36,6 +36,23 @@ pub enum Request {
     Ping {
         id: u64,
     },
+    /// A standby detector took over: its worker (started with [`Start::Deferred`]) loads
+    /// its model now, before the first frame arrives (answered with a pong).
+    Serve {
+        id: u64,
+    },
+}
+
+/// How a worker starts (docs/adr/0009-lean-stand-ins.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Serving: loads and warms up every input size of its model.
+    Serving,
+    /// The detector's spare: low CPU priority until its first request; loads lean (the
+    /// 640 session without a warm-up run, the 320 session on first use).
+    Spare,
+    /// A standby detector's worker: low priority, and loads nothing until told to serve.
+    Deferred,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,14 +127,14 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker with `models` as its initial model; its replies (starting with
     /// `ready`, or an `error` if the model does not load) go to `on_event` (on the reader
-    /// thread; it returns false to stop reading). A `spare` runs at a low CPU priority
-    /// until its first inference request (`--spare`): its start and loads must not slow
-    /// the worker serving frames.
+    /// thread; it returns false to stop reading). A stand-in ([`Start::Spare`],
+    /// [`Start::Deferred`]) runs at a low CPU priority until its first inference request
+    /// (`--spare`): its start and loads must not slow the worker serving frames.
     pub fn spawn(
         cfg: &WorkerConfig,
         models: &ModelFiles,
         tensors: OwnedFd,
-        spare: bool,
+        start: Start,
         on_event: impl FnMut(WorkerEvent) -> bool + Send + 'static,
     ) -> Result<Self> {
         let mut cmd = Command::new(&cfg.python);
@@ -161,8 +178,14 @@ impl Worker {
         if let Some(p320) = &models.path_320 {
             cmd.arg("--model-320").arg(p320);
         }
-        if spare {
-            cmd.arg("--spare");
+        match start {
+            Start::Serving => {}
+            Start::Spare => {
+                cmd.arg("--spare");
+            }
+            Start::Deferred => {
+                cmd.args(["--spare", "--defer-load"]);
+            }
         }
         let mut child = cmd
             .spawn()

@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod channel;
 pub mod logging;
+pub mod oom;
 pub mod rate;
 pub mod ring_arg;
 

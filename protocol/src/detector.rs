@@ -83,4 +83,7 @@ pub struct DetectorStatus {
     /// Worker deaths the spare took over.
     #[serde(default)]
     pub spare_takeovers: u64,
+    /// oriond shed the spare: the box is short of memory (`[memory]`).
+    #[serde(default)]
+    pub spare_shed: bool,
 }

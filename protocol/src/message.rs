@@ -66,6 +66,9 @@ pub enum Message {
     /// the ring's newest); a detector starts serving (paused until oriond re-applied the
     /// desired state).
     TakeOver,
+    /// oriond to the detector: whether the box can afford stand-ins now (its memory gate,
+    /// `[memory]`). While not, the detector keeps no spare worker.
+    StandIns { allowed: bool },
 }
 
 /// One frame from the socket, decoded.

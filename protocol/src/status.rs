@@ -197,6 +197,21 @@ pub struct StandbyStatus {
     pub last_dropped: Option<String>,
 }
 
+/// `stand_ins` in the status: whether the box affords the spare worker and the standby
+/// detector now (oriond's memory gate, `[memory]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StandInsStatus {
+    /// Why they are shed now (`memory`, `memory pressure`); None: they may run.
+    pub shed: Option<String>,
+    /// When the verdict last changed, RFC 3339.
+    pub since: Option<String>,
+    /// The last sample: MB this room could still take, and PSI `some avg10` (percent).
+    pub available_mb: Option<u64>,
+    pub pressure_pct: Option<f64>,
+    /// Times they were shed since oriond started.
+    pub sheds: u64,
+}
+
 /// `measured` in the status: what this box measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
@@ -315,6 +330,8 @@ pub struct Status {
     /// The detector's last report.
     pub detector: Option<DetectorStatus>,
     pub detector_standby: StandbyStatus,
+    #[serde(default)]
+    pub stand_ins: StandInsStatus,
     pub desired: Desired,
     pub measured: Measured,
     pub versions: Versions,
@@ -405,6 +422,8 @@ mod tests {
             "detector_standby": {"enabled": true, "current": {"pid": 12, "ready": false,
                                  "ready_after_ms": null, "age_s": 0.5},
                                  "takeovers": 0, "last_dropped": null},
+            "stand_ins": {"shed": "memory", "since": "2026-12-07T20:00:00.000Z",
+                          "available_mb": 310, "pressure_pct": 0.5, "sheds": 1},
             "desired": {"rate_hz": 5.0, "model_size": "n", "rois": null, "paused": false,
                         "auto_focus": false,
                         "auto_focus_params": crate::focus::Params::default(), "zones": []},

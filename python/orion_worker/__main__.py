@@ -41,7 +41,18 @@ def _spare_priority():
         os.setpriority(os.PRIO_PROCESS, 0, SPARE_NICE)
     except OSError:
         return None
+    _first_to_go()
     return base
+
+
+def _first_to_go():
+    """A spare is the first the kernel's OOM killer takes (the room must never be killed
+    for a stand-in); it takes its bridge's score again when it takes over."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
 
 
 def main():
@@ -61,7 +72,8 @@ def main():
     parser.add_argument("--confidence", type=float, default=0.25)
     parser.add_argument("--iou", type=float, default=0.45)
     parser.add_argument("--max-det", type=int, default=100)
-    parser.add_argument("--spare", action="store_true", help="wait at a low CPU priority until the first inference request")
+    parser.add_argument("--spare", action="store_true", help="wait at a low CPU priority until the first inference request; load lean")
+    parser.add_argument("--defer-load", action="store_true", help="load the model only when told to serve (a standby detector's worker)")
     args = parser.parse_args()
     args.spare_base = spare_base
     args.classes = [c for c in args.classes.split(",") if c]

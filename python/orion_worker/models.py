@@ -1,7 +1,13 @@
 """ONNX Runtime sessions for one model size: a 640-input session and an optional
-320-input one, validated and warmed up before they may serve a request."""
+320-input one, validated and warmed up before they may serve a request.
+
+A stand-in (a spare worker) loads lean: the 640 session only, and the memory its warm-up
+run took for activations given back to the system at once; the 320 session on first use. It waits, perhaps for hours, to
+take over a model the serving worker already loaded and ran; its memory is what the room
+pays for that wait (docs/adr/0009-lean-stand-ins.md)."""
 
 import ast
+import ctypes
 import os
 import time
 
@@ -16,7 +22,7 @@ class ModelError(Exception):
 class Session:
     """One validated session with a fixed square input."""
 
-    def __init__(self, path, imgsz, threads, person_names, before_build=None):
+    def __init__(self, path, imgsz, threads, person_names, before_build=None, keep_arena=True):
         if not os.path.isfile(path):
             raise ModelError(f"model file {path} does not exist")
         options = ort.SessionOptions()
@@ -44,14 +50,20 @@ class Session:
         if not self.class_ids:
             raise ModelError(f"{path}: none of the classes {sorted(person_names)} is in the model's names {self.names[:10]}")
         self.imgsz, self.path = imgsz, path
-        out = self.run(np.zeros((1, 3, imgsz, imgsz), dtype=np.float32))  # warm-up, and a shape check
+        # The warm-up run is also the output shape check. A stand-in gives the activations'
+        # memory back after it (it may wait for hours); its first real run takes it again.
+        out = self.run(np.zeros((1, 3, imgsz, imgsz), dtype=np.float32), shrink=not keep_arena)
         if out.ndim != 3 or out.shape[0] != 1 or out.shape[1] != 4 + len(self.names):
             raise ModelError(f"{path}: output shape {list(out.shape)} is not [1, {4 + len(self.names)}, N] (Ultralytics layout)")
 
-    def run(self, tensor):
+    def run(self, tensor, shrink=False):
         if tensor.dtype != self.input_type:
             tensor = tensor.astype(self.input_type)
-        return np.asarray(self.session.run(None, {self.input_name: tensor})[0], dtype=np.float32)
+        options = None
+        if shrink:
+            options = ort.RunOptions()
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return np.asarray(self.session.run(None, {self.input_name: tensor}, options)[0], dtype=np.float32)
 
 
 def parse_names(text, path):
@@ -71,23 +83,46 @@ def parse_names(text, path):
 
 
 class ModelSet:
-    """The sessions of one model size. Both inputs load (or fail) together."""
+    """The sessions of one model size. Both inputs load (or fail) together, unless
+    `later_320`: then the 320 session loads on its first request. A `stand_in` gives back
+    the memory of its warm-up's activations."""
 
-    def __init__(self, size, path_640, path_320, threads, person_names, before_build=None):
+    def __init__(self, size, path_640, path_320, threads, person_names, before_build=None, stand_in=False, later_320=False):
         started = time.monotonic()
         self.size = size
-        self.sessions = {640: Session(path_640, 640, threads, person_names, before_build)}
-        if path_320:
+        self.threads, self.person_names = threads, person_names
+        self.paths = {640: path_640, 320: path_320} if path_320 else {640: path_640}
+        self.sessions = {640: Session(path_640, 640, threads, person_names, before_build, keep_arena=not stand_in)}
+        if path_320 and not later_320:
             self.sessions[320] = Session(path_320, 320, threads, person_names, before_build)
         self.load_ms = (time.monotonic() - started) * 1000
+        give_back_freed_memory()
+
+    def session(self, imgsz):
+        """The session for `imgsz`, loading a lean set's 320 session on its first use
+        (None: this model has no such input)."""
+        if imgsz not in self.sessions and imgsz in self.paths:
+            self.sessions[imgsz] = Session(self.paths[imgsz], imgsz, self.threads, self.person_names)
+            give_back_freed_memory()
+        return self.sessions.get(imgsz)
 
     def describe(self):
         main = self.sessions[640]
         return {
             "size": self.size,
-            "sizes": sorted(self.sessions),
+            "sizes": sorted(self.paths),
+            "loaded": sorted(self.sessions),
             "names": main.names,
             "person_class_ids": main.class_ids,
-            "paths": {str(k): s.path for k, s in self.sessions.items()},
+            "paths": {str(k): p for k, p in self.paths.items()},
             "load_ms": round(self.load_ms, 1),
         }
+
+
+def give_back_freed_memory():
+    """Loading parses the whole model file into memory the runtime frees once the session
+    is built; glibc keeps such freed pages unless asked (~30 MB for a 35 MB model)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to ask

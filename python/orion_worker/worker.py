@@ -36,6 +36,9 @@ class Worker:
         self.replied = threading.Condition()
         # A spare's priority to restore on its first inference request (None: not lowered).
         self.spare_base = None
+        # A standby detector's worker loads nothing until it is told to serve: (size, 640
+        # path, 320 path) until then.
+        self.deferred = None
 
     def send(self, message):
         frame = protocol.encode_message(message)
@@ -51,10 +54,13 @@ class Worker:
     def handle(self, message):
         kind = message["type"]
         request_id = message.get("id")
-        if kind == "infer":
-            if self.spare_base is not None:
-                _restore_all_threads(self.spare_base)
-                self.spare_base = None
+        if self.deferred is not None and kind in ("infer", "serve"):
+            self.load_deferred()
+        if kind == "serve":
+            # Told at a take-over, before the first frame: the load above is done.
+            self.send({"type": "pong", "id": request_id})
+        elif kind == "infer":
+            self.take_over()
             self.infer(request_id, message)
             with self.replied:
                 self.replies += 1
@@ -73,9 +79,12 @@ class Worker:
         with self.lock:
             if self.models is None:
                 return self.error(request_id, "model", "no model loaded")
-            session = self.models.sessions.get(imgsz)
+            try:
+                session = self.models.session(imgsz)
+            except ModelError as exc:
+                return self.error(request_id, "model", str(exc))
             if session is None:
-                return self.error(request_id, "bad_request", f"no {imgsz} model loaded (sizes {sorted(self.models.sessions)})")
+                return self.error(request_id, "bad_request", f"no {imgsz} model loaded (sizes {sorted(self.models.paths)})")
             t0 = time.perf_counter()
             try:
                 tensor = self.tensors.view(slot, imgsz)
@@ -111,8 +120,33 @@ class Worker:
         self.loading = True
         threading.Thread(target=self._load, args=(request_id, size, p640, p320), daemon=True).start()
 
-    def load_initial(self, size, p640, p320):
-        self.models = ModelSet(size, p640, p320, self.threads, self.person_names)
+    def load_initial(self, size, p640, p320, stand_in=False, later_320=False):
+        self.models = ModelSet(size, p640, p320, self.threads, self.person_names, stand_in=stand_in, later_320=later_320)
+
+    def take_over(self):
+        """A stand-in's first request: it serves now. Back to the priority it started with,
+        and no longer first for the OOM killer (the bridge's own score)."""
+        if self.spare_base is None:
+            return
+        _restore_all_threads(self.spare_base)
+        self.spare_base = None
+        _oom_score_as_parent()
+
+    def load_deferred(self):
+        """The standby's worker takes over: full priority, then the model. One that does not
+        load ends the process, so the bridge starts a worker that reports why."""
+        size, p640, p320 = self.deferred
+        self.deferred = None
+        self.take_over()
+        try:
+            with self.lock:
+                # The 320 session on first use: the first frame waits for the 640 alone.
+                self.load_initial(size, p640, p320, later_320=True)
+        except ModelError as exc:
+            self.error(None, "model", str(exc))
+            log(str(exc))
+            os._exit(3)
+        log(f"loaded model {size} on taking over ({self.models.load_ms:.0f} ms)")
 
     def _load(self, request_id, size, p640, p320):
         before = set(os.listdir("/proc/self/task"))
@@ -142,6 +176,18 @@ class Worker:
         with self.replied:
             seen = self.replies
             self.replied.wait_for(lambda: self.replies != seen, timeout=GAP_WAIT_S)
+
+
+def _oom_score_as_parent():
+    """Takes the bridge's OOM score again (a spare started at 1000: first to go). Lowering
+    it back to where it was needs no privilege."""
+    try:
+        with open(f"/proc/{os.getppid()}/oom_score_adj") as f:
+            score = f.read().strip()
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(score)
+    except OSError as exc:
+        log(f"cannot give back the OOM score on taking over: {exc}")
 
 
 def _renice_self(nice):
@@ -191,14 +237,21 @@ def serve(args):
     sys.stdout = sys.stderr  # nothing else may write to the protocol stream
     worker = Worker(tensors, out, args.threads, args.classes, args.confidence, args.iou, args.max_det)
     worker.spare_base = getattr(args, "spare_base", None)
-    try:
-        worker.load_initial(args.size, args.model_640, args.model_320)
-    except ModelError as exc:
-        worker.error(None, "model", str(exc))
-        log(str(exc))
-        return 3
     import onnxruntime
-    worker.send({"type": "ready", "pid": os.getpid(), "providers": onnxruntime.get_available_providers(), **worker.models.describe()})
+    ready = {"type": "ready", "pid": os.getpid(), "providers": onnxruntime.get_available_providers()}
+    if args.defer_load:
+        worker.deferred = (args.size, args.model_640, args.model_320)
+        sizes = [640, 320] if args.model_320 else [640]
+        worker.send({**ready, "size": args.size, "sizes": sorted(sizes), "loaded": [], "names": [], "deferred": True})
+    else:
+        try:
+            # A spare loads lean (see models.py): it may wait for hours.
+            worker.load_initial(args.size, args.model_640, args.model_320, stand_in=args.spare, later_320=args.spare)
+        except ModelError as exc:
+            worker.error(None, "model", str(exc))
+            log(str(exc))
+            return 3
+        worker.send({**ready, **worker.models.describe()})
     stdin = sys.stdin.buffer
     while True:
         try:

@@ -188,3 +188,37 @@ def test_a_spare_waits_at_low_priority_and_takes_over_at_full(tensors):
     # CAP_SYS_NICE or RLIMIT_NICE (root here; LimitNICE=+0 in the unit).
     assert nice_of_threads(w.proc.pid) == ({base} if may_go_back else {19})
     w.close()
+
+
+def oom_score(pid):
+    with open(f"/proc/{pid}/oom_score_adj") as f:
+        return int(f.read())
+
+
+def test_a_spare_loads_lean_and_is_first_for_the_oom_killer_until_it_takes_over(tensors):
+    name, _, _ = tensors
+    w = Worker(name, "--spare")
+    ready = w.recv()
+    # Both inputs offered, only the 640 session built; the 320 comes on first use.
+    assert ready["sizes"] == [320, 640] and ready["loaded"] == [640]
+    assert oom_score(w.proc.pid) == 1000
+    w.send({"type": "infer", "id": 1, "slot": 0, "imgsz": 320, "frame_seq": 1})
+    assert w.recv()["type"] == "result"
+    # Serving now: the score of its parent (this test) again.
+    assert oom_score(w.proc.pid) == oom_score(os.getpid())
+    w.close()
+
+
+def test_a_deferred_worker_loads_only_when_told_to_serve(tensors):
+    name, _, _ = tensors
+    w = Worker(name, "--spare", "--defer-load")
+    ready = w.recv()
+    assert ready["deferred"] is True and ready["loaded"] == [] and ready["sizes"] == [320, 640]
+    assert oom_score(w.proc.pid) == 1000
+    w.send({"type": "serve", "id": 5})
+    assert w.recv() == {"type": "pong", "id": 5}
+    assert oom_score(w.proc.pid) == oom_score(os.getpid())
+    w.send({"type": "infer", "id": 6, "slot": 0, "imgsz": 640, "frame_seq": 1})
+    result = w.recv()
+    assert result["type"] == "result" and result["model_size"] == "n"
+    w.close()

@@ -77,7 +77,8 @@ pub fn may_send(role: Role, message: &Message) -> Result<(), String> {
         | Message::ZoneOccupancy { .. }
         | Message::Event { .. }
         | Message::Snapshot { .. }
-        | Message::TakeOver => false,
+        | Message::TakeOver
+        | Message::StandIns { .. } => false,
     };
     if allowed {
         Ok(())
@@ -112,6 +113,7 @@ fn message_kind(message: &Message) -> &'static str {
         Message::Event { .. } => "events",
         Message::Snapshot { .. } => "snapshots",
         Message::TakeOver => "take_over",
+        Message::StandIns { .. } => "stand_ins",
     }
 }
 

@@ -26,6 +26,7 @@ mod lifecycle;
 mod lineage;
 mod logbuf;
 mod measured;
+pub mod memory;
 pub mod metrics;
 mod open_events;
 mod orphans;

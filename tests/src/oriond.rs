@@ -90,6 +90,16 @@ intra_op_threads = 1
 
     /// Starts oriond on a config text without waiting for its children.
     pub fn start_with(instance: String, dir: PathBuf, text: &str) -> Result<Self> {
+        Self::start_with_env(instance, dir, text, Vec::new())
+    }
+
+    /// ...with these variables in its environment.
+    pub fn start_with_env(
+        instance: String,
+        dir: PathBuf,
+        text: &str,
+        env: Vec<(String, String)>,
+    ) -> Result<Self> {
         let config = dir.join("orion.toml");
         std::fs::write(&config, text)?;
         let socket = dir.join("run").join(format!("oriond-{instance}.sock"));
@@ -98,7 +108,7 @@ intra_op_threads = 1
             config,
             socket,
             instance,
-            env: Vec::new(),
+            env,
             guard: None,
         };
         o.spawn()?;

@@ -38,6 +38,10 @@ pub struct Args {
     height: i32,
     #[arg(long, default_value_t = 30)]
     fps: i32,
+    /// One media for every client (one encoder), as a camera serves several viewers;
+    /// without it each client gets its own.
+    #[arg(long)]
+    shared: bool,
     /// Video codec sent to clients
     #[arg(long, value_enum, default_value_t = Codec::H264)]
     codec: Codec,
@@ -100,7 +104,7 @@ pub fn serve(args: &Args) -> Result<()> {
         Codec::H264 => MEDIA_H264,
         Codec::H265 => MEDIA_H265,
     });
-    factory.set_shared(false);
+    factory.set_shared(args.shared);
     let scheme = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             serve_tls(&server, &factory, cert, key)?;

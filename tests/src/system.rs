@@ -36,6 +36,8 @@ pub struct Spec {
     pub size: char,
     /// Extra config lines, appended (keys of a table present go in with their table).
     pub extra: String,
+    /// Extra lines in the `[detector]` table.
+    pub detector: String,
     /// Model directory (default: fixtures/models/real).
     pub models: Option<PathBuf>,
     /// Instance id (default: a unique one per system).
@@ -49,6 +51,7 @@ impl Default for Spec {
             rate_hz: 5.0,
             size: 'n',
             extra: String::new(),
+            detector: String::new(),
             models: None,
             instance: None,
         }
@@ -60,14 +63,27 @@ pub struct Camera {
     pub port: u16,
     pub url: String,
     guard: Option<ChildGuard>,
+    /// One encoder for every client (`--shared`).
+    shared: bool,
 }
 
 impl Camera {
     pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// One stream encoded once for every client: many rooms on one box measure the
+    /// rooms, not N encoders (a real camera encodes on its own hardware).
+    pub fn start_shared() -> Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(shared: bool) -> Result<Self> {
         let mut c = Self {
             port: free_port()?,
             url: String::new(),
             guard: None,
+            shared,
         };
         c.url = format!("rtsp://127.0.0.1:{}/cam", c.port);
         c.resume()?;
@@ -88,6 +104,9 @@ impl Camera {
     fn serve(&mut self, file: Option<PathBuf>) -> Result<()> {
         let mut cmd = Command::new(bins::locate("rtsp-test-server")?);
         cmd.args(["--port", &self.port.to_string(), "--mount", "/cam"]);
+        if self.shared {
+            cmd.arg("--shared");
+        }
         match file {
             Some(file) => cmd.arg("--file").arg(file),
             None => cmd.args(["--width", "640", "--height", "360", "--fps", "10"]),
@@ -156,7 +175,8 @@ impl System {
     }
 }
 
-fn config(
+/// The config of a room of `spec` on `camera` and the broker at `port`.
+pub fn config(
     spec: &Spec,
     instance: &str,
     dir: &std::path::Path,
@@ -179,6 +199,7 @@ size = "{size}"
 # YOLOv3-tiny says "person"; the fall model's two classes are both people.
 classes = ["person", "Normal", "Fall"]
 intra_op_threads = 2
+{detector}
 {runtime}
 [mqtt]
 embedded = {embedded}
@@ -196,5 +217,6 @@ status_interval_s = 5
         .display(),
         runtime = crate::oriond::runtime_sections(dir)?,
         extra = spec.extra,
+        detector = spec.detector,
     ))
 }

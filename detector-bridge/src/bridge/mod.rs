@@ -30,7 +30,7 @@ use self::results::{Inference, Origin};
 use self::worker_link::{Loader, SwapOutcome, WorkerLink};
 use crate::io;
 use crate::tensors::TensorBuffer;
-use crate::worker::{Reply, Worker, WorkerConfig, WorkerEvent};
+use crate::worker::{Reply, Request, Start, Worker, WorkerConfig, WorkerEvent};
 
 /// Everything fixed for the life of the process.
 pub struct Settings {
@@ -68,6 +68,8 @@ enum Event {
     Command(Command),
     /// oriond: the detector this one stands by for died; serve in its place.
     TakeOver,
+    /// oriond's memory gate: a spare worker may run (or not).
+    StandIns(bool),
 }
 
 #[derive(Default)]
@@ -84,6 +86,9 @@ struct Counters {
 /// Longest a model load may take before it is given up (oriond's own limit for the
 /// command is longer, so the answer comes from here: `orion_protocol::timeouts`).
 const SWAP_TIMEOUT: Duration = orion_protocol::timeouts::MODEL_SWAP;
+/// The request id of the `serve` told at a take-over (inference ids count up from 1, model
+/// loads from 2^62).
+const SERVE_ID: u64 = 1 << 61;
 /// A spare still starting or loading a new model at niceness 19 after this long is raised
 /// to 10 (either takes one to two seconds where the worker leaves a core idle part of the
 /// time).
@@ -103,6 +108,9 @@ pub struct Bridge {
     last_status: Instant,
     /// It told oriond it is ready (once per process; see `report_status`).
     said_ready: bool,
+    /// A standby's OOM score before it marked itself first to go (given back on taking
+    /// over; `orion_process::oom`).
+    oom_before: Option<i32>,
 }
 
 impl Bridge {
@@ -113,6 +121,7 @@ impl Bridge {
         tensors: TensorBuffer,
     ) -> Result<Self> {
         let model = discover(&s.model_dir, s.size)?;
+        let s_standby = s.standby;
         let (events_tx, events) = channel();
         let frames = events_tx.clone();
         let pipeline = Pipeline::new(ring, reader, tensors, move |_| {
@@ -136,6 +145,7 @@ impl Bridge {
             fps: RateWindow::new(Duration::from_secs(5)),
             said_ready: false,
             last_status: Instant::now(),
+            oom_before: s_standby.then(orion_process::oom::first_to_go).flatten(),
         })
     }
 
@@ -146,6 +156,7 @@ impl Bridge {
             let _ = commands.send(match m {
                 io::FromOriond::Command(cmd) => Event::Command(cmd),
                 io::FromOriond::TakeOver => Event::TakeOver,
+                io::FromOriond::StandIns { allowed } => Event::StandIns(allowed),
             });
         })?;
         while !shutdown.load(Ordering::Relaxed) {
@@ -166,6 +177,16 @@ impl Bridge {
             Event::Frame => self.pipeline.woken(),
             Event::Command(cmd) => self.command(cmd),
             Event::TakeOver => self.take_over(),
+            Event::StandIns(allowed) => {
+                if self.link.spare_shed() == allowed {
+                    match allowed {
+                        true => tracing::info!("memory allows a spare worker again"),
+                        false => tracing::warn!("spare worker shed: the box is short of memory"),
+                    }
+                    self.link.shed_spare(!allowed);
+                    self.report_status(true);
+                }
+            }
             Event::Worker(generation, e) if generation != self.link.generation() => {
                 // The spare's, or a replaced worker's (ignored).
                 if let Some(outcome) = self.link.spare_event(generation, &e, Instant::now()) {
@@ -321,15 +342,23 @@ impl Bridge {
         let tensors = self.pipeline.tensors();
         let config = &self.s.worker;
         let events = &self.events_tx;
+        let standby = self.standby;
         let started = self
             .link
-            .start_if_due(Instant::now(), |model, spare, generation| {
+            .start_if_due(Instant::now(), |model, stand_in, generation| {
                 let tx = events.clone();
+                // While standing by, the link keeps no spare: a stand-in is the standby's
+                // own worker, which loads its model only on taking over.
+                let start = match (stand_in, standby) {
+                    (false, _) => Start::Serving,
+                    (true, false) => Start::Spare,
+                    (true, true) => Start::Deferred,
+                };
                 tensors
                     .share_read_only()
                     .map_err(anyhow::Error::from)
                     .and_then(|fd| {
-                        Worker::spawn(config, model, fd, spare, move |e| {
+                        Worker::spawn(config, model, fd, start, move |e| {
                             tx.send(Event::Worker(generation, e)).is_ok()
                         })
                     })
@@ -369,7 +398,18 @@ impl Bridge {
             return;
         }
         self.standby = false;
+        if let Some(before) = self.oom_before.take()
+            && let Err(err) = orion_process::oom::restore(before)
+        {
+            tracing::warn!("cannot give back the OOM score on taking over: {err}");
+        }
         self.link.serve(self.s.spare_worker);
+        // Its worker loads the model now, while the first frame is on its way.
+        if let Some(worker) = self.link.worker_mut()
+            && let Err(err) = worker.send(&Request::Serve { id: SERVE_ID })
+        {
+            tracing::warn!("cannot tell the worker to serve: {err:#}");
+        }
         tracing::info!(
             worker_pid = self.link.pid(),
             ready = self.link.is_ready(),
@@ -468,6 +508,7 @@ impl Bridge {
             spare_worker_pid: self.link.spare_pid(),
             spare_worker_ready: self.link.spare_ready(),
             spare_takeovers: self.link.spare_takeovers,
+            spare_shed: self.link.spare_shed(),
         }
     }
 

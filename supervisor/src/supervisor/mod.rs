@@ -24,6 +24,7 @@ mod reload;
 mod room;
 mod routing;
 mod snapshots;
+mod stand_ins;
 mod standby;
 mod status;
 mod telemetry;
@@ -91,6 +92,8 @@ pub struct Supervisor {
     /// What connections sent beyond their role (`crate::authority`).
     refusals: Refusals,
     telemetry: telemetry::Telemetry,
+    /// Whether the box can afford the stand-ins now (`crate::memory`).
+    stand_ins: stand_ins::StandIns,
 }
 
 impl Supervisor {
@@ -148,6 +151,7 @@ impl Supervisor {
             snapshots: Default::default(),
             refusals: Refusals::default(),
             telemetry: Default::default(),
+            stand_ins: Default::default(),
         }
     }
 

@@ -284,6 +284,9 @@ impl Supervisor {
         }
         child.ready = true;
         if name == ProcessName::Detector {
+            if self.stand_ins.shed_note().is_some() {
+                self.tell_detector_stand_ins();
+            }
             for action in self.desired.detector_commands() {
                 if self.forward(name, action, None, true).is_ok()
                     && let Some(c) = self.children.get_mut(&name)

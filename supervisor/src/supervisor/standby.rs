@@ -81,6 +81,8 @@ pub(super) struct Situation<'a> {
     pub launch_now: Option<&'a [String]>,
     /// What the standby running now was started with, if one runs.
     pub standby: Option<&'a [String]>,
+    /// The memory gate shed the stand-ins: why (`crate::memory`).
+    pub shed: Option<&'static str>,
 }
 
 /// Every [`STANDBY_CHECK`]: a standby is started once the detector has settled, dropped
@@ -91,6 +93,12 @@ pub(super) fn check(s: &Situation, record: &mut StandbyRecord, now: Instant) -> 
     if !s.wanted || detector_down {
         return match s.standby {
             Some(_) => vec![Act::DropStandby("no detector runs, or the standby is off")],
+            None => vec![],
+        };
+    }
+    if let Some(why) = s.shed {
+        return match s.standby {
+            Some(_) => vec![Act::DropStandby(why)],
             None => vec![],
         };
     }
@@ -145,6 +153,7 @@ impl Supervisor {
                 .is_some_and(|c| c.last_status.as_ref().is_some_and(loads_nothing)),
             launch_now: launch_now.as_deref(),
             standby: self.standby.as_ref().map(|s| s.launch.as_slice()),
+            shed: self.stand_ins.shed_note(),
         };
         let effects = check(&situation, &mut self.standby_record, Instant::now());
         self.carry_out(effects);
@@ -297,6 +306,7 @@ mod tests {
             detector_idle: true,
             launch_now: Some(now),
             standby: None,
+            shed: None,
         }
     }
 
@@ -379,6 +389,29 @@ mod tests {
             Some(t0 + STANDBY_DELAY),
             "the next waits"
         );
+    }
+
+    #[test]
+    fn short_of_memory_a_standby_is_dropped_and_none_starts() {
+        let t0 = Instant::now();
+        let small = launch("s");
+        let mut record = StandbyRecord::default();
+        let shed = Situation {
+            standby: Some(&small),
+            shed: Some("shed: memory"),
+            ..settled(Duration::from_secs(60), &small)
+        };
+        assert_eq!(
+            check(&shed, &mut record, t0),
+            vec![Act::DropStandby("shed: memory")]
+        );
+        let gone = Situation {
+            standby: None,
+            ..shed
+        };
+        assert_eq!(check(&gone, &mut record, t0), vec![], "none starts");
+        let back = Situation { shed: None, ..gone };
+        assert_eq!(check(&back, &mut record, t0), vec![Act::StartStandby]);
     }
 
     #[test]

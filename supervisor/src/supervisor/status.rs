@@ -58,6 +58,7 @@ impl Supervisor {
                 .and_then(Report::detector)
                 .cloned(),
             detector_standby: self.standby_status(),
+            stand_ins: self.stand_ins.status(),
             desired: self.desired.clone(),
             measured: self.measured.report(),
             versions: Versions {

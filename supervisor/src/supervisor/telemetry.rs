@@ -23,6 +23,7 @@ pub(super) struct Telemetry {
 impl Supervisor {
     /// Every [`TICK`]: the status line if it changed, the textfile when due.
     pub(super) fn telemetry_tick(&mut self) {
+        self.check_memory();
         let status = self.status();
         let line = summary(&status);
         if line != self.telemetry.systemd_status {

@@ -57,6 +57,8 @@ enum Serving<W> {
 pub struct WorkerLink<W: Handle = Worker> {
     /// Keep a spare at all.
     keep_spare: bool,
+    /// oriond said the box cannot afford stand-ins now: no spare runs (`shed_spare`).
+    spare_shed: bool,
     /// Start the next worker at a spare's low priority (a standby detector's: it restores
     /// its niceness on its first inference request, after the take-over).
     low_priority_start: bool,
@@ -89,6 +91,7 @@ impl<W: Handle> WorkerLink<W> {
     ) -> Self {
         Self {
             keep_spare,
+            spare_shed: false,
             low_priority_start,
             serving: Serving::Down {
                 restart_at: Some(now),
@@ -161,6 +164,20 @@ impl<W: Handle> WorkerLink<W> {
         self.low_priority_start = false;
     }
 
+    /// oriond's memory gate (`supervisor/src/memory.rs`): while `shed`, no spare runs — one
+    /// standing by is dropped now (its memory back to the box), none starts. A spare
+    /// loading a model change finishes it: the change is the operator's.
+    pub fn shed_spare(&mut self, shed: bool) {
+        self.spare_shed = shed;
+        if shed && self.swap.is_none() {
+            self.drop_spare();
+        }
+    }
+
+    pub fn spare_shed(&self) -> bool {
+        self.spare_shed
+    }
+
     /// The spare's pid, if one runs.
     pub fn spare_pid(&self) -> Option<u32> {
         self.spare.spare().map(|s| s.worker.pid())
@@ -202,7 +219,7 @@ impl<W: Handle> WorkerLink<W> {
         let SpareState::None { due } = &mut self.spare else {
             return Ok(());
         };
-        if !(self.keep_spare && self.swap.is_none() && healthy) {
+        if !(self.keep_spare && !self.spare_shed && self.swap.is_none() && healthy) {
             return Ok(());
         }
         if now < *due.get_or_insert(now + SPARE_DELAY) {

@@ -386,3 +386,20 @@ fn a_starved_spare_is_raised_once() {
     assert_eq!(r.seen(2).borrow().niceness, Some(SPARE_RAISED_NICE));
     assert_eq!(r.link.raise_starved_spare(after, later), None);
 }
+
+#[test]
+fn a_shed_spare_is_dropped_and_none_starts_until_memory_allows() {
+    let mut r = Rig::with_ready_spare();
+    r.link.shed_spare(true);
+    assert_eq!(r.link.spare_pid(), None, "dropped at once");
+    assert!(r.link.spare_shed());
+    r.tick(SPARE_DELAY * 10).unwrap();
+    assert_eq!(r.link.spare_pid(), None, "none starts while shed");
+    r.link.shed_spare(false);
+    r.tick(Duration::ZERO).unwrap();
+    assert_eq!(r.link.spare_pid(), None, "not in the same moment");
+    r.tick(SPARE_DELAY).unwrap();
+    assert_eq!(r.link.spare_pid(), Some(103), "back after the usual delay");
+    // The worker still serves throughout.
+    assert_eq!(r.link.pid(), Some(101));
+}

@@ -3,7 +3,7 @@
 //! then) and what stands by to replace it.
 
 use anyhow::Result;
-use orion_protocol::status::{ProcessStatus, StandbyStatus};
+use orion_protocol::status::{ProcessStatus, StandInsStatus, StandbyStatus};
 use orion_protocol::{Action, CaptureStatus, DetectorState, ProcessState, Status, StreamState};
 use serde_json::json;
 
@@ -33,7 +33,7 @@ impl Client {
                     shown.push(p.clone());
                     if !self.json {
                         let stand_in = (name == "detector")
-                            .then(|| stand_in(&status.detector_standby))
+                            .then(|| stand_in(&status.detector_standby, &status.stand_ins))
                             .flatten();
                         let description = [note, stand_in]
                             .into_iter()
@@ -105,8 +105,14 @@ fn detector_trouble(state: DetectorState) -> Option<String> {
 }
 
 /// What stands by to replace the detector when it dies, for the description column; not
-/// a trouble.
-pub fn stand_in(standby: &StandbyStatus) -> Option<String> {
+/// a trouble. Shed for memory: `spare: shed, memory; standby: shed, memory`.
+pub fn stand_in(standby: &StandbyStatus, stand_ins: &StandInsStatus) -> Option<String> {
+    if let Some(why) = &stand_ins.shed {
+        return Some(match standby.enabled {
+            true => format!("spare: shed, {why}; standby: shed, {why}"),
+            false => format!("spare: shed, {why}"),
+        });
+    }
     let current = standby.current.as_ref()?;
     let pid = current.pid;
     Some(match current.ready {
@@ -154,14 +160,31 @@ mod tests {
     #[test]
     fn the_detector_line_names_its_standby() {
         assert_eq!(
-            stand_in(&standby(42, true)).as_deref(),
+            stand_in(&standby(42, true), &StandInsStatus::default()).as_deref(),
             Some("standby pid 42 loaded")
         );
         assert_eq!(
-            stand_in(&standby(7, false)).as_deref(),
+            stand_in(&standby(7, false), &StandInsStatus::default()).as_deref(),
             Some("standby pid 7 loading")
         );
-        assert_eq!(stand_in(&StandbyStatus::default()), None);
+        let none = StandInsStatus::default();
+        assert_eq!(stand_in(&StandbyStatus::default(), &none), None);
+        let shed = StandInsStatus {
+            shed: Some("memory".into()),
+            ..none
+        };
+        let on = StandbyStatus {
+            enabled: true,
+            ..StandbyStatus::default()
+        };
+        assert_eq!(
+            stand_in(&on, &shed).as_deref(),
+            Some("spare: shed, memory; standby: shed, memory")
+        );
+        assert_eq!(
+            stand_in(&StandbyStatus::default(), &shed).as_deref(),
+            Some("spare: shed, memory")
+        );
     }
 
     #[test]
