@@ -2,10 +2,11 @@
 //! detector): they buy a fast recovery with memory, and a room must never run short for
 //! them. oriond samples memory every second ([`Sample::read`]): what is available (the
 //! kernel's MemAvailable, or what this room's cgroup may still take under its MemoryHigh /
-//! MemoryMax if that is less) and how much tasks stall waiting for memory (PSI `some
-//! avg10`, the cgroup's or the box's). The [`Gate`] sheds the stand-ins at once when either
-//! crosses `[memory]`'s limits and lets them back only after memory has been plentiful for
-//! a while, so a box near the edge does not start and drop them in turn.
+//! MemoryMax if that is less, its page cache not counted) and how much tasks stall waiting
+//! for memory (PSI `some avg10`, the cgroup's or the box's). The [`Gate`] sheds the
+//! stand-ins at once when either crosses `[memory]`'s limits and lets them back only after
+//! memory has been plentiful for a while, so a box near the edge does not start and drop
+//! them in turn.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,10 +35,16 @@ impl Sample {
         let mut available_mb = mem_available_mb(&std::fs::read_to_string(meminfo).ok()?)?;
         let cgroup = own_cgroup();
         if let Some(dir) = &cgroup {
-            let current = read_u64(&dir.join("memory.current"));
+            // The page cache counts in memory.current but is given back under pressure
+            // (as MemAvailable counts it): what the room holds is the rest.
+            let cache = std::fs::read_to_string(dir.join("memory.stat"))
+                .ok()
+                .and_then(|t| stat_field(&t, "file"))
+                .unwrap_or(0);
+            let held = read_u64(&dir.join("memory.current")).map(|c| c.saturating_sub(cache));
             for limit in ["memory.high", "memory.max"] {
-                if let (Some(limit), Some(current)) = (read_u64(&dir.join(limit)), current) {
-                    available_mb = available_mb.min(limit.saturating_sub(current) >> 20);
+                if let (Some(limit), Some(held)) = (read_u64(&dir.join(limit)), held) {
+                    available_mb = available_mb.min(limit.saturating_sub(held) >> 20);
                 }
             }
         }
@@ -60,6 +67,14 @@ fn mem_available_mb(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
+}
+
+/// A field of a cgroup's `memory.stat` (`file 123456`), bytes.
+fn stat_field(stat: &str, key: &str) -> Option<u64> {
+    stat.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// `some avg10=1.23 avg60=... total=...` → 1.23.
@@ -217,6 +232,9 @@ mod tests {
         let psi = "some avg10=3.25 avg60=1.00 avg300=0.10 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
         assert_eq!(some_avg10(psi), Some(3.25));
         assert_eq!(some_avg10("garbage"), None);
+        let stat = "anon 1000\nfile 52428800\nfile_mapped 10\n";
+        assert_eq!(stat_field(stat, "file"), Some(52_428_800));
+        assert_eq!(stat_field(stat, "shmem"), None);
         // This machine's own files parse.
         assert!(Sample::read().is_some());
     }
