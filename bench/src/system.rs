@@ -87,7 +87,7 @@ pub fn run(opts: &Options) -> Result<()> {
         }
     }
     if opts.wants("memory") {
-        room_memory()?;
+        crate::memory::room_memory()?;
     }
     if opts.wants("rooms") {
         crate::rooms::run(opts.max_rooms, opts.rooms_size)?;
@@ -606,60 +606,4 @@ fn standby_memory(sys: &System) -> Result<()> {
         }),
     );
     Ok(())
-}
-
-/// A room's PSS (oriond and every descendant) with its stand-ins (the defaults) and
-/// without them, each alone on the box, the real model at 2 Hz on the footage: sampled
-/// once the stand-ins hold the model, the median of the samples.
-fn room_memory() -> Result<()> {
-    let (full, full_shares) = room_pss("")?;
-    let (lean, lean_shares) = room_pss("spare_worker = false\nstandby = false\n")?;
-    let ratio = full / lean;
-    report::line(
-        "system.room_pss_mb",
-        full,
-        "MB",
-        json!({
-            "per_process": full_shares,
-            "lean_mb": report::round(lean),
-            "ratio_to_lean": report::round(ratio),
-            "measured": "PSS (smaps_rollup) of oriond and every descendant, median of 10 samples 1 s apart, stand-ins loaded, model n at 2 Hz",
-            "target": "<= 1.4 x system.room_pss_mb.lean",
-            "target_met": ratio <= 1.4,
-        }),
-    );
-    report::line(
-        "system.room_pss_mb.lean",
-        lean,
-        "MB",
-        json!({
-            "per_process": lean_shares,
-            "config": "[detector] spare_worker = false, standby = false",
-        }),
-    );
-    Ok(())
-}
-
-fn room_pss(detector: &str) -> Result<(f64, Value)> {
-    let sys = System::start(Spec {
-        rate_hz: 2.0,
-        detector: detector.to_string(),
-        ..Spec::default()
-    })?;
-    let mut op = sys.operator()?;
-    op.wait_detections(0, 5, Duration::from_secs(60))?;
-    if detector.is_empty() {
-        sys.o.wait_standby_ready(Duration::from_secs(90))?;
-        sys.o.wait_spare_ready(Duration::from_secs(60))?;
-    }
-    let mut samples = Vec::new();
-    let mut shares = Value::Null;
-    for _ in 0..10 {
-        op.pull(Duration::from_secs(1));
-        let status = sys.o.status()?;
-        let (total, per) = crate::memory::room(sys.o.pid(), &status)?;
-        samples.push(total.pss as f64 / 1024.0);
-        shares = per;
-    }
-    Ok((median(&samples).context("no samples")?, shares))
 }

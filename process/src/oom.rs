@@ -25,23 +25,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn score() -> i32 {
+        std::fs::read_to_string(PATH)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     #[test]
     fn raised_and_given_back() {
-        // In a thread's own process? No: the score is per process; this test only reads
-        // and restores it, leaving the test runner as it was.
+        // The score is the test process's: raised, then restored as it was.
         let before = first_to_go().unwrap();
-        let now: i32 = std::fs::read_to_string(PATH)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(now, FIRST_TO_GO);
+        assert_eq!(score(), FIRST_TO_GO);
         restore(before).unwrap();
-        let after: i32 = std::fs::read_to_string(PATH)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(after, before);
+        assert_eq!(score(), before);
     }
 }

@@ -11,14 +11,7 @@ use serde_json::Value;
 #[test]
 fn orionctl_says_when_everything_runs_but_nothing_is_detected() {
     // A camera nobody answers: capture runs (RUNNING), its stream does not.
-    let (instance, dir) = Oriond::scratch().unwrap();
-    let text = Oriond::config_text(&instance, &dir, None, "")
-        .unwrap()
-        .replace(
-            "source = \"test://ball\"",
-            "source = \"rtsp://127.0.0.1:9/nothing\"",
-        );
-    let o = Oriond::start_with(instance, dir, &text).unwrap();
+    let o = Oriond::start_without_camera().unwrap();
     o.wait_all_running(START_TIMEOUT).unwrap();
     o.wait_for("the stream down", Duration::from_secs(20), |s| {
         s["stream"]["state"] == "reconnecting"

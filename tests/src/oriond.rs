@@ -65,6 +65,17 @@ intra_op_threads = 1
         ))
     }
 
+    /// Starts oriond on the test config with a camera nobody answers (the capture runs, its
+    /// stream does not), without waiting for its children.
+    pub fn start_without_camera() -> Result<Self> {
+        let (instance, dir) = Self::scratch()?;
+        let text = Self::config_text(&instance, &dir, None, "")?.replace(
+            "source = \"test://ball\"",
+            "source = \"rtsp://127.0.0.1:9/nothing\"",
+        );
+        Self::start_with(instance, dir, &text)
+    }
+
     /// A fresh directory and instance id.
     pub fn scratch() -> Result<(String, PathBuf)> {
         static N: AtomicU32 = AtomicU32::new(0);
